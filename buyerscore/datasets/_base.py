@@ -1,0 +1,82 @@
+"""Common pieces of the dataset adapters."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from buyerscore.exceptions import DatasetNotFoundError
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A public dataset buyerscore can read from its original file format.
+
+    Attributes
+    ----------
+    name : str
+        Name used on the command line (``buyerscore datasets load NAME``).
+    kind : {"events", "applicants"}
+        Behaviour log (canonical events, maybe user attributes) or credit applicant table.
+    files : tuple of str
+        Paths relative to the data directory, as downloaded (gzip allowed).
+    rows : int
+        Data rows of the main file (first of ``files``), as in MANIFEST.md.
+    description : str
+        One line on what it is and how it maps to the canonical tables.
+    sensitive : tuple of str
+        Columns holding protected attributes: used for fairness audits, never as model inputs
+        unless the user opts in.
+    """
+
+    name: str
+    kind: Literal["events", "applicants"]
+    files: tuple[str, ...]
+    rows: int
+    description: str
+    reader: Callable[[Path], DatasetFrames] = field(repr=False, compare=False)
+    sensitive: tuple[str, ...] = ()
+    platform: str = ""
+
+
+@dataclass
+class DatasetFrames:
+    """What an adapter produces: canonical raw events and/or applicants, users, side tables."""
+
+    events: pd.DataFrame | None = None
+    applicants: pd.DataFrame | None = None
+    users: pd.DataFrame | None = None
+    side_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def default_data_dir() -> Path:
+    """``$BUYERSCORE_DATA_DIR`` if set, else the first of ``../shared/data``, ``./shared/data`` that exists."""
+    env = os.environ.get("BUYERSCORE_DATA_DIR")
+    if env:
+        return Path(env)
+    for cand in (Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data",
+                 Path(__file__).resolve().parents[3] / "shared" / "data"):
+        if cand.exists():
+            return cand
+    return Path("../shared/data")
+
+
+def resolve(data_dir: str | Path, rel: str, dataset: str) -> Path:
+    """Find ``rel`` under ``data_dir``, also accepting the uncompressed name or a flat layout."""
+    d = Path(data_dir)
+    rel_path = Path(rel)
+    candidates = [d / rel_path, d / rel_path.name]
+    if rel.endswith(".gz"):
+        candidates += [d / rel.removesuffix(".gz"), d / rel_path.name.removesuffix(".gz")]
+    for c in candidates:
+        if c.exists():
+            return c
+    raise DatasetNotFoundError(
+        f"Dataset {dataset!r}: file {rel} not found under {d}. Download it (see docs/datasets.md) "
+        f"and pass --data-dir pointing at its parent folder."
+    )

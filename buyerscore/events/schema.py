@@ -1,0 +1,141 @@
+"""The canonical data model: behaviour events, applicants and user attributes.
+
+This module is the single source of truth for field names, types, units and allowed
+values; ``docs/data-model.md`` is written from it (``buyerscore schema --markdown``).
+
+Behaviour events
+    One row per event.  ``ts`` is UTC.  Money is in the event's ``currency`` (ISO 4217),
+    always non-negative: a refund is an event of type ``refund`` with a positive amount.
+Applicants
+    One row per credit applicant (or account) with a binary ``label`` (1 = bad / default)
+    and an ``as_of`` date; they meet behaviour features on ``(user_id, as_of)``.
+Users
+    Optional attributes per user (age band, sex, region) used for fairness audits only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    """Allowed values of ``event_type``."""
+
+    VIEW = "view"
+    CLICK = "click"
+    CART = "cart"
+    FAVORITE = "favorite"
+    PURCHASE = "purchase"
+    REFUND = "refund"
+    REVIEW = "review"
+    PAYMENT = "payment"
+    REPAYMENT = "repayment"
+
+
+EVENT_TYPES: tuple[str, ...] = tuple(e.value for e in EventType)
+MONEY_EVENTS: frozenset[str] = frozenset({"refund", "payment", "repayment"})
+"""Event types that must carry a non-negative ``amount``.  Purchases should have one too, but a
+clickstream log may not know prices (Taobao), so a purchase without amount is accepted as
+"amount unknown" and counts in purchase frequency, not in monetary features."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a canonical table."""
+
+    name: str
+    dtype: str  # DuckDB type
+    required: bool
+    description: str
+    unit: str = ""
+    allowed: str = ""
+
+
+EVENT_FIELDS: tuple[Field, ...] = (
+    Field("event_id", "VARCHAR", False,
+          "Unique id of the event. If absent it is derived deterministically (SHA-1 of the other fields), "
+          "so exact duplicate rows collide and are rejected as DUPLICATE_EVENT."),
+    Field("user_id", "VARCHAR", True, "Pseudonymous id of the shopper on its platform (never an e-mail or name)."),
+    Field("ts", "TIMESTAMP", True,
+          "When the event happened, in UTC. Strings are parsed as ISO 8601 (naive values are taken as UTC); "
+          "integers as Unix seconds (or milliseconds if > 1e11).", "UTC timestamp"),
+    Field("event_type", "VARCHAR", True, "What happened.", "", " | ".join(EVENT_TYPES)),
+    Field("platform", "VARCHAR", False, "Shop or platform the event comes from; defaults to 'default'."),
+    Field("item_id", "VARCHAR", False, "Product / SKU id."),
+    Field("category", "VARCHAR", False, "Product category id or name."),
+    Field("quantity", "DOUBLE", False, "Units involved (items bought, refunded, carted).", "units", ">= 0"),
+    Field("amount", "DOUBLE", False,
+          "Money value of the event (line total); required for refund, payment, repayment; optional for purchase "
+          "(unknown price).", "currency units", ">= 0"),
+    Field("currency", "VARCHAR", False, "ISO 4217 code of amount.", "", "3 letters, e.g. USD, GBP, TWD, BRL"),
+    Field("order_id", "VARCHAR", False, "Order the event belongs to (purchases, refunds, payments, reviews)."),
+    Field("rating", "INTEGER", False, "Star rating of a review.", "stars", "1..5"),
+    Field("text", "VARCHAR", False, "Review text (any language); only derived sentiment enters features."),
+    Field("installments", "INTEGER", False, "Number of instalments a payment is split into.", "count", ">= 0"),
+)
+EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS)
+REQUIRED_EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in EVENT_FIELDS if f.required)
+
+APPLICANT_FIELDS: tuple[Field, ...] = (
+    Field("user_id", "VARCHAR", True, "Applicant / account id."),
+    Field("as_of", "TIMESTAMP", True,
+          "Date the application was scored; features must be computed as of it, the label observed after it.",
+          "UTC timestamp"),
+    Field("label", "INTEGER", True, "Outcome after as_of: 1 = bad (default, serious delinquency), 0 = good.",
+          "", "0 | 1"),
+    Field("dataset", "VARCHAR", True, "Source dataset or portfolio name."),
+)
+"""Fixed columns of an applicant table; dataset-specific predictors follow them."""
+
+USER_FIELDS: tuple[Field, ...] = (
+    Field("user_id", "VARCHAR", True, "Shopper id, as in events."),
+    Field("platform", "VARCHAR", True, "Platform, as in events."),
+    Field("age_band", "VARCHAR", False, "Age group, e.g. '25-29'. Sensitive: auditing only."),
+    Field("sex", "VARCHAR", False, "Sex as recorded by the source. Sensitive: auditing only."),
+    Field("region", "VARCHAR", False, "Coarse residence area (postcode prefix or district), never an address."),
+)
+
+REJECT_REASONS: dict[str, str] = {
+    "MISSING_REQUIRED": "a required field (user_id, ts or event_type) is empty",
+    "BAD_TIMESTAMP": "ts could not be parsed as a date/time",
+    "UNKNOWN_EVENT_TYPE": "event_type is not one of " + ", ".join(EVENT_TYPES),
+    "BAD_NUMBER": "quantity, amount, rating or installments is not a number",
+    "MISSING_AMOUNT": "a refund, payment or repayment has no amount",
+    "NEGATIVE_AMOUNT": "amount is negative (record refunds as event_type=refund with a positive amount)",
+    "NEGATIVE_QUANTITY": "quantity is negative",
+    "RATING_OUT_OF_RANGE": "rating is not an integer from 1 to 5",
+    "BAD_INSTALLMENTS": "installments is not a non-negative integer",
+    "BAD_CURRENCY": "currency is not a 3-letter code",
+    "DUPLICATE_EVENT": "another row in the same batch has the same event_id",
+}
+"""Reason codes of rejected rows; each rejected row has exactly one (the first that applies, in this order)."""
+
+
+def markdown_table(fields: tuple[Field, ...]) -> str:
+    """Render fields as a Markdown table (used to write docs/data-model.md)."""
+    lines = ["| field | type | required | unit | allowed | meaning |", "|---|---|---|---|---|---|"]
+    for f in fields:
+        lines.append(
+            f"| `{f.name}` | {f.dtype} | {'yes' if f.required else 'no'} | {f.unit} | {f.allowed} | {f.description} |"
+        )
+    return "\n".join(lines)
+
+
+def data_model_markdown() -> str:
+    """The whole data model as Markdown."""
+    reasons = "\n".join(f"| `{k}` | {v} |" for k, v in REJECT_REASONS.items())
+    return (
+        "# buyerscore data model\n\n"
+        "Generated from `buyerscore/events/schema.py` by `buyerscore schema --markdown`; do not edit by hand.\n\n"
+        "## Behaviour events (table `events`)\n\n" + markdown_table(EVENT_FIELDS) + "\n\n"
+        "Money events (" + ", ".join(sorted(MONEY_EVENTS)) + ") must have an amount. "
+        "Amounts are never negative: refunds and cancellations are `refund` events with a positive amount.\n\n"
+        "## Applicants (tables `applicants_<dataset>`)\n\n" + markdown_table(APPLICANT_FIELDS) + "\n\n"
+        "Dataset-specific predictor columns follow these fixed columns under their original names.\n\n"
+        "## Users (table `users`)\n\n" + markdown_table(USER_FIELDS) + "\n\n"
+        "## Rejects (table `rejects`)\n\n"
+        "Every row that fails validation is kept with its batch id, source, 1-based row number in the source, "
+        "the original row as JSON and exactly one reason code:\n\n"
+        "| reason | meaning |\n|---|---|\n" + reasons + "\n"
+    )
