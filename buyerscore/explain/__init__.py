@@ -1,0 +1,1 @@
+"""Explanations, fairness, monitoring and reports."""

@@ -1,0 +1,1 @@
+"""Point-in-time features (computed as of a cut-off) and labels (strictly after it)."""
