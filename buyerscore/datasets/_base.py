@@ -46,12 +46,27 @@ class DatasetSpec:
 
 @dataclass
 class DatasetFrames:
-    """What an adapter produces: canonical raw events and/or applicants, users, side tables."""
+    """What an adapter produces: canonical raw events and/or applicants, users, side tables.
+
+    Attributes
+    ----------
+    events : DataFrame, optional
+        Raw canonical events (not yet validated; they go through the same validation as ``ingest``).
+    applicants : DataFrame, optional
+        Canonical applicant table (``user_id, as_of, label, dataset`` + predictors).
+    users : DataFrame, optional
+        User attributes (``user_id, platform, age_band, sex, region``).
+    side_tables : dict
+        Extra tables stored under their name (e.g. Olist ``order_payments``).
+    source_rows : dict
+        Data rows read from each original file (relative path -> rows), to check against MANIFEST.md.
+    """
 
     events: pd.DataFrame | None = None
     applicants: pd.DataFrame | None = None
     users: pd.DataFrame | None = None
     side_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    source_rows: dict[str, int] = field(default_factory=dict)
 
 
 def default_data_dir() -> Path:

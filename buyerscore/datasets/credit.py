@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from buyerscore.datasets._base import DatasetFrames, DatasetSpec, resolve
+from buyerscore.exceptions import SchemaError
 
 GMSC_FILE = "give_me_some_credit/cs-training.csv.gz"
 TAIWAN_FILE = "uci_default_credit_card_taiwan/default_of_credit_card_clients.csv.gz"
@@ -35,7 +36,7 @@ def read_gmsc(data_dir: Path) -> DatasetFrames:
     raw = pd.read_csv(resolve(data_dir, GMSC_FILE, "give_me_some_credit"), index_col=0)
     x = raw.drop(columns=["SeriousDlqin2yrs"])
     return DatasetFrames(applicants=_frame(x, pd.Series(raw.index), raw["SeriousDlqin2yrs"],
-                                           "give_me_some_credit", "2011-01-01"))
+                                           "give_me_some_credit", "2011-01-01"), source_rows={GMSC_FILE: len(raw)})
 
 
 def read_taiwan(data_dir: Path) -> DatasetFrames:
@@ -43,7 +44,7 @@ def read_taiwan(data_dir: Path) -> DatasetFrames:
     raw = pd.read_csv(resolve(data_dir, TAIWAN_FILE, "taiwan_default"))
     x = raw.drop(columns=["ID", "default payment next month"])
     return DatasetFrames(applicants=_frame(x, raw["ID"], raw["default payment next month"],
-                                           "taiwan_default", "2005-09-30"))
+                                           "taiwan_default", "2005-09-30"), source_rows={TAIWAN_FILE: len(raw)})
 
 
 def read_german(data_dir: Path) -> DatasetFrames:
@@ -52,10 +53,11 @@ def read_german(data_dir: Path) -> DatasetFrames:
     bad = raw["creditability"].map({"bad": 1, "good": 0})
     if bad.isna().any():
         i = int(bad.isna().idxmax())
-        raise ValueError(f"german_credit: column 'creditability' row {i + 1} has value "
+        raise SchemaError(f"german_credit: column 'creditability' row {i + 1} has value "
                          f"{raw['creditability'].iloc[i]!r}; expected 'good' or 'bad'.")
     x = raw.drop(columns=["creditability"])
-    return DatasetFrames(applicants=_frame(x, pd.Series(range(1, len(raw) + 1)), bad, "german_credit", "1994-01-01"))
+    return DatasetFrames(applicants=_frame(x, pd.Series(range(1, len(raw) + 1)), bad, "german_credit", "1994-01-01"),
+                         source_rows={GERMAN_FILE: len(raw)})
 
 
 SPECS = (

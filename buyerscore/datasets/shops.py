@@ -26,42 +26,53 @@ OLIST_CLASSIFIED_FILE = "olist/olist_classified_public_dataset.csv.gz"
 TAOBAO_FILE = "taobao_user_behavior_sample/taobao_userbehavior_first_users.csv.gz"
 
 
-def _ids(prefix: str, n: int) -> np.ndarray:
-    return np.char.add(f"{prefix}:", np.arange(1, n + 1).astype(str))
+def _ids(prefix: str, n: int) -> pd.Series:
+    """``<prefix>:<line>`` for data lines 1..n."""
+    return f"{prefix}:" + pd.Series(np.arange(1, n + 1)).astype("string")
 
 
-def _cdnow(path: Path, platform: str) -> DatasetFrames:
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+def _ts(text: pd.Series, fmt: str) -> pd.Series:
+    """Parse with the file's documented format; values that do not parse stay as text (validation rejects them)."""
+    parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+    if parsed.notna().all():
+        return parsed
+    return parsed.astype(object).where(parsed.notna(), text)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+
+
+def _cdnow(path: Path, platform: str, rel: str) -> DatasetFrames:
+    raw = _read(path)
     ev = pd.DataFrame({
         "event_id": _ids(platform, len(raw)),
         "user_id": raw["customer_id"],
-        "ts": pd.to_datetime(raw["date"], format="%Y%m%d", errors="coerce").astype(object).where(
-            lambda s: s.notna(), raw["date"]),
+        "ts": _ts(raw["date"], "%Y%m%d"),
         "event_type": "purchase",
         "platform": platform,
         "quantity": raw["number_of_cds"],
         "amount": raw["dollar_value"],
         "currency": "USD",
     })
-    return DatasetFrames(events=ev)
+    return DatasetFrames(events=ev, source_rows={rel: len(raw)})
 
 
 def read_cdnow(data_dir: Path) -> DatasetFrames:
     """CDNOW master (Fader & Hardie): one purchase event per line, amount in USD."""
-    return _cdnow(resolve(data_dir, CDNOW_FILE, "cdnow"), "cdnow")
+    return _cdnow(resolve(data_dir, CDNOW_FILE, "cdnow"), "cdnow", CDNOW_FILE)
 
 
 def read_cdnow_sample(data_dir: Path) -> DatasetFrames:
     """The 2,357-customer 1/10 CDNOW sample used in the published BG/NBD fits."""
-    return _cdnow(resolve(data_dir, CDNOW_SAMPLE_FILE, "cdnow_sample"), "cdnow_sample")
+    return _cdnow(resolve(data_dir, CDNOW_SAMPLE_FILE, "cdnow_sample"), "cdnow_sample", CDNOW_SAMPLE_FILE)
 
 
 def read_online_retail(data_dir: Path) -> DatasetFrames:
     """UCI Online Retail: lines are purchases; cancellations (InvoiceNo 'C…') and negative quantities
     are refunds with positive quantity and amount.  Lines without CustomerID are kept by validation as
     rejects (MISSING_REQUIRED); negative prices ('Adjust bad debt') as NEGATIVE_AMOUNT."""
-    raw = pd.read_csv(resolve(data_dir, RETAIL_FILE, "online_retail"), dtype=str, keep_default_na=False,
-                      na_values=[""])
+    raw = _read(resolve(data_dir, RETAIL_FILE, "online_retail"))
     qty = pd.to_numeric(raw["Quantity"], errors="coerce")
     price = pd.to_numeric(raw["UnitPrice"], errors="coerce")
     refund = raw["InvoiceNo"].str.startswith("C").fillna(False) | (qty < 0)
@@ -71,7 +82,7 @@ def read_online_retail(data_dir: Path) -> DatasetFrames:
     ev = pd.DataFrame({
         "event_id": _ids("online_retail", len(raw)),
         "user_id": cust,
-        "ts": raw["InvoiceDate"],
+        "ts": _ts(raw["InvoiceDate"], "%Y-%m-%d %H:%M:%S"),
         "event_type": np.where(refund, "refund", "purchase"),
         "platform": "online_retail",
         "item_id": raw["StockCode"],
@@ -82,19 +93,18 @@ def read_online_retail(data_dir: Path) -> DatasetFrames:
     })
     users = (pd.DataFrame({"user_id": cust, "platform": "online_retail", "region": raw["Country"]})
              .dropna(subset=["user_id"]).drop_duplicates("user_id", keep="last"))
-    return DatasetFrames(events=ev, users=users)
+    return DatasetFrames(events=ev, users=users, source_rows={RETAIL_FILE: len(raw)})
 
 
 def read_ta_feng(data_dir: Path) -> DatasetFrames:
     """Ta Feng grocery: one purchase per line item; amount = SALES_PRICE (the line total, NT$),
     order_id = customer + day (the basket); AGE_GROUP and PIN_CODE become user attributes."""
-    raw = pd.read_csv(resolve(data_dir, TAFENG_FILE, "ta_feng"), dtype=str, keep_default_na=False,
-                      na_values=[""], encoding="utf-8-sig")
+    raw = _read(resolve(data_dir, TAFENG_FILE, "ta_feng"))
     day = pd.to_datetime(raw["TRANSACTION_DT"], format="%m/%d/%Y", errors="coerce")
     ev = pd.DataFrame({
         "event_id": _ids("ta_feng", len(raw)),
         "user_id": raw["CUSTOMER_ID"],
-        "ts": day.astype(object).where(day.notna(), raw["TRANSACTION_DT"]),
+        "ts": _ts(raw["TRANSACTION_DT"], "%m/%d/%Y"),
         "event_type": "purchase",
         "platform": "ta_feng",
         "item_id": raw["PRODUCT_ID"],
@@ -107,7 +117,7 @@ def read_ta_feng(data_dir: Path) -> DatasetFrames:
     users = (pd.DataFrame({"user_id": raw["CUSTOMER_ID"], "platform": "ta_feng", "age_band": raw["AGE_GROUP"],
                            "region": raw["PIN_CODE"]})
              .drop_duplicates("user_id", keep="last"))
-    return DatasetFrames(events=ev, users=users)
+    return DatasetFrames(events=ev, users=users, source_rows={TAFENG_FILE: len(raw)})
 
 
 def read_olist(data_dir: Path) -> DatasetFrames:
@@ -115,8 +125,7 @@ def read_olist(data_dir: Path) -> DatasetFrames:
     order (the file has no customer key, so ``user_id`` is ``order:<id>``; Olist gives every order its own
     customer_id anyway).  The payments file has no timestamps, so it cannot become events: it is stored
     as the side table ``order_payments`` (order_id, sequence, type, installments, amount)."""
-    cls = pd.read_csv(resolve(data_dir, OLIST_CLASSIFIED_FILE, "olist"), index_col=0, dtype=str,
-                      keep_default_na=False, na_values=[""])
+    cls = _read(resolve(data_dir, OLIST_CLASSIFIED_FILE, "olist")).iloc[:, 1:]  # first column: unnamed row index
     uid = "order:" + cls["id"]
     purchases = pd.DataFrame({
         "event_id": "olist:purchase:" + cls["id"], "user_id": uid, "ts": cls["order_purchase_timestamp"],
@@ -139,7 +148,8 @@ def read_olist(data_dir: Path) -> DatasetFrames:
     })
     users = pd.DataFrame({"user_id": uid, "platform": "olist", "region": cls["customer_state"]})
     return DatasetFrames(events=pd.concat([purchases, reviews], ignore_index=True), users=users,
-                         side_tables={"order_payments": payments})
+                         side_tables={"order_payments": payments},
+                         source_rows={OLIST_CLASSIFIED_FILE: len(cls), OLIST_PAYMENTS_FILE: len(pay)})
 
 
 _TAOBAO_TYPES = {"pv": "view", "fav": "favorite", "cart": "cart", "buy": "purchase"}
@@ -148,13 +158,13 @@ _TAOBAO_TYPES = {"pv": "view", "fav": "favorite", "cart": "cart", "buy": "purcha
 def read_taobao(data_dir: Path) -> DatasetFrames:
     """Taobao UserBehavior sample: pv/fav/cart/buy -> view/favorite/cart/purchase; Unix-second
     timestamps; no prices, so purchases have no amount."""
-    raw = pd.read_csv(resolve(data_dir, TAOBAO_FILE, "taobao"), dtype=str, keep_default_na=False, na_values=[""])
+    raw = _read(resolve(data_dir, TAOBAO_FILE, "taobao"))
     ev = pd.DataFrame({
         "event_id": _ids("taobao", len(raw)), "user_id": raw["user_id"], "ts": raw["timestamp"],
         "event_type": raw["behavior_type"].map(_TAOBAO_TYPES).fillna(raw["behavior_type"]),
         "platform": "taobao", "item_id": raw["item_id"], "category": raw["category_id"],
     })
-    return DatasetFrames(events=ev)
+    return DatasetFrames(events=ev, source_rows={TAOBAO_FILE: len(raw)})
 
 
 SPECS = (

@@ -1,7 +1,7 @@
 """Reading event files (CSV, Parquet, JSON lines) and applying a column mapping.
 
-A mapping file (YAML) renames the user's columns to canonical ones, sets constants and
-recodes values::
+A mapping file (YAML) renames the user's columns to canonical ones, sets constants,
+recodes values and says how to read timestamps::
 
     columns:            # canonical name: column in your file
       user_id: CustomerID
@@ -12,110 +12,331 @@ recodes values::
       currency: GBP
     values:             # recode values of a canonical column
       event_type: {pv: view, buy: purchase, fav: favorite}
+    timestamp_format: "%d/%m/%Y %H:%M"   # optional strftime format of ts
+    timezone: Europe/London              # optional zone of naive timestamps (default UTC)
 
 A flat mapping (``user_id: CustomerID`` at top level) is read as ``columns``.
+
+CSV and JSON-lines files are read as text so that rejects keep the original values.  A CSV
+line with more fields than the header, or a JSON line that is not an object, does not stop
+the ingest: it becomes a reject with reason ``MALFORMED_ROW`` (CSV lines with fewer fields
+are padded with empty values, as pandas does, and then usually fail ``MISSING_REQUIRED``).
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
+import io
+import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from buyerscore.events.schema import EVENT_COLUMNS
+from buyerscore.events.validate import empty_rejects
 from buyerscore.exceptions import SchemaError, UnreadableInputError
 
 Format = Literal["csv", "parquet", "jsonl"]
 FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
+_SECTIONS = frozenset({"columns", "constants", "values", "timestamp_format", "timezone"})
 
 
 @dataclass(frozen=True)
 class ColumnMapping:
-    """Renames, constants and value recodes applied to a raw frame before validation."""
+    """Renames, constants and value recodes applied to a raw frame before validation.
+
+    Attributes
+    ----------
+    columns : dict
+        ``{canonical field: column in the file}``.
+    constants : dict
+        ``{canonical field: value}`` for the whole file (e.g. ``currency: GBP``).
+    values : dict
+        ``{canonical field: {value in the file: canonical value}}``; unlisted values are kept.
+    timestamp_format : str, optional
+        ``strftime`` format of the ``ts`` text (default: ISO 8601, then inferred).
+    timezone : str
+        IANA zone of naive timestamps; default ``"UTC"``.
+
+    Examples
+    --------
+    >>> m = ColumnMapping(columns={"user_id": "uid"}, values={"event_type": {"pv": "view"}})
+    >>> m.apply(pd.DataFrame({"uid": ["a"], "event_type": ["pv"]})).to_dict("records")
+    [{'user_id': 'a', 'event_type': 'view'}]
+    """
 
     columns: dict[str, str] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
+    timestamp_format: str | None = None
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        bad = [k for k in [*self.columns, *self.constants, *self.values] if k not in EVENT_COLUMNS]
+        if bad:
+            raise SchemaError(f"mapping: {bad} are not canonical event fields; allowed: {list(EVENT_COLUMNS)}.")
+        both = sorted(set(self.columns) & set(self.constants))
+        if both:
+            raise SchemaError(f"mapping: {both} are under both 'columns' and 'constants'; keep one.")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SchemaError(f"mapping: timezone {self.timezone!r} is not an IANA zone name; "
+                              "use e.g. 'UTC', 'Europe/London', 'Asia/Taipei'.") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ColumnMapping:
+        """Read a mapping file (see the module docstring for the layout)."""
         p = Path(path)
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except OSError as exc:
-            raise UnreadableInputError(f"Mapping file {p} cannot be read: {exc}.") from exc
+            raise UnreadableInputError(f"Mapping file {p} cannot be read ({exc.strerror or exc}); check the path.") \
+                from exc
         except yaml.YAMLError as exc:
-            raise SchemaError(f"Mapping file {p} is not valid YAML: {exc}.") from exc
+            raise SchemaError(f"Mapping file {p} is not valid YAML: {str(exc).splitlines()[0]}.") from exc
         if not isinstance(data, dict):
             raise SchemaError(f"Mapping file {p} must hold a YAML mapping, e.g. 'columns: {{user_id: CustomerID}}'.")
-        if not ({"columns", "constants", "values"} & data.keys()):
+        if not (_SECTIONS & data.keys()):
             data = {"columns": data}
-        unknown = set(data) - {"columns", "constants", "values"}
+        unknown = set(data) - _SECTIONS
         if unknown:
-            raise SchemaError(f"Mapping file {p}: unknown section(s) {sorted(unknown)}; use columns, constants, values.")
-        m = cls(
-            columns={str(k): str(v) for k, v in (data.get("columns") or {}).items()},
-            constants={str(k): str(v) for k, v in (data.get("constants") or {}).items()},
-            values={str(k): {str(a): str(b) for a, b in v.items()} for k, v in (data.get("values") or {}).items()},
-        )
-        bad = [k for k in [*m.columns, *m.constants, *m.values] if k not in EVENT_COLUMNS]
-        if bad:
-            raise SchemaError(
-                f"Mapping file {p}: {bad} are not canonical event fields; allowed: {list(EVENT_COLUMNS)}."
+            raise SchemaError(f"Mapping file {p}: unknown section(s) {sorted(unknown)}; use {sorted(_SECTIONS)}.")
+        for sec in ("columns", "constants", "values"):
+            if not isinstance(data.get(sec) or {}, dict):
+                raise SchemaError(f"Mapping file {p}: section '{sec}' must be a mapping (name: value).")
+        try:
+            return cls(
+                columns={str(k): str(v) for k, v in (data.get("columns") or {}).items()},
+                constants={str(k): str(v) for k, v in (data.get("constants") or {}).items()},
+                values={str(k): {str(a): str(b) for a, b in (v or {}).items()}
+                        for k, v in (data.get("values") or {}).items()},
+                timestamp_format=str(data["timestamp_format"]) if data.get("timestamp_format") else None,
+                timezone=str(data.get("timezone") or "UTC"),
             )
-        return m
+        except SchemaError as exc:
+            raise SchemaError(f"Mapping file {p}: {str(exc).removeprefix('mapping: ')}") from None
+        except AttributeError:
+            raise SchemaError(f"Mapping file {p}: each entry under 'values' must be a mapping "
+                              "like 'event_type: {pv: view}'.") from None
 
     def apply(self, df: pd.DataFrame, source: str = "<frame>") -> pd.DataFrame:
+        """Rename, add constants and recode; returns a new frame (``df`` is not changed).
+
+        A column of the file that already has a canonical name but is replaced by a mapped
+        column or a constant is dropped from the validated frame (rejects still show it).
+        """
         missing = [src for src in self.columns.values() if src not in df.columns]
         if missing:
             raise SchemaError(
-                f"{source}: mapped column(s) {missing} not found in the file; columns present: {list(df.columns)[:20]}. "
-                "Fix the names under 'columns:' in the mapping file."
+                f"{source}: mapped column(s) {missing} not found in the file; columns present: "
+                f"{list(map(str, df.columns))[:20]}. Fix the names under 'columns:' in the mapping file."
             )
-        out = df.rename(columns={src: dst for dst, src in self.columns.items()})
+        replaced = [c for c in [*self.columns, *self.constants] if c in df.columns and self.columns.get(c) != c]
+        out = df.drop(columns=replaced).rename(columns={src: dst for dst, src in self.columns.items()})
         for k, v in self.constants.items():
             out[k] = v
         for k, recode in self.values.items():
             if k in out.columns:
-                out[k] = out[k].map(lambda x, r=recode: r.get(str(x), x) if pd.notna(x) else x)
+                s = out[k]
+                as_text = s.astype("string").str.strip()
+                mapped = as_text.map(recode)
+                out[k] = mapped.where(mapped.notna(), s.astype(object)) if len(s) else s
         return out
 
     def digest(self) -> str:
-        return hashlib.sha1(repr((sorted(self.columns.items()), sorted(self.constants.items()),
-                                  sorted((k, sorted(v.items())) for k, v in self.values.items()))).encode()).hexdigest()
+        """Content hash of the mapping (part of a batch id)."""
+        key = (sorted(self.columns.items()), sorted(self.constants.items()),
+               sorted((k, sorted(v.items())) for k, v in self.values.items()))
+        if self.timestamp_format or self.timezone != "UTC":
+            key = (*key, self.timestamp_format, self.timezone)  # type: ignore[assignment]
+        return hashlib.sha1(repr(key).encode()).hexdigest()
+
+
+@dataclass
+class RawInput:
+    """A file read as raw values.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        The well-formed rows, original column names, text values for CSV / JSON lines.
+    row_numbers : ndarray
+        1-based data-row number of each row of ``frame`` in the file (header and blank lines not counted).
+    malformed : DataFrame
+        Rejects (``row_number, reason, detail, raw``) for lines that could not be parsed at all.
+    """
+
+    frame: pd.DataFrame
+    row_numbers: np.ndarray
+    malformed: pd.DataFrame
+
+    @property
+    def read(self) -> int:
+        return len(self.frame) + len(self.malformed)
 
 
 def infer_format(path: str | Path) -> Format:
+    """The format from the file name (``.csv``, ``.csv.gz``, ``.parquet``, ``.jsonl``, ``.ndjson``)."""
     name = str(path).lower().removesuffix(".gz")
-    for ext, fmt in ((".csv", "csv"), (".parquet", "parquet"), (".jsonl", "jsonl"), (".ndjson", "jsonl")):
+    for ext, fmt in ((".csv", "csv"), (".tsv", "csv"), (".parquet", "parquet"), (".pq", "parquet"),
+                     (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl")):
         if name.endswith(ext):
             return fmt  # type: ignore[return-value]
-    raise SchemaError(f"Cannot tell the format of {path} from its name; pass --format csv|parquet|jsonl.")
+    raise SchemaError(f"Cannot tell the format of {path} from its name; pass --format with one of "
+                      f"{', '.join(FORMATS)}.")
+
+
+def _open_text(p: Path) -> IO[str]:
+    if p.name.lower().endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8-sig", newline="")
+    return p.open("r", encoding="utf-8-sig", newline="")
+
+
+def _malformed(numbers: list[int], lines: list[str], detail: str) -> pd.DataFrame:
+    if not numbers:
+        return empty_rejects()
+    return pd.DataFrame({"row_number": np.asarray(numbers, dtype="int64"), "reason": "MALFORMED_ROW",
+                         "detail": detail, "raw": [json.dumps({"_line": ln[:10_000]}, ensure_ascii=False)
+                                                   for ln in lines]})
+
+
+def _read_csv_slow(p: Path) -> RawInput:
+    """Line-by-line CSV reading used when pandas' fast parser refuses the file (ragged lines)."""
+    with _open_text(p) as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise UnreadableInputError(f"{p} is empty; a CSV file needs a header row naming its columns.")
+        k = len(header)
+        good: list[list[str | None]] = []
+        numbers: list[int] = []
+        bad_n: list[int] = []
+        bad_lines: list[str] = []
+        i = 0
+        for rec in reader:
+            if not rec or all(not f.strip() for f in rec) and len(rec) <= 1:
+                continue  # blank line (pandas skips them too)
+            i += 1
+            if len(rec) > k:
+                bad_n.append(i)
+                bad_lines.append(",".join(rec))
+                continue
+            good.append([v if v != "" else None for v in rec] + [None] * (k - len(rec)))
+            numbers.append(i)
+    frame = pd.DataFrame(good, columns=header, dtype="string") if good else pd.DataFrame(
+        {c: pd.Series(dtype="string") for c in header})
+    return RawInput(frame, np.asarray(numbers, dtype="int64"),
+                    _malformed(bad_n, bad_lines, f"more fields than the {k} header columns"))
+
+
+def _read_jsonl_slow(p: Path) -> RawInput:
+    records: list[dict[str, object]] = []
+    numbers: list[int] = []
+    bad_n: list[int] = []
+    bad_lines: list[str] = []
+    i = 0
+    with _open_text(p) as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            i += 1
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict):
+                records.append(obj)
+                numbers.append(i)
+            else:
+                bad_n.append(i)
+                bad_lines.append(line.rstrip("\r\n"))
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    frame = frame.astype(object).where(frame.notna(), None) if len(frame) else frame
+    return RawInput(frame, np.asarray(numbers, dtype="int64"),
+                    _malformed(bad_n, bad_lines, "not a JSON object"))
+
+
+def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
+    """Read a file as raw values, keeping malformed lines aside as rejects.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV (``.gz`` allowed), Parquet or JSON-lines file.
+    fmt : {"csv", "parquet", "jsonl"}, optional
+        Default: from the file name.
+
+    Raises
+    ------
+    UnreadableInputError
+        The file does not exist, is empty or cannot be decoded at all.
+    SchemaError
+        The format is unknown.
+    """
+    p = Path(path)
+    if fmt is not None and fmt not in FORMATS:
+        raise SchemaError(f"Unknown format {fmt!r} for {p}; use --format with one of {', '.join(FORMATS)}.")
+    if not p.exists():
+        raise UnreadableInputError(f"Input file {p} does not exist; check the path.")
+    if p.is_dir():
+        raise UnreadableInputError(f"Input {p} is a folder; pass one file (csv, parquet or jsonl).")
+    fmt = fmt or infer_format(p)
+    try:
+        if fmt == "csv":
+            sep = "\t" if p.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    df = pd.read_csv(p, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+                                     sep=sep)
+            except pd.errors.EmptyDataError:
+                raise UnreadableInputError(f"{p} is empty; a CSV file needs a header row naming its columns.") \
+                    from None
+            except pd.errors.ParserError:
+                if sep != ",":
+                    raise
+                return _read_csv_slow(p)
+            return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
+        if fmt == "parquet":
+            df = pd.read_parquet(p)
+            return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
+        if p.stat().st_size == 0:
+            raise UnreadableInputError(f"{p} is empty; a JSON-lines file needs one JSON object per line.")
+        try:
+            df = pd.read_json(p, lines=True, dtype=False, convert_dates=False, encoding="utf-8-sig")
+        except ValueError:
+            return _read_jsonl_slow(p)
+        return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
+    except UnreadableInputError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise UnreadableInputError(f"Could not read {p} as {fmt}: it is not UTF-8 text ({exc.reason} at byte "
+                                   f"{exc.start}). Re-save it as UTF-8, e.g. 'iconv -f latin1 -t utf-8'.") from exc
+    except (ValueError, OSError, EOFError, ImportError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UnreadableInputError(f"Could not read {p} as {fmt}: {msg}. Check that the file is complete and "
+                                   f"pass the right --format ({', '.join(FORMATS)}).") from exc
 
 
 def read_raw(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
-    """Read a file as raw values (CSV and JSON lines as strings, so rejects keep the original text)."""
-    p = Path(path)
-    if not p.exists():
-        raise UnreadableInputError(f"Input file {p} does not exist; check the path.")
-    fmt = fmt or infer_format(p)
-    if fmt not in FORMATS:
-        raise SchemaError(f"Unknown format {fmt!r} for {p}; use one of {list(FORMATS)}.")
-    try:
-        if fmt == "csv":
-            return pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
-        if fmt == "parquet":
-            return pd.read_parquet(p)
-        return pd.read_json(p, lines=True, dtype=False, convert_dates=False)
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise UnreadableInputError(f"Could not read {p} as {fmt}: {exc}. Check --format and the file's encoding (UTF-8).") from exc
+    """Read a file as raw values (CSV and JSON lines as strings, so rejects keep the original text).
+
+    Malformed lines are left out; use :func:`read_input` to get them as rejects.
+    """
+    return read_input(path, fmt).frame
 
 
 def file_digest(path: str | Path) -> str:
+    """SHA-1 of a file's bytes."""
     h = hashlib.sha1()
     with Path(path).open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import pandas as pd
+
 
 class EventType(StrEnum):
     """Allowed values of ``event_type``."""
@@ -96,18 +98,24 @@ USER_FIELDS: tuple[Field, ...] = (
     Field("region", "VARCHAR", False, "Coarse residence area (postcode prefix or district), never an address."),
 )
 
+TS_MIN = pd.Timestamp("1970-01-01")
+"""Timestamps at or before this (the Unix epoch, a common placeholder) are rejected as BAD_TIMESTAMP."""
+TS_MAX = pd.Timestamp("2100-01-01")
+"""Timestamps at or after this are rejected as BAD_TIMESTAMP."""
+
 REJECT_REASONS: dict[str, str] = {
+    "MALFORMED_ROW": "the line could not be split into the header's columns (CSV) or is not a JSON object (JSON lines)",
     "MISSING_REQUIRED": "a required field (user_id, ts or event_type) is empty",
-    "BAD_TIMESTAMP": "ts could not be parsed as a date/time",
+    "BAD_TIMESTAMP": "ts could not be parsed as a date/time, or lies outside 1970-01-01 .. 2100-01-01 (exclusive)",
     "UNKNOWN_EVENT_TYPE": "event_type is not one of " + ", ".join(EVENT_TYPES),
-    "BAD_NUMBER": "quantity, amount, rating or installments is not a number",
+    "BAD_NUMBER": "quantity, amount, rating or installments is not a finite number",
     "MISSING_AMOUNT": "a refund, payment or repayment has no amount",
     "NEGATIVE_AMOUNT": "amount is negative (record refunds as event_type=refund with a positive amount)",
     "NEGATIVE_QUANTITY": "quantity is negative",
     "RATING_OUT_OF_RANGE": "rating is not an integer from 1 to 5",
     "BAD_INSTALLMENTS": "installments is not a non-negative integer",
     "BAD_CURRENCY": "currency is not a 3-letter code",
-    "DUPLICATE_EVENT": "another row in the same batch has the same event_id",
+    "DUPLICATE_EVENT": "an earlier row in the same batch has the same event_id (given or derived)",
 }
 """Reason codes of rejected rows; each rejected row has exactly one (the first that applies, in this order)."""
 

@@ -12,17 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from buyerscore.events.io import ColumnMapping, file_digest, read_raw
+from buyerscore.events.io import ColumnMapping, file_digest, read_input
 from buyerscore.events.schema import APPLICANT_FIELDS, EVENT_FIELDS, USER_FIELDS
 from buyerscore.events.validate import validate_events
-from buyerscore.exceptions import SchemaError
+from buyerscore.exceptions import SchemaError, StrictModeError, UnreadableInputError
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ CREATE TABLE IF NOT EXISTS ingest_batches (batch_id VARCHAR, source VARCHAR, ing
                                            summary VARCHAR);
 CREATE TABLE IF NOT EXISTS users ({_USERS_DDL});
 """
+REJECT_TABLE_COLUMNS = ("batch_id", "source", "row_number", "reason", "detail", "raw")
 
 
 @dataclass
@@ -51,6 +55,7 @@ class IngestSummary:
     already_present: int
     by_reason: dict[str, int] = field(default_factory=dict)
     already_ingested: bool = False
+    stored: bool = True
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -86,14 +91,28 @@ class EventStore:
     def __init__(self, path: str | Path = "buyerscore.duckdb", *, read_only: bool = False) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(self.path, read_only=read_only)
+            p = Path(self.path)
+            if p.is_dir():
+                raise UnreadableInputError(f"Store {p} is a folder; pass a file name such as {p / 'store.duckdb'}.")
+            if read_only and not p.exists():
+                raise UnreadableInputError(f"Store {p} does not exist; create it with 'buyerscore ingest' or "
+                                           "'buyerscore datasets load'.")
+            p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            first = str(exc).splitlines()[0]
+            hint = ("another process has it open for writing; wait for it or use another --db"
+                    if "lock" in first.lower() else "it is not a DuckDB file or is damaged; pass another --db")
+            raise UnreadableInputError(f"Cannot open store {self.path}: {hint} ({first}).") from exc
+        self._tx_depth = 0
         self.con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             self.con.execute(DDL)
 
     # -- context manager -------------------------------------------------------------------------
     def close(self) -> None:
+        """Close the connection (committed data is on disk)."""
         self.con.close()
 
     def __enter__(self) -> EventStore:
@@ -102,57 +121,139 @@ class EventStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One atomic unit of work: everything inside commits together or not at all.
+
+        Nested uses join the outermost transaction, so a dataset load (events, users, applicants,
+        side tables) is one unit.
+
+        Examples
+        --------
+        >>> store = EventStore(":memory:")
+        >>> with store.transaction() as con:
+        ...     _ = con.execute("CREATE TABLE t AS SELECT 1 AS x")
+        >>> store.con.execute("SELECT x FROM t").fetchone()
+        (1,)
+        """
+        if self._tx_depth:
+            self._tx_depth += 1
+            try:
+                yield self.con
+            finally:
+                self._tx_depth -= 1
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        self._tx_depth = 1
+        try:
+            yield self.con
+        except BaseException:
+            self._tx_depth = 0
+            self.con.execute("ROLLBACK")
+            raise
+        self._tx_depth = 0
+        self.con.execute("COMMIT")
+
     # -- ingestion -------------------------------------------------------------------------------
     def ingest_file(
         self, path: str | Path, *, fmt: str | None = None, mapping: ColumnMapping | None = None,
-        default_platform: str = "default",
+        default_platform: str = "default", strict: bool = False, on_step: Callable[[str], None] | None = None,
     ) -> IngestSummary:
-        """Read, map, validate and store one file as one batch."""
+        """Read, map, validate and store one file as one atomic batch.
+
+        Parameters
+        ----------
+        path : str or Path
+            CSV (``.gz`` allowed), Parquet or JSON-lines file.
+        fmt : {"csv", "parquet", "jsonl"}, optional
+            Default: from the file name.
+        mapping : ColumnMapping, optional
+            Renames, constants, recodes and timestamp settings (see :mod:`buyerscore.events.io`).
+        default_platform : str
+            Platform of rows without one.
+        strict : bool
+            If any row is rejected, store nothing and raise :class:`StrictModeError`.
+        on_step : callable, optional
+            Called with a short description as each step starts (for progress displays).
+
+        Returns
+        -------
+        IngestSummary
+            ``read == accepted + rejected``; ``inserted`` counts events new to the store.
+        """
+        step = on_step or (lambda _msg: None)
         mapping = mapping or ColumnMapping()
-        raw = read_raw(path, fmt)
+        step(f"reading {Path(path).name}")
+        inp = read_input(path, fmt)
         batch_id = hashlib.sha1((file_digest(path) + mapping.digest() + default_platform).encode()).hexdigest()
-        return self.ingest_frame(mapping.apply(raw, source=str(path)), source=str(path), batch_id=batch_id,
-                                 default_platform=default_platform)
+        mapped = mapping.apply(inp.frame, source=str(path))
+        return self._ingest(mapped, source=str(path), batch_id=batch_id, default_platform=default_platform,
+                            original=inp.frame, row_numbers=inp.row_numbers, malformed=inp.malformed,
+                            ts_format=mapping.timestamp_format, timezone=mapping.timezone, strict=strict, step=step)
 
     def ingest_frame(
         self, raw: pd.DataFrame, *, source: str, batch_id: str | None = None, default_platform: str = "default",
+        strict: bool = False, on_step: Callable[[str], None] | None = None,
     ) -> IngestSummary:
-        """Validate a frame with canonical column names and store it as one atomic batch."""
-        batch_id = batch_id or frame_digest(raw)
+        """Validate a frame with canonical column names and store it as one atomic batch.
+
+        ``batch_id`` defaults to a hash of the frame's content and ``default_platform``, so
+        ingesting the same frame twice changes nothing the second time.
+        """
+        batch_id = batch_id or hashlib.sha1((frame_digest(raw) + default_platform).encode()).hexdigest()
+        return self._ingest(raw, source=source, batch_id=batch_id, default_platform=default_platform,
+                            strict=strict, step=on_step or (lambda _msg: None))
+
+    def _ingest(
+        self, raw: pd.DataFrame, *, source: str, batch_id: str, default_platform: str, strict: bool,
+        step: Callable[[str], None], original: pd.DataFrame | None = None, row_numbers: np.ndarray | None = None,
+        malformed: pd.DataFrame | None = None, ts_format: str | None = None, timezone: str = "UTC",
+    ) -> IngestSummary:
         prior = self.con.execute("SELECT summary FROM ingest_batches WHERE batch_id = ?", [batch_id]).fetchone()
         if prior is not None:
             s = IngestSummary(**json.loads(prior[0]))
             s.already_ingested, s.inserted, s.already_present = True, 0, s.accepted
+            logger.info("batch %s from %s was ingested before; nothing to do", batch_id[:12], source)
             return s
-        res = validate_events(raw, source=source, default_platform=default_platform)
+        step(f"validating {len(raw):,} rows")
+        res = validate_events(raw, source=source, default_platform=default_platform, original=original,
+                              row_numbers=row_numbers, ts_format=ts_format, timezone=timezone)
+        rejects = res.rejects
+        read = res.read
+        if malformed is not None and len(malformed):
+            rejects = pd.concat([malformed, rejects], ignore_index=True).sort_values("row_number", kind="stable")
+            read += len(malformed)
+        by_reason = {str(k): int(v) for k, v in rejects["reason"].value_counts().sort_index().items()}
         acc = res.accepted.assign(batch_id=batch_id)
-        rej = res.rejects.assign(batch_id=batch_id, source=source)[
-            ["batch_id", "source", "row_number", "reason", "detail", "raw"]]
-        con = self.con
-        con.execute("BEGIN TRANSACTION")
-        try:
+        rej = rejects.assign(batch_id=batch_id, source=source)[list(REJECT_TABLE_COLUMNS)]
+        if strict and len(rej):
+            ex = "; ".join(f"row {r.row_number}: {r.reason} ({r.detail})" for r in rej.head(3).itertuples())
+            summary = IngestSummary(source=source, batch_id=batch_id, read=read, accepted=len(acc), rejected=len(rej),
+                                    inserted=0, already_present=0, by_reason=by_reason, stored=False)
+            err = StrictModeError(f"{source}: {len(rej):,} of {read:,} rows rejected ({by_reason}); e.g. {ex}. "
+                                  "Nothing was stored (--strict). Fix the rows or ingest without --strict to keep "
+                                  "them in the rejects table.")
+            err.summary = summary  # type: ignore[attr-defined]
+            raise err
+        step(f"storing {len(acc):,} events and {len(rej):,} rejects")
+        with self.transaction() as con:
             con.register("_acc", acc)
             con.register("_rej", rej)
-            before = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
-            con.execute("""
-                INSERT INTO events SELECT a.* FROM _acc a
-                WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = a.event_id)""")
-            inserted = con.execute("SELECT count(*) FROM events").fetchone()[0] - before  # type: ignore[index]
-            con.execute("INSERT INTO rejects SELECT * FROM _rej")
-            summary = IngestSummary(source=source, batch_id=batch_id, read=res.read, accepted=len(acc),
-                                    rejected=len(rej), inserted=int(inserted),
-                                    already_present=len(acc) - int(inserted), by_reason=res.by_reason)
-            con.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, ?)",
-                        [batch_id, source, datetime.now(UTC).replace(tzinfo=None), json.dumps(summary.to_dict())])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("_acc")
-            con.unregister("_rej")
-        logger.info("ingested batch %s: read=%d accepted=%d rejected=%d", batch_id[:8], summary.read,
-                    summary.accepted, summary.rejected)
+            try:
+                inserted = con.execute("""
+                    INSERT INTO events SELECT a.* FROM _acc a
+                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = a.event_id)""").fetchone()[0]  # type: ignore[index]
+                con.execute("INSERT INTO rejects SELECT * FROM _rej")
+                summary = IngestSummary(source=source, batch_id=batch_id, read=read, accepted=len(acc),
+                                        rejected=len(rej), inserted=int(inserted),
+                                        already_present=len(acc) - int(inserted), by_reason=by_reason)
+                con.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, ?)",
+                            [batch_id, source, datetime.now(UTC).replace(tzinfo=None), json.dumps(summary.to_dict())])
+            finally:
+                con.unregister("_acc")
+                con.unregister("_rej")
+        logger.info("ingested batch %s from %s: read=%d accepted=%d rejected=%d inserted=%d", batch_id[:12], source,
+                    summary.read, summary.accepted, summary.rejected, summary.inserted)
         return summary
 
     # -- other canonical tables ------------------------------------------------------------------
@@ -163,17 +264,13 @@ class EventStore:
         if missing:
             raise SchemaError(f"users frame lacks column(s) {missing}; it needs user_id and platform.")
         df = users.reindex(columns=cols).astype("string").drop_duplicates(["platform", "user_id"], keep="last")
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self.con.register("_users", df)
-            self.con.execute("""DELETE FROM users WHERE (platform, user_id) IN (SELECT platform, user_id FROM _users)""")
-            self.con.execute("INSERT INTO users SELECT * FROM _users")
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self.con.unregister("_users")
+        with self.transaction() as con:
+            con.register("_users", df)
+            try:
+                con.execute("DELETE FROM users WHERE (platform, user_id) IN (SELECT platform, user_id FROM _users)")
+                con.execute("INSERT INTO users SELECT * FROM _users")
+            finally:
+                con.unregister("_users")
         return len(df)
 
     def write_applicants(self, name: str, table: pd.DataFrame) -> str:
@@ -186,16 +283,12 @@ class EventStore:
             raise SchemaError(f"applicant table name {name!r} must be letters, digits and underscores.")
         df = table[fixed + [c for c in table.columns if c not in fixed]]
         tname = f"applicants_{name}"
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self.con.register("_app", df)
-            self.con.execute(f'CREATE OR REPLACE TABLE "{tname}" AS SELECT * FROM _app')
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self.con.unregister("_app")
+        with self.transaction() as con:
+            con.register("_app", df)
+            try:
+                con.execute(f'CREATE OR REPLACE TABLE "{tname}" AS SELECT * FROM _app')
+            finally:
+                con.unregister("_app")
         return tname
 
     # -- reading ---------------------------------------------------------------------------------
