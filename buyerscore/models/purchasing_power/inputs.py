@@ -1,0 +1,241 @@
+"""Model-specific inputs of the purchasing-power models, built from the event store *as of* a cut-off.
+
+Everything here reads only events with ``ts <= as_of`` (``as_of`` is a required keyword):
+
+* :func:`rfm_summary` – the BG/NBD / Gamma-Gamma summary (``frequency, recency, T, monetary_value``)
+  from *daily* aggregated purchases, in days;
+* :func:`power_features` – spend-specific behaviour features (net spend in recent windows, purchase-day
+  counts, inter-purchase gaps, basket statistics, refunds, breadth) next to the RFM summary;
+* :func:`daily_sequences` – each user's daily activity (event counts by type, spend, gap) for the
+  sequence model;
+* :func:`spend_labels` – net spend in ``(as_of, as_of + horizon]`` (purchases minus refunds, floored
+  at 0), the label of the benchmark protocol.
+
+A "purchase day" is a calendar day with at least one ``purchase`` event; its value is the purchase
+amount of that day minus the refunds of that day (floored at 0).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from buyerscore.exceptions import LeakageError, SchemaError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["daily_sequences", "power_features", "rfm_summary", "spend_labels", "to_timestamp"]
+
+KEYS = ["platform", "user_id"]
+
+
+def to_timestamp(as_of: str | datetime | pd.Timestamp | None, *, name: str = "as_of") -> pd.Timestamp:
+    """Parse a cut-off into a naive UTC timestamp; a date without a time means the *end* of that day.
+
+    Examples
+    --------
+    >>> to_timestamp("2011-06-30")
+    Timestamp('2011-06-30 23:59:59.999999')
+    >>> to_timestamp("2011-06-30 12:00")
+    Timestamp('2011-06-30 12:00:00')
+    """
+    if as_of is None:
+        raise LeakageError(f"{name} is required: features use only events at or before it and labels only after it.")
+    is_date_only = isinstance(as_of, str) and len(as_of.strip()) <= 10
+    ts = pd.Timestamp(as_of)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    if is_date_only:
+        ts = ts.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    return ts
+
+
+def _platform_clause(platforms: Sequence[str] | None) -> tuple[str, list[object]]:
+    if not platforms:
+        return "", []
+    return f" AND platform IN ({', '.join('?' * len(platforms))})", list(platforms)
+
+
+def _check_events(con: duckdb.DuckDBPyConnection) -> None:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "events" not in tables:
+        raise SchemaError("The store has no 'events' table; ingest events first ('buyerscore ingest FILE').")
+
+
+def _daily(con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, platforms: Sequence[str] | None) -> pd.DataFrame:
+    """Per (platform, user, day): purchase value, refund value, events by type, lines, quantity."""
+    pc, params = _platform_clause(platforms)
+    q = f"""
+        SELECT platform, user_id, CAST(date_trunc('day', ts) AS DATE) AS day,
+               sum(CASE WHEN event_type = 'purchase' THEN coalesce(amount, 0) ELSE 0 END) AS buy,
+               sum(CASE WHEN event_type = 'refund' THEN coalesce(amount, 0) ELSE 0 END) AS refund,
+               count(*) FILTER (WHERE event_type = 'purchase') AS n_buy_lines,
+               count(*) FILTER (WHERE event_type = 'refund') AS n_refund_lines,
+               count(*) FILTER (WHERE event_type = 'view') AS n_view,
+               count(*) FILTER (WHERE event_type = 'click') AS n_click,
+               count(*) FILTER (WHERE event_type = 'cart') AS n_cart,
+               count(*) FILTER (WHERE event_type = 'favorite') AS n_fav,
+               count(*) FILTER (WHERE event_type = 'review') AS n_review,
+               count(*) AS n_events,
+               sum(CASE WHEN event_type = 'purchase' THEN coalesce(quantity, 0) ELSE 0 END) AS qty,
+               count(DISTINCT order_id) FILTER (WHERE event_type = 'purchase') AS n_orders,
+               count(DISTINCT category) FILTER (WHERE event_type = 'purchase') AS n_cats_day,
+               max(CASE WHEN event_type = 'purchase' THEN amount END) AS max_line
+        FROM events WHERE ts <= ?{pc}
+        GROUP BY ALL"""
+    _check_events(con)
+    d = con.execute(q, [as_of.to_pydatetime(), *params]).df()
+    d["day"] = pd.to_datetime(d["day"])
+    return d
+
+
+def rfm_summary(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | pd.Timestamp,
+                platforms: Sequence[str] | None = None, daily: pd.DataFrame | None = None) -> pd.DataFrame:
+    """BG/NBD summary per (platform, user_id) from purchases at or before ``as_of``, in days.
+
+    Every user with at least one event at or before ``as_of`` gets a row; users without a purchase
+    have ``frequency = recency = 0``, ``T`` = days since their first event and ``monetary_value = 0``.
+
+    Returns
+    -------
+    DataFrame
+        ``platform, user_id, frequency, recency, T, monetary_value, first_value``.
+    """
+    ts = to_timestamp(as_of)
+    d = _daily(con, ts, platforms) if daily is None else daily
+    end = ts.normalize()
+    first_event = d.groupby(KEYS, sort=True)["day"].min()
+    buy = d[d["n_buy_lines"] > 0].copy()
+    buy["value"] = (buy["buy"] - buy["refund"]).clip(lower=0)
+    buy = buy.sort_values([*KEYS, "day"])
+    g = buy.groupby(KEYS, sort=True)
+    first = g["day"].min()
+    last = g["day"].max()
+    n = g.size()
+    total = g["value"].sum()
+    first_val = g["value"].first()
+    out = pd.DataFrame(index=first_event.index)
+    out["frequency"] = (n - 1).reindex(out.index).fillna(0).astype(float)
+    out["recency"] = ((last - first).dt.days).reindex(out.index).fillna(0).astype(float)
+    start = first.reindex(out.index).fillna(first_event)
+    out["T"] = (end - start).dt.days.astype(float)
+    rep = (total - first_val).reindex(out.index)
+    out["monetary_value"] = (rep / out["frequency"].where(out["frequency"] > 0)).fillna(0.0)
+    out["first_value"] = first_val.reindex(out.index).fillna(0.0)
+    return out.reset_index()
+
+
+def power_features(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | pd.Timestamp,
+                   platforms: Sequence[str] | None = None,
+                   windows: Sequence[int] = (30, 90, 180)) -> pd.DataFrame:
+    """Spend features per (platform, user_id) from events at or before ``as_of``.
+
+    Columns: the :func:`rfm_summary` columns, then ``net_spend`` (all purchases minus refunds),
+    ``spend_{w}d`` / ``days_{w}d`` (net spend and purchase days in the last ``w`` days), ``days_since_last``,
+    ``gap_mean`` / ``gap_std`` / ``gap_last`` (days between purchase days), ``day_value_max`` / ``_median`` /
+    ``_last`` / ``_std``, ``line_max``, ``lines_per_day``, ``qty_total``, ``orders``, ``refund_share``,
+    ``n_refund_lines``, ``n_categories``, ``n_events`` and counts of views, clicks, carts, favourites and reviews,
+    ``spend_rate`` (net spend per day of tenure) and ``spend_trend`` (last-90-day rate over tenure rate).
+    """
+    ts = to_timestamp(as_of)
+    d = _daily(con, ts, platforms)
+    out = rfm_summary(con, as_of=ts, platforms=platforms, daily=d).set_index(KEYS)
+    end = ts.normalize()
+    d["value"] = d["buy"] - d["refund"]
+    d["age"] = (end - d["day"]).dt.days
+    g = d.groupby(KEYS, sort=True)
+    out["net_spend"] = g["value"].sum()
+    out["purchase_total"] = g["buy"].sum()
+    out["refund_total"] = g["refund"].sum()
+    out["refund_share"] = (out["refund_total"] / out["purchase_total"].where(out["purchase_total"] > 0)).fillna(0)
+    for w in windows:
+        m = d["age"] < w
+        out[f"spend_{w}d"] = d[m].groupby(KEYS)["value"].sum().reindex(out.index).fillna(0)
+        out[f"days_{w}d"] = d[m & (d["n_buy_lines"] > 0)].groupby(KEYS).size().reindex(out.index).fillna(0)
+    buy = d[d["n_buy_lines"] > 0].sort_values([*KEYS, "day"]).copy()
+    buy["gap"] = buy.groupby(KEYS)["day"].diff().dt.days
+    bg = buy.groupby(KEYS, sort=True)
+    out["days_since_last"] = bg["age"].min().reindex(out.index)
+    out["days_since_first"] = g["age"].max()
+    out["gap_mean"] = bg["gap"].mean().reindex(out.index)
+    out["gap_std"] = bg["gap"].std().reindex(out.index)
+    out["gap_last"] = bg["gap"].last().reindex(out.index)
+    vpos = buy["value"].clip(lower=0)
+    buy["vpos"] = vpos
+    out["day_value_max"] = bg["vpos"].max().reindex(out.index).fillna(0)
+    out["day_value_median"] = bg["vpos"].median().reindex(out.index).fillna(0)
+    out["day_value_std"] = bg["vpos"].std().reindex(out.index)
+    out["day_value_last"] = bg["vpos"].last().reindex(out.index).fillna(0)
+    out["line_max"] = bg["max_line"].max().reindex(out.index).fillna(0)
+    out["lines_per_day"] = (bg["n_buy_lines"].sum() / bg.size()).reindex(out.index).fillna(0)
+    out["qty_total"] = g["qty"].sum()
+    out["orders"] = g["n_orders"].sum()
+    out["n_refund_lines"] = g["n_refund_lines"].sum()
+    for c in ("n_view", "n_click", "n_cart", "n_fav", "n_review", "n_events"):
+        out[c] = g[c].sum()
+    pc, params = _platform_clause(platforms)
+    cats = con.execute(
+        f"SELECT platform, user_id, count(DISTINCT category) AS n_categories, count(DISTINCT item_id) AS n_items "
+        f"FROM events WHERE ts <= ? AND event_type = 'purchase'{pc} GROUP BY ALL",
+        [ts.to_pydatetime(), *params]).df().set_index(KEYS)
+    out["n_categories"] = cats["n_categories"].reindex(out.index).fillna(0)
+    out["n_items"] = cats["n_items"].reindex(out.index).fillna(0)
+    tenure = (out["days_since_first"] + 1).astype(float)
+    out["spend_rate"] = out["net_spend"] / tenure
+    out["spend_trend"] = (out["spend_90d"] / np.minimum(tenure, 90)) / out["spend_rate"].where(out["spend_rate"] > 0) \
+        if "spend_90d" in out else np.nan
+    out = out.astype(float)
+    return out.reset_index()
+
+
+def spend_labels(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | pd.Timestamp, horizon_days: int,
+                 users: pd.DataFrame | None = None, platforms: Sequence[str] | None = None) -> pd.DataFrame:
+    """Net spend (purchases minus refunds, floored at 0) and a purchase flag in ``(as_of, as_of + horizon]``.
+
+    ``users`` (``platform, user_id``) fixes the rows (users with no event in the window get 0);
+    by default every user with an event at or before ``as_of``.
+    """
+    ts = to_timestamp(as_of)
+    if int(horizon_days) <= 0:
+        raise ValueError(f"horizon_days must be a positive int. Got {horizon_days!r} instead.")
+    end = ts + pd.Timedelta(days=int(horizon_days))
+    pc, params = _platform_clause(platforms)
+    lab = con.execute(
+        f"""SELECT platform, user_id,
+                   sum(CASE WHEN event_type = 'purchase' THEN coalesce(amount, 0)
+                            WHEN event_type = 'refund' THEN -coalesce(amount, 0) ELSE 0 END) AS net,
+                   count(*) FILTER (WHERE event_type = 'purchase') AS n_buy,
+                   min(ts) AS first_ts
+            FROM events WHERE ts > ? AND ts <= ?{pc} GROUP BY ALL""",
+        [ts.to_pydatetime(), end.to_pydatetime(), *params]).df()
+    if len(lab) and (pd.to_datetime(lab["first_ts"]) <= ts).any():  # pragma: no cover - guarded by the query
+        raise LeakageError(f"labels include events at or before as_of={ts}.")
+    if users is None:
+        users = con.execute(f"SELECT DISTINCT platform, user_id FROM events WHERE ts <= ?{pc}",
+                            [ts.to_pydatetime(), *params]).df().sort_values(KEYS)
+    out = users[KEYS].merge(lab[[*KEYS, "net", "n_buy"]], on=KEYS, how="left")
+    out["future_spend"] = out["net"].fillna(0).clip(lower=0).astype(float)
+    out["future_purchase"] = (out["n_buy"].fillna(0) > 0).astype(int)
+    return out[[*KEYS, "future_spend", "future_purchase"]].reset_index(drop=True)
+
+
+def daily_sequences(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | pd.Timestamp,
+                    platforms: Sequence[str] | None = None, max_len: int = 64) -> pd.DataFrame:
+    """Each user's last ``max_len`` active days before ``as_of``, one row per (platform, user_id, day).
+
+    Columns: ``day``, ``age`` (days before the cut-off), ``gap`` (days since the previous active day),
+    ``buy``, ``refund`` (amounts), ``n_buy_lines``, ``n_refund_lines``, ``n_view``, ``n_click``, ``n_cart``,
+    ``n_fav``, ``n_review``, ``qty``, ``n_cats_day``, ``max_line``.
+    """
+    ts = to_timestamp(as_of)
+    d = _daily(con, ts, platforms).sort_values([*KEYS, "day"])
+    d["age"] = (ts.normalize() - d["day"]).dt.days.astype(float)
+    d["gap"] = d.groupby(KEYS)["day"].diff().dt.days.fillna(0).astype(float)
+    d["rank"] = d.groupby(KEYS).cumcount(ascending=False)
+    d = d[d["rank"] < max_len].drop(columns="rank")
+    return d.reset_index(drop=True)
