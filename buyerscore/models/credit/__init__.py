@@ -1,0 +1,25 @@
+"""Credit scoring: the monotone WOE scorecard and the calibrated, monotone LightGBM.
+
+>>> from buyerscore.models.credit import CreditScorecard, CreditGBM  # doctest: +SKIP
+"""
+
+from buyerscore.features import credit_columns as _credit_columns  # noqa: F401  (registers column texts)
+from buyerscore.models.base import split_applicants
+from buyerscore.models.credit.binning import FeatureBinning, fit_feature
+from buyerscore.models.credit.gbm import CreditGBM
+from buyerscore.models.credit.scorecard import CreditScorecard
+
+#: Values with their own bins per dataset (GMSC past-due counts use 96 and 98 as codes).
+SPECIAL_CODES: dict[str, dict[str, list[float]]] = {
+    "give_me_some_credit": {c: [96.0, 98.0] for c in (
+        "NumberOfTime30-59DaysPastDueNotWorse", "NumberOfTimes90DaysLate", "NumberOfTime60-89DaysPastDueNotWorse")},
+}
+
+
+def special_codes_for(dataset: str | None) -> dict[str, list[float]]:
+    """Known special codes of a dataset's columns (empty when none)."""
+    return dict(SPECIAL_CODES.get(dataset or "", {}))
+
+
+__all__ = ["CreditGBM", "CreditScorecard", "FeatureBinning", "SPECIAL_CODES", "fit_feature", "special_codes_for",
+           "split_applicants"]
