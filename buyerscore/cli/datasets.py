@@ -6,40 +6,70 @@ from pathlib import Path
 
 import typer
 
-from buyerscore.cli._common import friendly_errors, out, print_json, step, table
+from buyerscore.cli._common import out, print_json, progress, table
 
 app = typer.Typer(help="Public datasets read from their original file formats.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
-    """List the datasets buyerscore can load."""
-    from buyerscore.datasets import list_datasets
+def list_cmd(
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Also say whether the files are present here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List the datasets buyerscore can load (name, kind, rows of the main file, files)."""
+    from buyerscore.datasets import default_data_dir, list_datasets
+    from buyerscore.exceptions import DatasetNotFoundError
+    from buyerscore.datasets import resolve
+
+    d = data_dir or default_data_dir()
     specs = list_datasets()
+
+    def present(files: tuple[str, ...], name: str) -> bool:
+        try:
+            for f in files:
+                resolve(d, f, name)
+        except DatasetNotFoundError:
+            return False
+        return True
+
+    rows = [{"name": s.name, "kind": s.kind, "rows": s.rows, "files": list(s.files), "present": present(s.files, s.name),
+             "sensitive": list(s.sensitive), "description": s.description} for s in specs]
     if as_json:
-        print_json([{"name": s.name, "kind": s.kind, "rows": s.rows, "files": list(s.files),
-                     "description": s.description} for s in specs])
+        print_json({"data_dir": str(d), "datasets": rows})
         return
-    out.print(table("datasets", ["name", "kind", "rows", "files", "description"],
-                    [[s.name, s.kind, s.rows, "\n".join(s.files), s.description] for s in specs]))
+    out.print(table(f"datasets (files looked up under {d})", ["name", "kind", "rows", "present", "files", "description"],
+                    [[r["name"], r["kind"], r["rows"], "yes" if r["present"] else "no", "\n".join(r["files"]),
+                      r["description"]] for r in rows]))
 
 
 @app.command("load")
 def load_cmd(
     names: list[str] = typer.Argument(..., help="Dataset name(s), or 'all'."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder with the downloaded files (default ../shared/data)."),
-    db: Path = typer.Option(Path("buyerscore.duckdb"), "--db"),
-    as_json: bool = typer.Option(False, "--json"),
+    data_dir: Path | None = typer.Option(None, "--data-dir",
+                                         help="Folder with the downloaded files (default ../shared/data)."),
+    db: Path = typer.Option(Path("buyerscore.duckdb"), "--db", help="DuckDB store file (created if absent)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one summary per dataset as JSON."),
 ) -> None:
-    """Read dataset(s) into the store: events validated like 'ingest', applicants as applicants_<name>."""
-    from buyerscore.datasets import DATASETS, load_dataset
+    """Read dataset(s) into the store: events validated like 'ingest', applicants as applicants_<name>.
+
+    Each dataset is one transaction; loading it again changes nothing.
+    """
+    from buyerscore.cli.core import store_errors
+    from buyerscore.datasets import get_spec, load_dataset
     from buyerscore.events.store import EventStore
-    todo = list(DATASETS) if names == ["all"] else names
+
     results = []
-    with friendly_errors(), EventStore(db) as store:
+    with store_errors():
+        from buyerscore.datasets import DATASETS
+        todo = list(DATASETS) if names == ["all"] else names
         for n in todo:
-            with step(f"loading {n}"):
-                results.append(load_dataset(n, store, data_dir))
+            get_spec(n)  # unknown names fail before anything is written
+        with EventStore(db) as store, progress() as bar:
+            task = bar.add_task("loading", total=len(todo))
+            for n in todo:
+                results.append(load_dataset(n, store, data_dir, on_step=lambda m: bar.update(task, description=m)))
+                bar.advance(task)
+            bar.update(task, description=f"loaded {len(todo)} dataset(s)")
     if as_json:
         print_json([r.to_dict() for r in results])
         return
@@ -47,9 +77,11 @@ def load_cmd(
     for r in results:
         e = r.events
         rows.append([r.name, e.read if e else r.applicants, e.accepted if e else r.applicants, e.rejected if e else 0,
-                     ", ".join(f"{k}={v}" for k, v in (e.by_reason if e else {}).items()), r.users,
-                     ", ".join(f"{k}={v}" for k, v in r.side_tables.items())])
-    out.print(table(f"loaded into {db}", ["dataset", "read", "accepted", "rejected", "reasons", "users", "side tables"], rows))
+                     e.inserted if e else r.applicants,
+                     ", ".join(f"{k}={v:,}" for k, v in (e.by_reason if e else {}).items()), r.users,
+                     ", ".join(f"{k}={v:,}" for k, v in r.side_tables.items())])
+    out.print(table(f"loaded into {db}", ["dataset", "read", "accepted", "rejected", "new", "reasons", "users",
+                                          "side tables"], rows))
 
 
 def register(root: typer.Typer) -> None:

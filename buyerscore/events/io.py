@@ -312,7 +312,10 @@ def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
         if p.stat().st_size == 0:
             raise UnreadableInputError(f"{p} is empty; a JSON-lines file needs one JSON object per line.")
         try:
-            df = pd.read_json(p, lines=True, dtype=False, convert_dates=False, encoding="utf-8-sig")
+            with warnings.catch_warnings():  # convert_dates is deprecated but still defaults to True
+                warnings.simplefilter("ignore")
+                df = pd.read_json(p, lines=True, dtype=False, convert_dates=False, keep_default_dates=False,
+                                  encoding="utf-8-sig")
         except ValueError:
             return _read_jsonl_slow(p)
         return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())

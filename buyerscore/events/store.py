@@ -310,13 +310,44 @@ class EventStore:
                               f"'buyerscore datasets load {name.removeprefix('applicants_')}'.")
         return self.con.execute(f'SELECT * FROM "{tname}"').df()
 
-    def export_parquet(self, out_dir: str | Path, tables: tuple[str, ...] = ("events", "rejects", "users")) -> list[Path]:
-        """Write tables to ``out_dir/<table>.parquet`` (zstd)."""
+    def tables(self) -> list[str]:
+        """Names of the tables in the store."""
+        return [r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1").fetchall()]
+
+    def export_parquet(
+        self, out_dir: str | Path, tables: tuple[str, ...] | None = ("events", "rejects", "users"), *,
+        on_step: Callable[[str], None] | None = None,
+    ) -> dict[str, tuple[Path, int]]:
+        """Write tables to ``out_dir/<table>.parquet`` (zstd); ``tables=None`` exports every table.
+
+        Returns ``{table: (path, rows)}``.  Each file is written to a temporary name and renamed,
+        so a crash never leaves a half-written Parquet file under the final name.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = EventStore(":memory:")
+        >>> d = tempfile.mkdtemp()
+        >>> {t: n for t, (p, n) in store.export_parquet(d, ("events",)).items()}
+        {'events': 0}
+        """
+        have = self.tables()
+        names = tuple(have) if tables is None else tables
+        unknown = [t for t in names if t not in have]
+        if unknown:
+            raise SchemaError(f"No table(s) {unknown} in store {self.path}; tables present: {have}.")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for t in tables:
+        written: dict[str, tuple[Path, int]] = {}
+        for t in names:
+            if on_step:
+                on_step(f"exporting {t}")
             p = out / f"{t}.parquet"
-            self.con.execute(f"COPY (SELECT * FROM \"{t}\") TO '{p.as_posix()}' (FORMAT PARQUET, COMPRESSION ZSTD)")
-            written.append(p)
+            tmp = out / f".{t}.parquet.tmp"
+            target = tmp.as_posix().replace("'", "''")
+            self.con.execute(f'COPY (SELECT * FROM "{t}") TO \'{target}\' (FORMAT PARQUET, COMPRESSION ZSTD)')
+            tmp.replace(p)
+            n = self.con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # type: ignore[index]
+            written[t] = (p, int(n))
         return written

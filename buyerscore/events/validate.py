@@ -13,6 +13,7 @@ few seconds on one core.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import duckdb
@@ -31,6 +32,7 @@ from buyerscore.events.schema import (
 from buyerscore.exceptions import SchemaError
 
 REJECT_COLUMNS = ("row_number", "reason", "detail", "raw")
+_SLASH = re.compile(r"\\\\|\\/")
 ID_COLUMNS = ("event_id", "user_id", "item_id", "category", "order_id")
 _STRING_COLUMNS = ("user_id", "platform", "item_id", "category", "currency", "order_id", "text", "event_id")
 _NUMERIC_COLUMNS = ("quantity", "amount", "rating", "installments")
@@ -82,8 +84,9 @@ class _Reasons:
     def ok(self) -> np.ndarray:
         return np.equal(self.code, None)
 
-    def flag(self, mask: np.ndarray | pd.Series, code: str, label: str, values: pd.Series | None = None) -> None:
-        """Give ``code`` to the rows in ``mask`` that have no reason yet; detail is ``label=value``."""
+    def flag(self, mask: np.ndarray | pd.Series, code: str, label: str, values: pd.Series | None = None,
+             suffix: str = "") -> None:
+        """Give ``code`` to the rows in ``mask`` that have no reason yet; detail is ``label=value`` + suffix."""
         assert code in REJECT_REASONS, code
         m = np.asarray(mask, dtype=bool) & self.ok
         if not m.any():
@@ -93,7 +96,7 @@ class _Reasons:
             self.detail[m] = label
         else:
             shown = values[m].astype(object).map(lambda v: "<empty>" if v is None or v is pd.NA else str(v)[:200])
-            self.detail[m] = (label + "=" + shown).to_numpy()
+            self.detail[m] = (label + "=" + shown + suffix).to_numpy()
 
 
 def _blank(s: pd.Series) -> np.ndarray:
@@ -252,6 +255,8 @@ def _raw_json(frame: pd.DataFrame) -> list[str]:
         return []
     text = frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso", date_unit="us",
                          default_handler=str)
+    if "\\/" in text:  # pandas escapes every '/'; undo that (keeping escaped backslashes as they are)
+        text = _SLASH.sub(lambda m: "/" if m.group(0) == "\\/" else m.group(0), text)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -336,8 +341,8 @@ def validate_events(
 
     ts = parse_timestamps(raw["ts"], ts_format=ts_format, timezone=timezone)
     r.flag(ts.isna().to_numpy(), "BAD_TIMESTAMP", "ts", raw["ts"])
-    r.flag(((ts <= TS_MIN) | (ts >= TS_MAX)).fillna(False).to_numpy(), "BAD_TIMESTAMP",
-           f"ts outside {TS_MIN.date()}..{TS_MAX.date()}", None)
+    r.flag(((ts <= TS_MIN) | (ts >= TS_MAX)).fillna(False).to_numpy(), "BAD_TIMESTAMP", "ts", raw["ts"],
+           f" (outside {TS_MIN.date()} .. {TS_MAX.date()})")
     out["ts"] = ts
 
     et = _to_str(raw["event_type"]).str.lower()
@@ -358,15 +363,19 @@ def validate_events(
         else:
             nums[c] = pd.Series(np.nan, index=raw.index, dtype="float64")
 
+    def given(c: str) -> pd.Series:  # the value as written, for details
+        return raw[c] if c in raw.columns else nums[c]
+
     money = et.isin(list(MONEY_EVENTS)).fillna(False).to_numpy()
-    r.flag(money & nums["amount"].isna().to_numpy(), "MISSING_AMOUNT", "event_type", et)
-    r.flag((nums["amount"] < 0).to_numpy(), "NEGATIVE_AMOUNT", "amount", nums["amount"])
-    r.flag((nums["quantity"] < 0).to_numpy(), "NEGATIVE_QUANTITY", "quantity", nums["quantity"])
+    r.flag(money & nums["amount"].isna().to_numpy(), "MISSING_AMOUNT", "event_type", et, " without amount")
+    r.flag((nums["amount"] < 0).to_numpy(), "NEGATIVE_AMOUNT", "amount", given("amount"))
+    r.flag((nums["quantity"] < 0).to_numpy(), "NEGATIVE_QUANTITY", "quantity", given("quantity"))
     rt = nums["rating"]
-    r.flag((rt.notna() & ((rt < 1) | (rt > 5) | (rt != rt.round()))).to_numpy(), "RATING_OUT_OF_RANGE", "rating", rt)
+    r.flag((rt.notna() & ((rt < 1) | (rt > 5) | (rt != rt.round()))).to_numpy(), "RATING_OUT_OF_RANGE", "rating",
+           given("rating"))
     ins = nums["installments"]
     r.flag((ins.notna() & ((ins < 0) | (ins != ins.round()) | (ins > 2**31 - 1))).to_numpy(), "BAD_INSTALLMENTS",
-           "installments", ins)
+           "installments", given("installments"))
 
     for c in _STRING_COLUMNS:
         out[c] = _to_str(raw[c], as_id=c in ID_COLUMNS) if c in raw.columns else \

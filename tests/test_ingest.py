@@ -1,0 +1,299 @@
+"""`buyerscore ingest`: planted bad rows (golden), formats, errors, idempotency, strict mode, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from buyerscore.cli import app
+from buyerscore.events.schema import REJECT_REASONS
+from buyerscore.events.store import EventStore
+
+GOLDEN = Path(__file__).parent / "golden" / "ingest"
+PLANTED = GOLDEN / "planted.csv"
+UPDATE = os.environ.get("BUYERSCORE_UPDATE_GOLDEN") == "1"
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, [str(a) for a in args])
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _compare_golden(name: str, got: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(got, encoding="utf-8")
+    assert got == path.read_text(encoding="utf-8"), f"{name} differs; if intended, rerun with BUYERSCORE_UPDATE_GOLDEN=1"
+
+
+def test_planted_rows_are_reported_exactly(tmp_path):
+    db = tmp_path / "s.duckdb"
+    code, stdout, _ = run("ingest", PLANTED, "--db", db, "--json")
+    assert code == 0
+    summary = json.loads(stdout)
+    summary.pop("source")
+    _compare_golden("planted_summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    # known answers, independent of the golden file: 32 data lines, every reason code planted
+    assert (summary["read"], summary["accepted"], summary["rejected"]) == (32, 11, 21)
+    assert summary["read"] == summary["accepted"] + summary["rejected"]
+    assert set(summary["by_reason"]) == set(REJECT_REASONS)
+    assert sum(summary["by_reason"].values()) == summary["rejected"]
+
+    con = duckdb.connect(str(db), read_only=True)
+    rej = con.execute("SELECT row_number, reason, detail, raw FROM rejects ORDER BY row_number").df()
+    ev = con.execute("SELECT * EXCLUDE (batch_id) FROM events ORDER BY ts, event_id").df()
+    con.close()
+    lines = ["row_number,reason,detail"] + [f"{r.row_number},{r.reason},{json.dumps(r.detail)}" for r in rej.itertuples()]
+    _compare_golden("planted_rejects.csv", "\n".join(lines) + "\n")
+    _compare_golden("planted_events.csv", ev.to_csv(index=False, lineterminator="\n"))
+
+    # each reject keeps the original row: same values as the line in the file, original column names
+    with PLANTED.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        lines_by_number = {i: rec for i, rec in enumerate(reader, start=1)}
+    for r in rej.itertuples():
+        raw = json.loads(r.raw)
+        rec = lines_by_number[r.row_number]
+        if r.reason == "MALFORMED_ROW":
+            assert raw == {"_line": ",".join(rec)}
+        else:
+            assert list(raw) == header
+            assert [v if v is not None else "" for v in raw.values()] == rec
+
+
+def test_strict_stores_nothing_and_exits_1(tmp_path):
+    db = tmp_path / "s.duckdb"
+    code, stdout, stderr = run("ingest", PLANTED, "--db", db, "--strict", "--json")
+    assert code == 1
+    summary = json.loads(stdout)
+    assert summary["stored"] is False and summary["rejected"] == 21
+    assert "--strict" in stderr and "Traceback" not in stderr
+    with EventStore(db) as s:
+        assert s.counts() == {"events": 0, "rejects": 0, "users": 0}
+        assert s.con.execute("SELECT count(*) FROM ingest_batches").fetchone() == (0,)
+
+
+def test_strict_passes_clean_file(tmp_path):
+    f = tmp_path / "ok.csv"
+    f.write_text("user_id,ts,event_type\nu1,2024-01-01,view\n")
+    code, stdout, _ = run("ingest", f, "--db", tmp_path / "s.duckdb", "--strict", "--json")
+    assert code == 0 and json.loads(stdout)["accepted"] == 1
+
+
+@pytest.fixture()
+def events_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "user_id": ["u1", "u1", "u2", "u3", "u4"],
+        "ts": ["2024-01-01T10:00:00", "2024-01-02T11:30:00", "2024-01-03T00:00:00", "2024-01-04T08:00:00", "oops"],
+        "event_type": ["view", "purchase", "refund", "review", "view"],
+        "item_id": ["i1", "i1", "i1", "i2", "i3"],
+        "quantity": [None, 2.0, 1.0, None, None],
+        "amount": [None, 20.5, 10.25, None, None],
+        "currency": [None, "USD", "USD", None, None],
+        "rating": [None, None, None, 5, None],
+        "text": [None, None, None, "très bien / 很好", None],
+    })
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_every_format_gives_the_same_events(tmp_path, events_frame, fmt):
+    path = tmp_path / f"e.{fmt}"
+    if fmt == "csv":
+        events_frame.to_csv(path, index=False)
+    elif fmt == "parquet":
+        df = events_frame.copy()
+        df["rating"] = df["rating"].astype("Int64")
+        df.to_parquet(path, index=False)
+    else:
+        events_frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    code, stdout, _ = run("ingest", path, "--db", tmp_path / "s.duckdb", "--format", fmt, "--json")
+    assert code == 0
+    s = json.loads(stdout)
+    assert (s["read"], s["accepted"], s["rejected"], s["by_reason"]) == (5, 4, 1, {"BAD_TIMESTAMP": 1})
+    with EventStore(tmp_path / "s.duckdb") as store:
+        got = store.con.execute("SELECT event_id, user_id, ts, event_type, amount, rating, text FROM events "
+                                "ORDER BY ts").df()
+    # derived ids depend only on the canonical values, so all formats agree on them
+    expected_csv = tmp_path / "ref.csv"
+    events_frame.to_csv(expected_csv, index=False)
+    with EventStore(":memory:") as ref:
+        ref.ingest_file(expected_csv)
+        want = ref.con.execute("SELECT event_id, user_id, ts, event_type, amount, rating, text FROM events "
+                               "ORDER BY ts").df()
+    pd.testing.assert_frame_equal(got, want)
+    assert got["text"].iloc[-1] == "très bien / 很好"
+
+
+def test_gzipped_csv_and_format_inferred(tmp_path, events_frame):
+    path = tmp_path / "e.csv.gz"
+    events_frame.to_csv(path, index=False, compression="gzip")
+    code, stdout, _ = run("ingest", path, "--db", tmp_path / "s.duckdb", "--json")
+    assert code == 0 and json.loads(stdout)["accepted"] == 4
+
+
+def test_jsonl_bad_line_is_a_reject(tmp_path):
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"user_id": "u1", "ts": 1704096000, "event_type": "view"}\n'
+                    '{"user_id": "u2", "ts": 1704096000, "event_type": \n'
+                    '[1, 2]\n'
+                    '{"user_id": "u3", "ts": "2024-01-01", "event_type": "cart"}\n')
+    code, stdout, _ = run("ingest", path, "--db", tmp_path / "s.duckdb", "--json")
+    s = json.loads(stdout)
+    assert code == 0 and (s["read"], s["accepted"], s["by_reason"]) == (4, 2, {"MALFORMED_ROW": 2})
+    with EventStore(tmp_path / "s.duckdb") as store:
+        rows = store.con.execute("SELECT row_number FROM rejects ORDER BY 1").fetchall()
+    assert rows == [(2,), (3,)]
+
+
+def _error(args: list[object]) -> str:
+    code, _stdout, stderr = run(*map(str, args))
+    assert code == 2, stderr
+    assert "Traceback" not in stderr and stderr.startswith("error:")
+    return " ".join(stderr.split())  # rich may wrap long lines
+
+
+@pytest.mark.parametrize(("content", "args", "needles"), [
+    ("user_id,when,event_type\nu1,2024-01-01,view\n", [], ["e.csv", "['ts']", "--mapping"]),
+    ("user_id,ts,event_type\n", ["--format", "xml"], ["xml", "e.csv", "csv, parquet, jsonl"]),
+    (b"\x00\x01 not parquet", ["--format", "parquet"], ["e.csv", "parquet", "--format"]),
+    ("", [], ["e.csv", "empty", "header"]),
+    (b"user_id,ts,event_type\nJ\xf6rg,2024-01-01,view\n", [], ["e.csv", "UTF-8", "iconv"]),
+])
+def test_unusable_input_names_file_column_and_fix(tmp_path, content, args, needles):
+    f = tmp_path / "e.csv"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    msg = _error(["ingest", f, "--db", tmp_path / "s.duckdb", *args])
+    for n in needles:
+        assert n in msg, (n, msg)
+
+
+def test_missing_file_and_unknown_extension(tmp_path):
+    assert "does not exist" in _error(["ingest", tmp_path / "nope.csv", "--db", tmp_path / "s.duckdb"])
+    f = tmp_path / "events.dat"
+    f.write_text("x")
+    assert "--format" in _error(["ingest", f, "--db", tmp_path / "s.duckdb"])
+
+
+def test_mapping_file_errors_name_the_problem(tmp_path):
+    f = tmp_path / "e.csv"
+    f.write_text("uid,when,what\nu1,2024-01-01,pv\n")
+    m = tmp_path / "m.yaml"
+    m.write_text("columns: {user_id: uid, ts: time, event_type: what}\n")
+    msg = _error(["ingest", f, "--db", tmp_path / "s.duckdb", "--mapping", m])
+    assert "['time']" in msg and "columns:" in msg
+    m.write_text("columns: {user_id: uid, ts: when, event_type: what}\ntimezone: Mars/Olympus\n")
+    assert "Mars/Olympus" in _error(["ingest", f, "--db", tmp_path / "s.duckdb", "--mapping", m])
+
+
+def test_mapping_with_recode_constants_format_and_timezone(tmp_path):
+    f = tmp_path / "shop.csv"
+    f.write_text("CustomerID,InvoiceDate,action,price\n"
+                 "c1,01/07/2024 13:00,pv,\n"       # 1 July 2024, British summer time (UTC+1)
+                 "c1,15/01/2024 13:00,buy,9.99\n"  # 15 January: UTC+0
+                 "c2,15/01/2024 13:00,teleport,1\n")
+    m = tmp_path / "m.yaml"
+    m.write_text("columns: {user_id: CustomerID, ts: InvoiceDate, event_type: action, amount: price}\n"
+                 "constants: {platform: myshop, currency: gbp}\n"
+                 "values: {event_type: {pv: view, buy: purchase}}\n"
+                 "timestamp_format: '%d/%m/%Y %H:%M'\ntimezone: Europe/London\n")
+    code, stdout, _ = run("ingest", f, "--db", tmp_path / "s.duckdb", "--mapping", m, "--json")
+    assert code == 0 and json.loads(stdout)["by_reason"] == {"UNKNOWN_EVENT_TYPE": 1}
+    with EventStore(tmp_path / "s.duckdb") as s:
+        ev = s.con.execute("SELECT user_id, ts, event_type, platform, currency, amount FROM events ORDER BY ts").df()
+        raw = json.loads(s.con.execute("SELECT raw FROM rejects").fetchone()[0])
+    assert ev["ts"].tolist() == [pd.Timestamp("2024-01-15 13:00"), pd.Timestamp("2024-07-01 12:00")]
+    assert ev["event_type"].tolist() == ["purchase", "view"]
+    assert set(ev["platform"]) == {"myshop"} and set(ev["currency"]) == {"GBP"}
+    assert raw == {"CustomerID": "c2", "InvoiceDate": "15/01/2024 13:00", "action": "teleport", "price": "1"}
+
+
+def test_reingest_same_file_is_a_no_op(tmp_path):
+    db = tmp_path / "s.duckdb"
+    first = json.loads(run("ingest", PLANTED, "--db", db, "--json")[1])
+    second = json.loads(run("ingest", PLANTED, "--db", db, "--json")[1])
+    assert not first["already_ingested"] and second["already_ingested"]
+    assert second["inserted"] == 0 and second["read"] == first["read"]
+    with EventStore(db) as s:
+        assert s.counts()["events"] == first["accepted"] and s.counts()["rejects"] == first["rejected"]
+        assert s.con.execute("SELECT count(*) FROM ingest_batches").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("with_ids", [True, False])
+def test_overlapping_files_insert_each_event_once(tmp_path, with_ids):
+    rows = [f"e{i},u{i % 7},2024-01-{1 + i % 28:02d}T{i % 24:02d}:00:00,purchase,{i}.5" for i in range(150)]
+    header = "event_id,user_id,ts,event_type,amount"
+    if not with_ids:  # derived ids: same content -> same id
+        rows = [r.split(",", 1)[1] for r in rows]
+        header = header.split(",", 1)[1]
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("\n".join([header, *rows[:100]]) + "\n")
+    b.write_text("\n".join([header, *rows[50:]]) + "\n")
+    db = tmp_path / "s.duckdb"
+    sa = json.loads(run("ingest", a, "--db", db, "--json")[1])
+    sb = json.loads(run("ingest", b, "--db", db, "--json")[1])
+    assert (sa["inserted"], sa["already_present"]) == (100, 0)
+    assert (sb["read"], sb["accepted"], sb["inserted"], sb["already_present"]) == (100, 100, 50, 50)
+    with EventStore(db) as s:
+        assert s.con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (150, 150)
+        assert s.con.execute("SELECT sum(amount) FROM events").fetchone()[0] == pytest.approx(sum(i + 0.5 for i in range(150)))
+
+
+def test_export_writes_parquet_round_trip(tmp_path):
+    db = tmp_path / "s.duckdb"
+    run("ingest", PLANTED, "--db", db)
+    code, stdout, _ = run("export", "--db", db, "--out", tmp_path / "ex", "--json")
+    assert code == 0
+    info = json.loads(stdout)
+    assert {k: v["rows"] for k, v in info.items()} == {"events": 11, "rejects": 21, "users": 0}
+    ev = pd.read_parquet(info["events"]["path"])
+    with EventStore(db) as s:
+        want = s.con.execute("SELECT * FROM events").df()
+    pd.testing.assert_frame_equal(ev.sort_values("event_id").reset_index(drop=True),
+                                  want.sort_values("event_id").reset_index(drop=True), check_dtype=False)
+    assert "unknown" in _error(["export", "--db", db, "--out", tmp_path / "ex", "--tables", "unknown"])
+
+
+def test_locked_store_is_a_friendly_error(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "s.duckdb"
+    EventStore(db).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); "
+                               "print('ok', flush=True); time.sleep(30)", str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        f = tmp_path / "e.csv"
+        f.write_text("user_id,ts,event_type\nu1,2024-01-01,view\n")
+        t = time.time()
+        msg = _error(["ingest", f, "--db", db])
+        assert "another process" in msg and str(db) in msg and time.time() - t < 20
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_schema_markdown_is_committed_docs():
+    code, stdout, _ = run("schema", "--markdown")
+    assert code == 0
+    committed = (Path(__file__).parents[1] / "docs" / "data-model.md").read_text(encoding="utf-8")
+    assert stdout == committed, "docs/data-model.md is stale: run 'buyerscore schema --markdown > docs/data-model.md'"
+
+
+def test_schema_json_lists_every_field_and_reason():
+    code, stdout, _ = run("schema", "--json")
+    d = json.loads(stdout)
+    assert [f["name"] for f in d["events"]][:4] == ["event_id", "user_id", "ts", "event_type"]
+    assert d["reject_reasons"] == REJECT_REASONS
