@@ -1,9 +1,168 @@
-"""CLI commands of the serving area (filled in by its issue)."""
+"""CLI commands of the serving area: train, models list|show|promote, serve, serve-key, score."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from buyerscore.cli._common import console, friendly_errors, out, print_json, progress, step, table
+
+models_app = typer.Typer(help="List, inspect and promote model bundles of a registry.", no_args_is_help=True)
+
+REGISTRY_OPT = typer.Option(Path("registry"), "--registry", "-r", help="Model registry folder.")
+
+
+# -- train -----------------------------------------------------------------------------------------
+def train(
+    config: Path | None = typer.Option(None, "--config", "-c", help="buyerscore.toml (see buyerscore.toml.example)."),
+    out_dir: Path = typer.Option(Path("registry"), "--out", "-o", help="Registry folder to add the bundle to."),
+    as_of: str = typer.Option(..., "--as-of", help="Training cut-off of behaviour features (labels come after it)."),
+    promote: bool = typer.Option(False, "--promote", help="Promote the new bundle right away."),
+    as_json: bool = typer.Option(False, "--json", help="Print the bundle manifest as JSON."),
+) -> None:
+    """Train the configured models (purchasing power, credit, anomaly) into one versioned bundle."""
+    from buyerscore.config import load_config
+    from buyerscore.registry import ModelRegistry
+    from buyerscore.serving.train import train_bundle
+
+    with friendly_errors():
+        cfg = load_config(config)
+        with step(f"training bundle as of {as_of}"):
+            version = train_bundle(cfg, out_dir, as_of=as_of)
+        reg = ModelRegistry(out_dir)
+        if promote:
+            reg.promote(version)
+        m = reg.show(version)
+    if as_json:
+        print_json(m)
+        return
+    rows = [[k, ", ".join(f"{n}={v:.4g}" for n, v in (info.get("metrics") or {}).items()
+                          if isinstance(v, (int, float)))[:90], len(info["features"])]
+            for k, info in m["models"].items()]
+    out.print(table(f"bundle {version} ({'promoted' if promote else 'not promoted'})", ["model", "metrics", "features"],
+                    rows))
+    if not promote:
+        console.print(f"Promote it with: buyerscore models promote {version} --registry {out_dir}")
+
+
+# -- models ----------------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(registry: Path = REGISTRY_OPT, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List bundles, oldest first; * marks the promoted one."""
+    from buyerscore.registry import ModelRegistry
+    with friendly_errors():
+        rows = ModelRegistry(registry).list()
+    if as_json:
+        print_json(rows)
+        return
+    out.print(table(f"bundles in {registry}", ["", "version", "created", "as_of", "models", "data hash"],
+                    [["*" if r["promoted"] else "", r["version"], r["created_at"], r["as_of"] or "",
+                      ", ".join(r["models"]), r["training_data_hash"][:12]] for r in rows]))
+
+
+@models_app.command("show")
+def models_show(version: str | None = typer.Argument(None, help="Version (default: the promoted one)."),
+                registry: Path = REGISTRY_OPT) -> None:
+    """Print a bundle's manifest (feature spec, models, metrics, data hash, creation time) as JSON."""
+    from buyerscore.registry import ModelRegistry
+    with friendly_errors():
+        print_json(ModelRegistry(registry).show(version))
+
+
+@models_app.command("promote")
+def models_promote(version: str = typer.Argument(..., help="Version to serve, e.g. v3."),
+                   registry: Path = REGISTRY_OPT) -> None:
+    """Make VERSION the served bundle (running services reload it without a restart)."""
+    from buyerscore.registry import ModelRegistry
+    with friendly_errors():
+        reg = ModelRegistry(registry)
+        before = reg.promoted()
+        reg.promote(version)
+    console.print(f"promoted {version} (was {before or 'none'})")
+
+
+# -- serve -----------------------------------------------------------------------------------------
+def serve(
+    registry: Path = REGISTRY_OPT,
+    db: Path = typer.Option(Path("buyerscore.duckdb"), "--db", help="DuckDB event store (created if absent)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port", help="TCP port; 0 = any free port (see --port-file)."),
+    port_file: Path | None = typer.Option(None, "--port-file", help="Write the bound port here."),
+    keys_file: Path | None = typer.Option(None, "--keys-file", help="File of SHA-256 hashes of accepted API keys."),
+    allow_anonymous: bool = typer.Option(False, "--allow-anonymous", help="Serve without API keys (local only)."),
+    max_body_bytes: int = typer.Option(1_000_000, "--max-body-bytes", help="Larger request bodies get 413."),
+    reload_interval: float = typer.Option(2.0, "--reload-interval", help="Seconds between promoted-version checks."),
+    log_level: str = typer.Option("warning", "--log-level", help="info also logs each request (route template, "
+                                  "status, ms; never ids or payloads)."),
+    openapi: bool = typer.Option(False, "--openapi", help="Print the OpenAPI spec (docs/openapi.json) and exit."),
+) -> None:
+    """Run the scoring API (FastAPI + uvicorn) on the promoted bundle of REGISTRY."""
+    import json
+    import logging
+
+    from pydantic import ValidationError
+
+    from buyerscore.serving.api.main import openapi_spec, run
+    if openapi:
+        typer.echo(json.dumps(openapi_spec(), indent=2, sort_keys=True))
+        return
+    logging.getLogger("buyerscore").setLevel(log_level.upper())
+    from buyerscore.serving.api.settings import ServeSettings, load_key_hashes
+    with friendly_errors():
+        try:
+            settings = ServeSettings(registry=registry, db=db, api_key_hashes=load_key_hashes(keys_file),
+                                     allow_anonymous=allow_anonymous, max_body_bytes=max_body_bytes,
+                                     reload_interval_s=reload_interval)
+        except ValidationError as exc:
+            raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
+        console.print(f"serving bundle from {registry} on http://{host}:{port} (docs at /docs)")
+        run(settings, host=host, port=port, port_file=port_file, log_level=log_level)
+
+
+def serve_key(keys_file: Path = typer.Option(..., "--keys-file", help="Keys file to append the hash to."),
+              name: str = typer.Option("", "--name", help="Comment stored next to the hash.")) -> None:
+    """Create an API key: print it once on stdout and append only its SHA-256 hash to KEYS_FILE."""
+    from buyerscore.serving.api.settings import new_key
+    key, h = new_key()
+    keys_file.parent.mkdir(parents=True, exist_ok=True)
+    with keys_file.open("a", encoding="utf-8") as fh:
+        fh.write(f"{h}{'  # ' + name if name else ''}\n")
+    typer.echo(key)
+    console.print(f"hash appended to {keys_file}; the key is not stored anywhere, keep it now.")
+
+
+# -- batch score -----------------------------------------------------------------------------------
+def score(
+    registry: Path = REGISTRY_OPT,
+    input: Path = typer.Option(..., "--input", "-i", help="Parquet of features (one row per user) or raw events."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Parquet of scores to write."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Feature cut-off; required for raw events."),
+    version: str | None = typer.Option(None, "--version", help="Bundle version (default: the promoted one)."),
+    chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1, help="Rows per chunk (bounds memory)."),
+    no_reasons: bool = typer.Option(False, "--no-reasons", help="Skip reason-code columns (faster)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+) -> None:
+    """Score a file in streaming chunks with the promoted bundle; prints rows/s."""
+    from buyerscore.pipeline import ScoringPipeline
+    from buyerscore.serving.batch import score_file
+    with friendly_errors():
+        pipe = ScoringPipeline.from_registry(registry, version)
+        with progress() as p:
+            task = p.add_task(f"scoring {input.name}", total=None)
+            s = score_file(pipe, input, out_path, as_of=as_of, chunk_rows=chunk_rows, reasons=not no_reasons,
+                           on_progress=lambda done, total: p.update(task, completed=done, total=total))
+    if as_json:
+        print_json(s.to_dict())
+    else:
+        out.print(table(f"scored {input.name} -> {out_path.name}", ["rows", "seconds", "rows/s", "bundle", "models"],
+                        [[s.rows, s.seconds, s.rows_per_s, s.model_version, ", ".join(s.models)]]))
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command()(train)
+    app.add_typer(models_app, name="models")
+    app.command()(serve)
+    app.command("serve-key")(serve_key)
+    app.command()(score)

@@ -1,0 +1,224 @@
+"""Application state and the dependencies routes declare (``PipelineDep``, ``StateDep``, ``ApiKeyDep``)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from buyerscore.events.store import EventStore
+from buyerscore.explain.reason_codes import ReasonCode
+from buyerscore.features.registry import describe
+from buyerscore.pipeline import ScoringPipeline
+from buyerscore.registry import Bundle, ModelRegistry
+from buyerscore.serving.api.metrics import Metrics
+from buyerscore.serving.api.settings import ServeSettings, key_matches
+from buyerscore.serving.online import OnlineFeatures
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WINDOWS: tuple[int, ...] = (7, 30, 90, 365)
+
+
+def bundle_windows(bundle: Bundle) -> tuple[int, ...]:
+    """Feature windows a bundle was trained with (manifest ``windows`` or ``config.features.windows``)."""
+    m = bundle.manifest
+    w = m.get("windows") or ((m.get("config") or {}).get("features") or {}).get("windows") or DEFAULT_WINDOWS
+    return tuple(int(x) for x in w)
+
+
+class PipelineHolder:
+    """Serves the promoted bundle and swaps in a newly promoted one without a restart.
+
+    The pointer file is checked at most every ``interval_s`` seconds, on request; loading
+    happens once (under a lock) and the swap is a single reference assignment, so requests in
+    flight finish on the old pipeline.
+    """
+
+    def __init__(self, root: Path, *, interval_s: float, reason_k: int, metrics: Metrics) -> None:
+        self.registry = ModelRegistry(root)
+        self.interval_s = interval_s
+        self.reason_k = reason_k
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self.bundle = self.registry.load()
+        self.pipeline = ScoringPipeline.from_bundle(self.bundle, reason_k=reason_k)
+        self._publish()
+        self.listeners: list[Any] = []
+
+    def _publish(self) -> None:
+        self.metrics.set("buyerscore_model_info", 1.0, help="Served model bundle.", version=self.bundle.version)
+
+    def current(self) -> tuple[ScoringPipeline, Bundle]:
+        now = time.monotonic()
+        if now - self._checked >= self.interval_s:
+            self.maybe_reload(now)
+        return self.pipeline, self.bundle
+
+    def maybe_reload(self, now: float | None = None) -> bool:
+        with self._lock:
+            self._checked = now if now is not None else time.monotonic()
+            v = self.registry.promoted()
+            if v is None or v == self.bundle.version:
+                return False
+            try:
+                bundle = self.registry.load(v)
+                pipe = ScoringPipeline.from_bundle(bundle, reason_k=self.reason_k)
+            except Exception:  # keep serving the old bundle
+                logger.exception("could not load promoted bundle %s; still serving %s", v, self.bundle.version)
+                self.metrics.inc("buyerscore_model_reload_failures_total", help="Failed hot reloads.")
+                return False
+            old = self.bundle.version
+            self.metrics.set("buyerscore_model_info", 0.0, version=old)
+            self.bundle, self.pipeline = bundle, pipe
+            self._publish()
+            self.metrics.inc("buyerscore_model_reloads_total", help="Hot reloads of a promoted bundle.")
+            for fn in self.listeners:
+                fn(bundle)
+            logger.warning("hot-reloaded model bundle %s -> %s", old, v)
+            return True
+
+
+@dataclass
+class AppState:
+    settings: ServeSettings
+    holder: PipelineHolder
+    store: EventStore
+    store_lock: threading.Lock
+    online: OnlineFeatures
+    metrics: Metrics
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def build(cls, settings: ServeSettings) -> AppState:
+        metrics = Metrics()
+        holder = PipelineHolder(settings.registry, interval_s=settings.reload_interval_s, reason_k=settings.reason_k,
+                                metrics=metrics)
+        store = EventStore(settings.db)
+        lock = threading.Lock()
+        online = OnlineFeatures(store, windows=bundle_windows(holder.bundle), store_lock=lock,
+                                max_staleness_s=settings.feature_staleness_s)
+
+        def _on_reload(bundle: Bundle) -> None:
+            w = bundle_windows(bundle)
+            if w != online.windows:
+                online.windows = w
+                online.clear()
+
+        holder.listeners.append(_on_reload)
+        return cls(settings=settings, holder=holder, store=store, store_lock=lock, online=online, metrics=metrics)
+
+    def close(self) -> None:
+        with self.store_lock:
+            self.store.close()
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.buyerscore  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_pipeline(state: StateDep) -> ScoringPipeline:
+    return state.holder.current()[0]
+
+
+PipelineDep = Annotated[ScoringPipeline, Depends(get_pipeline)]
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (stored hashed on the server).")
+
+
+def require_api_key(state: StateDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:
+    """401 unless the request carries an accepted key (or the server allows anonymous use)."""
+    if state.settings.allow_anonymous:
+        return
+    if not key_matches(key, state.settings.api_key_hashes):
+        state.metrics.inc("buyerscore_auth_failures_total", help="Requests rejected for a missing or bad key.")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing or invalid API key (header X-API-Key)",
+                            headers={"WWW-Authenticate": "APIKey"})
+
+
+ApiKeyDep = Depends(require_api_key)
+
+
+# -- turning pipeline output into response sections --------------------------------------------------
+def _f(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _reasons(scored: pd.Series, X: pd.Series, section: str, k: int, lang: str) -> list[dict[str, Any]]:
+    out = []
+    for i in range(1, k + 1):
+        name = scored.get(f"{section}_reason_{i}")
+        if name is None or (isinstance(name, float) and np.isnan(name)):
+            continue
+        c = float(scored[f"{section}_reason_{i}_contribution"])
+        v = _f(X.get(name))
+        vtxt = "missing" if v is None else f"{v:,.4g}"
+        if lang == "zh":
+            text = f"{describe(name, 'zh')}（值 {vtxt}）拉低了评分"
+        else:
+            text = f"{describe(name)} ({vtxt}) lowers the score"
+        out.append(ReasonCode(str(name), c, v, text).to_dict())
+    return out
+
+
+def sections(pipeline: ScoringPipeline, X: pd.DataFrame, *, lang: str = "en") -> dict[str, Any]:
+    """Score a one-row frame and shape the response sections (power, credit, anomaly, unavailable)."""
+    scored = pipeline.score_frame(X).iloc[0]
+    row = X.iloc[0]
+    k = pipeline.reason_k
+    res: dict[str, Any] = {"model_version": pipeline.version, "unavailable": {}}
+    missing = pipeline.missing_features(X.columns)
+    power_kinds = [kd for kd in ("power_spend", "power_tier") if kd in pipeline.models]
+    if power_kinds:
+        if all(missing[kd] for kd in power_kinds):
+            m = missing[power_kinds[0]]
+            res["unavailable"]["power"] = f"missing {len(m)} feature(s), e.g. {m[:3]}"
+        else:
+            probs = None
+            if "power_p_high" in scored.index:
+                probs = {t: float(scored[f"power_p_{t}"]) for t in ("high", "mid", "low")}
+            res["power"] = {"expected_spend": _f(scored.get("power_expected_spend")),
+                            "tier": None if scored.get("power_tier") is None else str(scored.get("power_tier")),
+                            "probabilities": probs,
+                            "reasons": _reasons(scored, row, "power", k, lang)}
+    if "credit" in pipeline.models:
+        if missing["credit"]:
+            m = missing["credit"]
+            res["unavailable"]["credit"] = f"missing {len(m)} feature(s), e.g. {m[:3]}"
+        else:
+            g = scored.get("credit_grade")
+            res["credit"] = {"pd": _f(scored["credit_pd"]), "score": _f(scored["credit_score"]),
+                             "grade": None if g is None or (isinstance(g, float) and np.isnan(g)) else str(g),
+                             "reasons": _reasons(scored, row, "credit", k, lang)}
+    if "anomaly" in pipeline.models:
+        if missing["anomaly"]:
+            m = missing["anomaly"]
+            res["unavailable"]["anomaly"] = f"missing {len(m)} feature(s), e.g. {m[:3]}"
+        else:
+            res["anomaly"] = {"score": _f(scored["anomaly_score"]), "flag": bool(scored["anomaly_flag"]),
+                              "reasons": _reasons(scored, row, "anomaly", k, lang)}
+    return res
+
+
+def as_iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat()

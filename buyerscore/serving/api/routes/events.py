@@ -1,0 +1,61 @@
+"""``POST /v1/events``: validate like file ingestion, commit, invalidate the users' online features."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+from fastapi import APIRouter, HTTPException, status
+
+from buyerscore.serving.api.deps import ApiKeyDep, StateDep
+from buyerscore.serving.api.schemas import EventsRequest, EventsResponse
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["events"], dependencies=[ApiKeyDep])
+
+
+def events_frame(events: list, platform_default: str | None = None) -> pd.DataFrame:
+    """Request events -> a raw frame with canonical column names (values untouched)."""
+    rows = [e.model_dump() for e in events]
+    return pd.DataFrame.from_records(rows).astype(object)
+
+
+def user_keys(raw: pd.DataFrame, default_platform: str) -> set[tuple[str, str]]:
+    """(platform, user_id) pairs named in a raw frame, normalised like validation does."""
+    uid = raw["user_id"].astype("string").str.strip()
+    plat = raw["platform"].astype("string").str.strip()
+    plat = plat.mask(plat == "", pd.NA).fillna(default_platform)
+    return {(str(p), str(u)) for p, u in zip(plat, uid, strict=True) if not pd.isna(u)}
+
+
+@router.post("/events", response_model=EventsResponse, summary="Store a batch of behaviour events",
+             responses={401: {"description": "Missing or invalid API key"},
+                        413: {"description": "Body larger than the server's limit"}})
+def post_events(body: EventsRequest, state: StateDep) -> EventsResponse:
+    """Validate events exactly like file ingestion and commit the accepted ones in one transaction.
+
+    A 2xx answer means every accepted event is committed to the store (it survives a crash of the
+    server right after).  Rejected events are listed with their 0-based index and a reason code.
+    Re-sending the same batch is a no-op (same ``batch_id``, ``already_present`` counts them).
+    """
+    limit = state.settings.max_events_per_request
+    if len(body.events) > limit:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[{
+            "loc": ["body", "events"], "type": "too_long",
+            "msg": f"at most {limit} events per request; got {len(body.events)}. Split the batch."}])
+    raw = events_frame(body.events)
+    with state.store_lock:
+        summary = state.store.ingest_frame(raw, source="api", default_platform=body.platform)
+        rej = state.store.con.execute(
+            "SELECT row_number, reason, detail FROM rejects WHERE batch_id = ? AND source = 'api' ORDER BY row_number",
+            [summary.batch_id]).fetchall()
+    state.online.invalidate(user_keys(raw, body.platform))
+    m = state.metrics
+    m.inc("buyerscore_events_accepted_total", summary.accepted, help="Events accepted by POST /v1/events.")
+    m.inc("buyerscore_events_rejected_total", summary.rejected, help="Events rejected by POST /v1/events.")
+    logger.info("events batch %s: read=%d accepted=%d rejected=%d", summary.batch_id[:8], summary.read,
+                summary.accepted, summary.rejected)
+    return EventsResponse(batch_id=summary.batch_id, read=summary.read, accepted=summary.accepted,
+                          rejected=summary.rejected, inserted=summary.inserted, already_present=summary.already_present,
+                          by_reason=summary.by_reason,
+                          rejects=[{"index": int(r[0]) - 1, "reason": r[1], "detail": r[2]} for r in rej])

@@ -1,0 +1,102 @@
+"""Scores: ``GET /v1/users/{user_id}/score`` (stored events) and ``POST /v1/score`` (payload only)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Literal
+
+import pandas as pd
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from buyerscore.events.validate import validate_events
+from buyerscore.exceptions import ModelInputError
+from buyerscore.serving.api.deps import ApiKeyDep, PipelineDep, StateDep, sections
+from buyerscore.serving.api.routes.events import events_frame
+from buyerscore.serving.api.schemas import ScoreRequest, ScoreResponse
+from buyerscore.serving.online import AmbiguousUserError, to_naive_utc, utc_now
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["scores"], dependencies=[ApiKeyDep])
+
+Lang = Annotated[Literal["en", "zh"], Query(description="Language of reason texts.")]
+
+
+def _422(loc: list[str], msg: str, typ: str = "value_error") -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[{"loc": loc, "msg": msg, "type": typ}])
+
+
+@router.get("/users/{user_id}/score", response_model=ScoreResponse, response_model_exclude_none=False,
+            summary="Score a user from their stored events",
+            responses={401: {"description": "Missing or invalid API key"},
+                       404: {"description": "No event of this user at or before the cut-off"}})
+def user_score(
+    state: StateDep, pipeline: PipelineDep,
+    user_id: Annotated[str, Path(min_length=1, max_length=200)],
+    platform: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    as_of: Annotated[datetime | None, Query(description="Feature cut-off (default: now, UTC).")] = None,
+    lang: Lang = "en",
+) -> dict:
+    """Purchasing power, credit and anomaly scores of one user, with reason codes and the model version.
+
+    Features are the offline definitions evaluated on the user's stored events up to ``as_of``;
+    they are cached and recomputed after new events for this user arrive.
+    """
+    try:
+        plat = state.online.resolve_platform(user_id, platform)
+    except AmbiguousUserError as exc:
+        raise _422(["query", "platform"], str(exc), "missing") from None
+    if plat is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no events for this user")
+    cut = to_naive_utc(as_of) if as_of is not None else None
+    entry = state.online.entry(user_id, plat, cut)
+    if entry.row.empty:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no events for this user at or before the cut-off")
+    key = f"{pipeline.version}:{lang}"
+    cached = entry.scores.get(key)
+    if cached is not None:
+        return cached
+    try:
+        res = sections(pipeline, entry.row, lang=lang)
+    except ModelInputError as exc:
+        raise _422(["path", "user_id"], str(exc)) from None
+    res.update(user_id=user_id, platform=plat, as_of=entry.as_of)
+    entry.scores[key] = res
+    return res
+
+
+@router.post("/score", response_model=ScoreResponse, summary="Score a payload of features or raw events",
+             responses={401: {"description": "Missing or invalid API key"}})
+def score_payload(body: ScoreRequest, state: StateDep, pipeline: PipelineDep, lang: Lang = "en") -> dict:
+    """Score features given directly, or features built from raw events of one user; nothing is stored."""
+    if (body.features is None) == (body.events is None):
+        raise _422(["body"], "give exactly one of 'features' or 'events'")
+    as_of = None
+    if body.features is not None:
+        X = pd.DataFrame([{k: (float("nan") if v is None else v) for k, v in body.features.items()}])
+        user_id, platform = body.user_id, body.platform
+    else:
+        assert body.events is not None
+        if len(body.events) > state.settings.max_events_per_request:
+            raise _422(["body", "events"], f"at most {state.settings.max_events_per_request} events", "too_long")
+        raw = events_frame(body.events)
+        res = validate_events(raw, source="request", default_platform=body.platform or "default")
+        if len(res.rejects):
+            first = res.rejects.iloc[0]
+            raise _422(["body", "events", str(int(first["row_number"]) - 1)],
+                       f"{len(res.rejects)} event(s) rejected; first: {first['reason']} ({first['detail']})")
+        acc = res.accepted
+        keys = acc[["platform", "user_id"]].drop_duplicates()
+        if len(keys) != 1:
+            raise _422(["body", "events"], f"events must belong to one user; got {len(keys)} (platform, user_id) pairs")
+        platform, user_id = str(keys.iloc[0, 0]), str(keys.iloc[0, 1])
+        as_of = to_naive_utc(body.as_of) if body.as_of is not None else utc_now()
+        X = state.online.sandbox.build(acc, None, as_of=as_of, windows=state.online.windows)
+        if X.empty:
+            raise _422(["body", "as_of"], "no event at or before as_of")
+    try:
+        out = sections(pipeline, X, lang=lang)
+    except ModelInputError as exc:
+        raise _422(["body", "features"], str(exc)) from None
+    out.update(user_id=user_id, platform=platform, as_of=as_of)
+    return out

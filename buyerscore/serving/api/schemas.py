@@ -1,0 +1,125 @@
+"""Typed request and response bodies of the API (they generate the OpenAPI spec)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = str | int | float | None
+Number = Annotated[float | None, Field(allow_inf_nan=False)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(_Body):
+    """One behaviour event with the canonical field names.
+
+    Values are taken as given and validated row by row exactly like file ingestion: a bad
+    value rejects the row (with a reason), it does not fail the request.
+    """
+
+    event_id: str | None = Field(default=None, max_length=200)
+    user_id: Scalar = Field(default=None, description="Required; pseudonymous shopper id.")
+    ts: Scalar = Field(default=None, description="Required; ISO 8601 (naive = UTC) or Unix seconds/ms.")
+    event_type: Scalar = Field(default=None, description="Required; view, click, cart, favorite, purchase, "
+                                                          "refund, review, payment or repayment.")
+    platform: Scalar = None
+    item_id: Scalar = None
+    category: Scalar = None
+    quantity: Scalar = None
+    amount: Scalar = None
+    currency: Scalar = None
+    order_id: Scalar = None
+    rating: Scalar = None
+    text: str | None = Field(default=None, max_length=10_000)
+    installments: Scalar = None
+
+
+class EventsRequest(_Body):
+    events: list[EventIn] = Field(..., min_length=1, description="Events to store (at most the server's limit).")
+    platform: str = Field(default="default", min_length=1, max_length=100,
+                          description="Platform for events without one.")
+
+
+class RejectOut(BaseModel):
+    index: int = Field(..., description="0-based position of the event in the request.")
+    reason: str
+    detail: str
+
+
+class EventsResponse(BaseModel):
+    batch_id: str
+    read: int
+    accepted: int
+    rejected: int
+    inserted: int
+    already_present: int
+    by_reason: dict[str, int]
+    rejects: list[RejectOut]
+    durable: bool = Field(True, description="Accepted events are committed to the store.")
+
+
+class ReasonOut(BaseModel):
+    feature: str
+    contribution: float = Field(..., description="> 0: pushes toward the adverse outcome.")
+    value: float | None
+    text: str
+
+
+class PowerOut(BaseModel):
+    expected_spend: float | None = Field(None, description="Expected spend in the forecast horizon.")
+    tier: str | None = Field(None, description="high, mid or low.")
+    probabilities: dict[str, float] | None = Field(None, description="P(tier) for high, mid, low.")
+    reasons: list[ReasonOut] = []
+
+
+class CreditOut(BaseModel):
+    pd: float | None = Field(..., description="Probability of default.")
+    score: float | None = Field(..., description="Scorecard points (higher = safer).")
+    grade: str | None = None
+    reasons: list[ReasonOut] = []
+
+
+class AnomalyOut(BaseModel):
+    score: float | None = Field(..., description="Anomaly score in [0, 1].")
+    flag: bool
+    reasons: list[ReasonOut] = []
+
+
+class ScoreResponse(BaseModel):
+    user_id: str | None
+    platform: str | None
+    as_of: datetime | None = Field(None, description="Cut-off of the behaviour features (UTC).")
+    model_version: str
+    power: PowerOut | None = None
+    credit: CreditOut | None = None
+    anomaly: AnomalyOut | None = None
+    unavailable: dict[str, str] = Field(default_factory=dict,
+                                        description="Model section -> why it was not scored.")
+
+
+class ScoreRequest(_Body):
+    """Score without storing: give either ``features`` or raw ``events`` (of one user)."""
+
+    features: dict[str, Number] | None = Field(
+        None, description="Feature name -> value (null = unknown). Models whose features are all present are "
+                          "scored.", max_length=2000)
+    events: list[EventIn] | None = Field(None, min_length=1, description="Raw events of one user.")
+    as_of: datetime | None = Field(None, description="Feature cut-off for events (default: now, UTC).")
+    user_id: str | None = Field(None, max_length=200)
+    platform: str | None = Field(None, max_length=100)
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    model_version: str
+    models: list[str]
+    uptime_s: float
+
+
+class ErrorOut(BaseModel):
+    detail: Any

@@ -1,0 +1,221 @@
+"""The scoring API as a real uvicorn process on an ephemeral port, on a real CDNOW store with stand-in models."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from buyerscore.datasets import load_dataset
+from buyerscore.events.store import EventStore
+from buyerscore.registry import ModelEntry, ModelRegistry
+from buyerscore.serving._testing import standin_bundle
+from buyerscore.serving.api.settings import hash_key
+
+KEY = "test-key-0123456789"
+AS_OF = "1997-09-30"
+
+
+class Server:
+    def __init__(self, registry: Path, db: Path, tmp: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.port_file = tmp / f"port-{time.monotonic_ns()}"
+        self.log = (tmp / f"server-{time.monotonic_ns()}.log").open("w+b")
+        cmd = [sys.executable, "-c", "from buyerscore.cli import main; main()", "serve", "--registry", str(registry),
+               "--db", str(db), "--port", "0", "--port-file", str(self.port_file), "--log-level", "info", *extra]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + 60
+        while not self.port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server did not start:\n" + self.output())
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
+        self.client = httpx.Client(base_url=self.url, headers={"X-API-Key": KEY}, timeout=30)
+        while True:
+            try:
+                if self.client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("server not healthy:\n" + self.output())
+            time.sleep(0.05)
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def served(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("serve")
+    db, registry = tmp / "store.duckdb", tmp / "registry"
+    with EventStore(db) as store:
+        load_dataset("cdnow_sample", store, data_dir)
+        standin_bundle(store.con, registry, as_of=AS_OF)
+    keys = tmp / "keys.txt"
+    keys.write_text(f"# test keys\n{hash_key(KEY)}  # ci\n")
+    srv = Server(registry, db, tmp, "--keys-file", str(keys), "--reload-interval", "0.1", "--max-body-bytes", "200000")
+    yield srv, registry, db
+    srv.stop()
+
+
+def test_key_required_and_ops_endpoints_open(served) -> None:
+    srv, _, _ = served
+    anon = httpx.get(srv.url + "/v1/users/00004/score")
+    assert anon.status_code == 401
+    bad = httpx.get(srv.url + "/v1/users/00004/score", headers={"X-API-Key": "wrong"})
+    assert bad.status_code == 401
+    assert httpx.get(srv.url + "/healthz").json()["status"] == "ok"
+    assert httpx.post(srv.url + "/v1/score", json={"features": {}}).status_code == 401
+
+
+def test_user_score_has_every_section(served) -> None:
+    srv, _, _ = served
+    r = srv.client.get("/v1/users/00004/score", params={"as_of": "1997-09-30T00:00:00"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_version"] == "v1" and body["platform"] == "cdnow_sample"
+    p = body["power"]
+    assert p["expected_spend"] >= 0 and p["tier"] in {"high", "mid", "low"}
+    assert abs(sum(p["probabilities"].values()) - 1) < 1e-9
+    assert 0 < body["credit"]["pd"] < 1 and isinstance(body["credit"]["score"], float)
+    assert 0 <= body["anomaly"]["score"] <= 1 and isinstance(body["anomaly"]["flag"], bool)
+    for reason in p["reasons"]:
+        assert reason["contribution"] > 0 and reason["text"]
+    assert srv.client.get("/v1/users/no-such-user/score").status_code == 404
+
+
+def test_events_rejects_and_online_update(served) -> None:
+    srv, _, _ = served
+    user, at = "00004", {"as_of": "1998-06-30T00:00:00", "platform": "cdnow_sample"}
+    before = srv.client.get(f"/v1/users/{user}/score", params=at).json()
+    events = [
+        {"user_id": user, "platform": "cdnow_sample", "ts": "1998-06-20T10:00:00", "event_type": "purchase",
+         "amount": 5000.0, "quantity": 3},
+        {"user_id": user, "platform": "cdnow_sample", "ts": "not a date", "event_type": "purchase", "amount": 1},
+        {"user_id": user, "platform": "cdnow_sample", "ts": "1998-06-20", "event_type": "teleport"},
+        {"user_id": user, "platform": "cdnow_sample", "ts": "1998-06-21", "event_type": "refund"},
+    ]
+    r = srv.client.post("/v1/events", json={"events": events})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["read"], body["accepted"], body["rejected"]) == (4, 1, 3)
+    assert [(x["index"], x["reason"]) for x in body["rejects"]] == [
+        (1, "BAD_TIMESTAMP"), (2, "UNKNOWN_EVENT_TYPE"), (3, "MISSING_AMOUNT")]
+    after = srv.client.get(f"/v1/users/{user}/score", params=at).json()
+    assert after["power"] != before["power"]  # features were recomputed from the new event
+    again = srv.client.post("/v1/events", json={"events": events}).json()  # idempotent
+    assert again["inserted"] == 0 and again["batch_id"] == body["batch_id"]
+
+
+def test_post_score_features_and_events(served) -> None:
+    srv, registry, _ = served
+    feats = ModelRegistry(registry).show()["models"]["credit"]["features"]
+    r = srv.client.post("/v1/score", json={"features": {f: 1.0 for f in feats}})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["credit"] is not None and body["power"] is None and "power" in body["unavailable"]
+    ev = [{"user_id": "new", "ts": "2024-01-01", "event_type": "purchase", "amount": 20.0},
+          {"user_id": "new", "ts": "2024-01-05", "event_type": "view"}]
+    r = srv.client.post("/v1/score", json={"events": ev, "as_of": "2024-02-01T00:00:00"})
+    assert r.status_code == 200 and r.json()["power"]["expected_spend"] >= 0
+    # nothing stored
+    assert srv.client.get("/v1/users/new/score").status_code == 404
+
+
+@pytest.mark.parametrize("payload, loc", [
+    ({"events": "x"}, ["body", "events"]),
+    ({"events": [{"user_id": "a", "ts": "2024-01-01", "event_type": "view", "colour": "red"}]},
+     ["body", "events", 0, "colour"]),
+    ({"events": []}, ["body", "events"]),
+])
+def test_422_is_field_level(served, payload, loc) -> None:
+    srv, _, _ = served
+    r = srv.client.post("/v1/events", json=payload)
+    assert r.status_code == 422
+    assert any(e["loc"] == loc for e in r.json()["detail"]), r.json()
+
+
+def test_body_limit_and_no_user_data_in_logs(served) -> None:
+    srv, _, _ = served
+    big = {"events": [{"user_id": "u-secret-42", "ts": "2024-01-01", "event_type": "view", "text": "x" * 9000}] * 30}
+    assert srv.client.post("/v1/events", json=big).status_code == 413
+    srv.client.get("/v1/users/u-secret-43/score")
+    srv.client.post("/v1/events", json={"events": [{"user_id": "u-secret-44", "ts": "2024-01-01", "event_type": "view"}]})
+    log = srv.output()
+    assert "/v1/users/{user_id}/score" in log  # the access log names route templates ...
+    assert "u-secret" not in log and KEY not in log  # ... never ids or keys
+
+
+def test_metrics_prometheus_text(served) -> None:
+    srv, _, _ = served
+    text = httpx.get(srv.url + "/metrics").text
+    assert "# TYPE buyerscore_requests_total counter" in text
+    assert 'buyerscore_model_info{version="' in text
+    assert "buyerscore_request_duration_seconds_bucket" in text
+
+
+def test_openapi_served_equals_committed(served) -> None:
+    srv, _, _ = served
+    committed = json.loads((Path(__file__).parents[1] / "docs" / "openapi.json").read_text())
+    assert httpx.get(srv.url + "/openapi.json").json() == committed
+
+
+def test_hot_reload_of_promoted_bundle(served) -> None:
+    srv, registry, db = served
+    reg = ModelRegistry(registry)
+    # a second bundle (the same models without the anomaly detector) is registered, then promoted
+    old = srv.client.get("/healthz").json()["model_version"]
+    src = reg.load(old)
+    v2 = reg.create({k: ModelEntry(m, meta.features) for k, (m, meta) in src.models.items() if k != "anomaly"},
+                    as_of=src.as_of, training_data_hash="h2", config=src.manifest["config"])
+    reg.promote(v2)
+    deadline = time.monotonic() + 10
+    while srv.client.get("/healthz").json()["model_version"] != v2:
+        assert time.monotonic() < deadline, "promoted bundle not picked up"
+        time.sleep(0.05)
+    body = srv.client.get("/v1/users/00004/score", params={"platform": "cdnow_sample"}).json()
+    assert body["model_version"] == v2 and body["anomaly"] is None
+    reg.promote(old)
+    while srv.client.get("/healthz").json()["model_version"] != old:
+        assert time.monotonic() < deadline + 10
+        time.sleep(0.05)
+
+
+def test_sigkill_loses_no_acknowledged_event(data_dir: Path, tmp_path: Path) -> None:
+    db, registry = tmp_path / "store.duckdb", tmp_path / "registry"
+    with EventStore(db) as store:
+        load_dataset("cdnow_sample", store, data_dir)
+        standin_bundle(store.con, registry, as_of=AS_OF, kinds=("power_spend",), n_estimators=5)
+    srv = Server(registry, db, tmp_path, "--allow-anonymous")
+    acked: list[str] = []
+    for b in range(15):
+        evs = [{"event_id": f"k{b}-{i}", "user_id": f"u{i % 7}", "ts": f"2024-01-{1 + i % 28:02d}",
+                "event_type": "purchase", "amount": float(i)} for i in range(40)]
+        r = srv.client.post("/v1/events", json={"events": evs})
+        assert r.status_code == 200 and r.json()["accepted"] == 40
+        acked += [e["event_id"] for e in evs]
+    srv.stop(signal.SIGKILL)  # right after the last 2xx
+    assert srv.proc.returncode == -signal.SIGKILL
+    with EventStore(db, read_only=True) as store:
+        stored = {r[0] for r in store.con.execute("SELECT event_id FROM events WHERE event_id LIKE 'k%'").fetchall()}
+    assert stored == set(acked)
