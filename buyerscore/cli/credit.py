@@ -1,9 +1,144 @@
-"""CLI commands of the credit area (filled in by its issue)."""
+"""``buyerscore credit train|score``: probability-of-default models from applicant tables."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
 
+from buyerscore.cli._common import friendly_errors, out, print_json, step, table
 
-def register(app: typer.Typer) -> None:
+app = typer.Typer(help="Credit scoring: monotone WOE scorecard and calibrated monotone LightGBM.", no_args_is_help=True)
+
+PASS_THROUGH = ("user_id", "as_of", "dataset")
+
+
+def _read_table(path: Path) -> Any:
+    import pandas as pd
+
+    from buyerscore.exceptions import UnreadableInputError
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist.")
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            return pd.read_parquet(path)
+        if name.endswith((".json", ".jsonl", ".ndjson")):
+            return pd.read_json(path, lines=not name.endswith(".json"))
+        return pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - any parser error becomes one readable message
+        raise UnreadableInputError(f"could not read {path}: {exc}") from None
+
+
+def _write_table(df: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.lower().endswith(".parquet"):
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+
+
+@app.command("train")
+def train_cmd(
+    out_dir: Path = typer.Option(..., "--out", help="Model directory to write."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Applicant dataset name, e.g. german_credit."),
+    table_path: Path | None = typer.Option(None, "--table", help="Applicant table file (CSV, Parquet, JSON)."),
+    target: str = typer.Option("label", "--target", help="Target column, 1 = bad."),
+    model: str = typer.Option("scorecard", "--model", help="scorecard or gbm."),
+    include_sensitive: bool = typer.Option(False, "--include-sensitive",
+                                           help="Use protected columns (sex, age, ...) as inputs."),
+    test_size: float = typer.Option(0.2, "--test-size", help="Stratified hold-out share for the reported metrics."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the hold-out split and the model."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder of the public datasets."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Fit a PD model on a dataset or table; save it with its features, data hash, parameters and metrics."""
+    with friendly_errors():
+        import numpy as np
+        from sklearn.model_selection import train_test_split
+
+        from buyerscore.artifacts import data_hash
+        from buyerscore.models import metrics as mt
+        from buyerscore.models.base import split_applicants
+        from buyerscore.models.credit import CreditGBM, CreditScorecard, special_codes_for
+
+        if (dataset is None) == (table_path is None):
+            raise ValueError("give exactly one of --dataset NAME or --table FILE.")
+        if model not in ("scorecard", "gbm"):
+            raise ValueError(f"--model must be 'scorecard' or 'gbm'; got {model!r}.")
+        if not 0.05 <= test_size <= 0.5:
+            raise ValueError(f"--test-size must be in [0.05, 0.5]; got {test_size}.")
+        with step("reading applicants"):
+            if dataset is not None:
+                from buyerscore.datasets import read_applicants
+
+                frame = read_applicants(dataset, data_dir)
+            else:
+                frame = _read_table(table_path)  # type: ignore[arg-type]
+        X, y = split_applicants(frame, target)
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
+        if model == "scorecard":
+            est: Any = CreditScorecard(special_codes=special_codes_for(dataset), include_sensitive=include_sensitive)
+        else:
+            est = CreditGBM(include_sensitive=include_sensitive, random_state=seed)
+        with step(f"fitting {type(est).__name__}"):
+            est.fit(Xtr, ytr)
+        p = est.predict_proba(Xte)[:, 1]
+        metrics: dict[str, Any] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in mt.summary(yte, p).items()}
+        metrics["psi_train_test_score"] = round(mt.psi(est.score(Xtr), est.score(Xte)), 6)
+        metrics["holdout"] = f"stratified {test_size:.0%}, seed {seed}"
+        metrics["fit_seconds"] = round(float(est.fit_time_), 3)
+        est.save(out_dir, training_data_hash=data_hash(Xtr), metrics=metrics,
+                 extra={"dataset": dataset, "table": str(table_path) if table_path else None, "target": target,
+                        "excluded_features": list(est.excluded_features_)})
+        if model == "scorecard":
+            est.export_table(out_dir / "scorecard.csv")
+            est.export_table(out_dir / "scorecard.md")
+            est.export_table(out_dir / "scorecard.json")
+        summary = {"model_dir": str(out_dir), "model": type(est).__name__, "features": list(est.features_),
+                   "excluded_sensitive": list(est.excluded_features_), "metrics": metrics,
+                   "bad_rate_train": float(np.mean(ytr))}
+        if as_json:
+            print_json(summary)
+            return
+        out.print(table(f"{type(est).__name__} -> {out_dir}", ["metric", "value"],
+                        [[k, v] for k, v in metrics.items()]))
+        out.print(f"features: {', '.join(est.features_)}")
+        if est.excluded_features_:
+            out.print(f"left out (sensitive): {', '.join(est.excluded_features_)} (use --include-sensitive to opt in)")
+
+
+@app.command("score")
+def score_cmd(
+    model_dir: Path = typer.Option(..., "--model", help="Model directory written by 'credit train'."),
+    input_path: Path = typer.Option(..., "--input", help="Applicants to score (CSV, Parquet, JSON)."),
+    out_path: Path = typer.Option(..., "--out", help="Output file (.csv or .parquet)."),
+    reasons: int = typer.Option(4, "--reasons", help="Adverse reason codes per applicant (0 = none)."),
+    lang: str = typer.Option("en", "--lang", help="Language of the reason texts: en or zh."),
+) -> None:
+    """Score applicants: PD, points, grade and the top adverse reasons."""
+    with friendly_errors():
+        from buyerscore.artifacts import load_model
+
+        model, meta = load_model(model_dir)
+        frame = _read_table(input_path)
+        target = meta.extra.get("target", "label")
+        keep = [c for c in PASS_THROUGH if c in frame.columns]
+        X = frame.drop(columns=[c for c in (*PASS_THROUGH, "label", target) if c in frame.columns])
+        result = frame[keep].copy()
+        result["pd"] = model.predict_proba(X)[:, 1]
+        result["score"] = model.score(X)
+        result["grade"] = model.grade(X)
+        if reasons > 0:
+            rc = model.reason_codes(X, k=reasons, lang=lang)
+            result["reasons"] = [json.dumps([r.to_dict() for r in row], ensure_ascii=False, default=str) for row in rc]
+        _write_table(result, out_path)
+        out.print(f"scored {len(result):,} applicant(s) with {meta.kind} -> {out_path}")
+
+
+def register(root: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    root.add_typer(app, name="credit")

@@ -212,7 +212,8 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:  # type: ignore[override]
         """Points per row (higher = safer). ``y`` and ``sample_weight`` are ignored."""
-        return self.offset_ - self.factor_ * self._logit(self._check_X(X))
+        lg = self._logit(self._check_X(X))
+        return self.offset_ - self.factor_ * lg
 
     def _grade_of(self, s: np.ndarray) -> np.ndarray:
         cuts = np.asarray(self.grade_bands_[::-1])  # increasing

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -144,7 +145,9 @@ def _labels_numerical(splits: np.ndarray) -> list[str]:
 def _from_optbinning(ob: Any, name: str, dtype: str, special_codes: dict[str, list[float]],
                      reps: np.ndarray | None = None) -> FeatureBinning:
     """Convert a fitted optbinning ``OptimalBinning`` into a :class:`FeatureBinning`."""
-    bt = ob.binning_table.build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optbinning's own pandas deprecation warnings
+        bt = ob.binning_table.build()
     bt = bt.loc[[i for i in bt.index if i != "Totals"]]
     event = bt["Event"].to_numpy(dtype=float)
     nonevent = bt["Non-event"].to_numpy(dtype=float)

@@ -1,0 +1,330 @@
+"""Credit models: points scaling, monotonicity, calibration, reason codes, persistence, input errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.model_selection import train_test_split
+
+from buyerscore.exceptions import ModelInputError, NotFittedError
+from buyerscore.models import metrics as mt
+from buyerscore.models.base import pd_from_score, scaling, score_from_pd, split_applicants
+from buyerscore.models.credit import CreditGBM, CreditScorecard, fit_feature
+
+
+def synthetic(n: int = 4000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Utilisation and late payments raise risk, income lowers it; 96/98 codes and missing income."""
+    rng = np.random.default_rng(seed)
+    util = rng.random(n) * 1.2
+    late = rng.poisson(0.3, n).astype(float)
+    income = rng.lognormal(8, 0.5, n)
+    region = rng.choice(["north", "south", "east"], n)
+    logit = -3 + 2.5 * util + 0.8 * np.minimum(late, 5) - 0.4 * (np.log(income) - 8) + (region == "south") * 0.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    late[rng.random(n) < 0.01] = 98.0
+    income[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({"util": util, "late": late, "income": income, "region": region}), y
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, np.ndarray]:
+    return synthetic()
+
+
+@pytest.fixture(scope="module")
+def scorecard(data: tuple[pd.DataFrame, np.ndarray]) -> CreditScorecard:
+    X, y = data
+    return CreditScorecard(special_codes={"late": [96, 98]}).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def gbm(data: tuple[pd.DataFrame, np.ndarray]) -> CreditGBM:
+    X, y = data
+    return CreditGBM(n_estimators=300, learning_rate=0.05, early_stopping_rounds=30).fit(X, y)
+
+
+# ---------------------------------------------------------------- points scaling (known answers)
+def test_points_scaling_known_answers() -> None:
+    offset, factor = scaling(600, 50, 20)
+    assert factor == pytest.approx(20 / math.log(2))
+    assert offset == pytest.approx(600 - 20 / math.log(2) * math.log(50))
+    # 50:1 good:bad -> PD 1/51 -> 600; doubling the odds adds 20, halving removes 20
+    assert score_from_pd(1 / 51) == pytest.approx(600.0)
+    assert score_from_pd(1 / 101) == pytest.approx(620.0)
+    assert score_from_pd(1 / 26) == pytest.approx(580.0)
+    assert score_from_pd(0.5) == pytest.approx(600 - 20 * math.log2(50))
+    assert score_from_pd(1 / 11, base_score=500, base_odds=10, pdo=40) == pytest.approx(500.0)
+    assert pd_from_score(620.0) == pytest.approx(1 / 101)
+
+
+def test_scorecard_points_add_up(scorecard: CreditScorecard, data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = data
+    pts = scorecard.points_of(X)
+    s = scorecard.score(X)
+    np.testing.assert_allclose(s, scorecard.base_points_ + pts.sum(axis=1).to_numpy())
+    p = scorecard.predict_proba(X)[:, 1]
+    np.testing.assert_allclose(s, score_from_pd(p), rtol=1e-9)
+
+
+def test_scorecard_custom_scale_shifts_points(data: tuple[pd.DataFrame, np.ndarray],
+                                              scorecard: CreditScorecard) -> None:
+    X, y = data
+    other = CreditScorecard(base_score=500, base_odds=10, pdo=40, special_codes={"late": [96, 98]}).fit(X, y)
+    lg = np.log((1 - scorecard.predict_proba(X)[:, 1]) / scorecard.predict_proba(X)[:, 1])
+    np.testing.assert_allclose(other.score(X), 500 + 40 / math.log(2) * (lg - math.log(10)), rtol=1e-9)
+
+
+def test_grades_follow_bands(scorecard: CreditScorecard, data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = data
+    s, g = scorecard.score(X), scorecard.grade(X)
+    bands = scorecard.grade_bands_
+    assert bands == sorted(bands, reverse=True)
+    assert bands[0] == pytest.approx(float(score_from_pd(0.02)))
+    for grade, lo, hi in zip("ABCDE", [*bands, -np.inf], [np.inf, *bands], strict=True):
+        sel = g == grade
+        assert np.all((s[sel] >= lo) & (s[sel] < hi))
+    assert set(g) <= set("ABCDE") and len(set(g)) >= 3
+
+
+# ---------------------------------------------------------------- binning
+def test_special_and_missing_get_own_bins(scorecard: CreditScorecard) -> None:
+    late = scorecard.bins_["late"]
+    assert "special 96: [96.0]" in late.labels and "special 98: [98.0]" in late.labels
+    assert late.bin_index_one(98) == late.labels.index("special 98: [98.0]")
+    inc = scorecard.bins_["income"]
+    assert inc.labels[-1] == "Missing" and inc.event[-1] + inc.nonevent[-1] > 0
+    assert inc.bin_index_one(None) == inc.missing_index == inc.bin_index_one(float("nan"))
+    assert scorecard.bins_["util"].trend == "ascending" and inc.trend == "descending"
+
+
+def test_fast_binning_matches_exact_solver() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(0, 1, 200_000)
+    y = (rng.random(x.size) < 1 / (1 + np.exp(-(np.log(x) - 1)))).astype(int)
+    fast = fit_feature("x", x, y, fast=True)
+    exact = fit_feature("x", x, y, fast=False)
+    assert fast.iv >= 0.98 * exact.iv
+    # the fitted table is the true partition of the training rows
+    idx = fast.bin_index(x)
+    np.testing.assert_array_equal(np.bincount(idx, minlength=fast.n_bins), fast.event + fast.nonevent)
+    np.testing.assert_array_equal(np.bincount(idx, weights=y, minlength=fast.n_bins), fast.event)
+
+
+# ---------------------------------------------------------------- monotonicity (property tests)
+@settings(max_examples=60, deadline=None)
+@given(a=st.floats(0, 1.2), b=st.floats(0, 1.2), late=st.sampled_from([0.0, 1.0, 3.0, 98.0, None]),
+       income=st.one_of(st.none(), st.floats(500, 50_000)), region=st.sampled_from(["north", "south", "x"]))
+def test_scorecard_points_monotone(scorecard: CreditScorecard, a: float, b: float, late: float | None,
+                                   income: float | None, region: str) -> None:
+    lo, hi = min(a, b), max(a, b)
+    r = {"late": late, "income": income, "region": region}
+    # utilisation raises risk: more of it never adds points
+    assert scorecard.score_record({**r, "util": hi})["score"] <= scorecard.score_record({**r, "util": lo})["score"] + 1e-9
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=st.floats(0, 1.2), b=st.floats(0, 1.2), late=st.sampled_from([0.0, 1.0, 3.0, None]),
+       i1=st.floats(500, 50_000), i2=st.floats(500, 50_000))
+def test_gbm_monotone_in_constrained_features(gbm: CreditGBM, a: float, b: float, late: float | None,
+                                              i1: float, i2: float) -> None:
+    assert gbm.monotone_constraints_["util"] == 1 and gbm.monotone_constraints_["income"] == -1
+    r = {"late": late, "income": i1, "region": "north"}
+    lo, hi = min(a, b), max(a, b)
+    assert gbm.score_record({**r, "util": hi})["pd"] >= gbm.score_record({**r, "util": lo})["pd"] - 1e-12
+    r = {"late": late, "util": a, "region": "south"}
+    lo, hi = min(i1, i2), max(i1, i2)
+    assert gbm.score_record({**r, "income": hi})["pd"] <= gbm.score_record({**r, "income": lo})["pd"] + 1e-12
+
+
+def test_user_monotone_override(data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, y = data
+    m = CreditGBM(n_estimators=50, monotone={"income": 0}).fit(X, y)
+    assert m.monotone_constraints_["income"] == 0 and m.monotone_constraints_["util"] == 1
+    assert CreditGBM(n_estimators=20, monotone=None).fit(X, y).monotone_constraints_["util"] == 0
+
+
+# ---------------------------------------------------------------- calibration
+def test_calibration_improves_brier_on_held_out_fold() -> None:
+    X, y = synthetic(8000, seed=5)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    kw = {"n_estimators": 300, "learning_rate": 0.05, "early_stopping_rounds": 30, "class_weight": "balanced"}
+    raw = CreditGBM(calibration="none", **kw).fit(Xtr, ytr)
+    cal = CreditGBM(calibration="auto", **kw).fit(Xtr, ytr)
+    b_raw = mt.brier(yte, raw.predict_proba(Xte)[:, 1])
+    b_cal = mt.brier(yte, cal.predict_proba(Xte)[:, 1])
+    assert cal.calibration_ in ("isotonic", "sigmoid")
+    assert b_cal < b_raw
+    # the imbalance weighting is undone: mean PD close to the bad rate
+    assert abs(cal.predict_proba(Xte)[:, 1].mean() - yte.mean()) < 0.02
+    assert mt.auc(yte, cal.predict_proba(Xte)[:, 1]) > 0.75
+
+
+# ---------------------------------------------------------------- reason codes
+def test_scorecard_reason_codes_sum_to_points_lost(scorecard: CreditScorecard,
+                                                   data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = data
+    Xs = X.iloc[:50]
+    lost = scorecard.contributions(Xs)
+    assert (lost.to_numpy() >= -1e-9).all()
+    np.testing.assert_allclose(lost.sum(axis=1), scorecard.max_score_ - scorecard.score(Xs), atol=1e-8)
+    rc = scorecard.reason_codes(Xs, k=len(scorecard.features_))
+    for i, row in enumerate(rc):
+        assert sum(r.contribution for r in row) == pytest.approx(scorecard.max_score_ - scorecard.score(Xs)[i])
+        assert [r.contribution for r in row] == sorted((r.contribution for r in row), reverse=True)
+    top = scorecard.reason_codes(Xs, k=2, lang="zh")
+    assert all(len(r) <= 2 for r in top)
+
+
+def test_gbm_reason_codes_are_shap(gbm: CreditGBM, data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = data
+    Xs = X.iloc[:30]
+    c = gbm.contributions(Xs)
+    M = gbm._matrix(gbm._check_X(Xs))
+    bias = np.mean([b.predict(M, pred_contrib=True, num_iteration=it)[:, -1]
+                    for b, it in zip(gbm.boosters_, gbm.best_iterations_, strict=True)], axis=0)
+    np.testing.assert_allclose(c.sum(axis=1).to_numpy() + bias, gbm._margin(M), atol=1e-6)
+    rc = gbm.reason_codes(Xs, k=3)
+    for i, row in enumerate(rc):
+        assert all(r.contribution > 0 for r in row)
+        if row:
+            assert row[0].contribution == pytest.approx(c.iloc[i].max())
+
+
+# ---------------------------------------------------------------- persistence and single records
+@pytest.mark.parametrize("which", ["scorecard", "gbm"])
+def test_save_load_round_trip(which: str, scorecard: CreditScorecard, gbm: CreditGBM, tmp_path,  # type: ignore[no-untyped-def]
+                              data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    from buyerscore.artifacts import data_hash, load_model
+
+    X, _ = data
+    model = scorecard if which == "scorecard" else gbm
+    model.save(tmp_path / "m", training_data_hash=data_hash(X), metrics={"auc": 0.8})
+    loaded, meta = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.score(X), model.score(X))
+    assert meta.features == list(model.features_) and meta.training_data_hash == data_hash(X)
+    assert meta.metrics == {"auc": 0.8} and meta.params["base_score"] == 600.0
+    assert type(model).load(tmp_path / "m").score(X.iloc[:5]).tolist() == model.score(X.iloc[:5]).tolist()
+
+
+@pytest.mark.parametrize("which", ["scorecard", "gbm"])
+def test_score_record_matches_frame(which: str, scorecard: CreditScorecard, gbm: CreditGBM,
+                                    data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = data
+    model = scorecard if which == "scorecard" else gbm
+    s = model.score(X.iloc[:20])
+    g = model.grade(X.iloc[:20])
+    for i, rec in enumerate(X.iloc[:20].to_dict("records")):
+        r = model.score_record({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()})
+        assert r["score"] == pytest.approx(s[i], abs=1e-6) and r["grade"] == g[i]
+
+
+# ---------------------------------------------------------------- input errors
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda X: X.drop(columns=["util"]), r"missing column\(s\) \['util'\]"),
+        (lambda X: X.assign(bogus=1), r"unknown column\(s\) \['bogus'\]"),
+        (lambda X: X.assign(income=["abc"] + X["income"].tolist()[1:]), r"column 'income' must be numeric.*'abc'"),
+        (lambda X: X.to_numpy(), "DataFrame"),
+    ],
+)
+@pytest.mark.parametrize("which", ["scorecard", "gbm"])
+def test_bad_scoring_input_names_the_problem(which, mutate, match, scorecard, gbm, data) -> None:  # type: ignore[no-untyped-def]
+    X, _ = data
+    model = scorecard if which == "scorecard" else gbm
+    with pytest.raises(ModelInputError, match=match):
+        model.predict_proba(mutate(X.iloc[:5].copy()))
+
+
+def test_numeric_strings_are_accepted(scorecard: CreditScorecard, data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = data
+    Xs = X.iloc[:5].copy()
+    np.testing.assert_allclose(scorecard.score(Xs.astype({"util": str})), scorecard.score(Xs))
+
+
+def test_not_fitted() -> None:
+    with pytest.raises(NotFittedError):
+        CreditScorecard().score(pd.DataFrame({"a": [1.0]}))
+    with pytest.raises(NotFittedError):
+        CreditGBM().score_record({"a": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("est", "match"),
+    [
+        (CreditScorecard(pdo=-5), r"The 'pdo' parameter of CreditScorecard must be a float > 0. Got -5 instead."),
+        (CreditScorecard(base_odds=0), r"'base_odds' parameter of CreditScorecard must be a float > 0"),
+        (CreditScorecard(base_score=float("nan")), r"'base_score' .* a finite float"),
+        (CreditScorecard(grade_bands=[600, 610, 580, 560]), r"'grade_bands' .* strictly decreasing"),
+        (CreditScorecard(min_iv=-1), r"'min_iv'"),
+        (CreditScorecard(max_corr=0), r"'max_corr' .* \(0, 1\]"),
+        (CreditScorecard(max_features=0), r"'max_features'"),
+        (CreditScorecard(monotonic_trend="up"), r"'monotonic_trend'"),
+        (CreditScorecard(C=0), r"'C' parameter"),
+        (CreditScorecard(special_codes=[96]), r"'special_codes'"),
+        (CreditScorecard(include_sensitive="yes"), r"'include_sensitive' .* a bool"),
+        (CreditGBM(calibration="platt"), r"'calibration' parameter of CreditGBM"),
+        (CreditGBM(monotone={"util": 2}), r"'monotone' parameter of CreditGBM"),
+        (CreditGBM(n_folds=0), r"'n_folds'"),
+        (CreditGBM(learning_rate=2), r"'learning_rate'"),
+        (CreditGBM(class_weight="auto"), r"'class_weight'"),
+        (CreditGBM(validation_fraction=0.9), r"'validation_fraction'"),
+    ],
+)
+def test_invalid_parameters(est, match, data) -> None:  # type: ignore[no-untyped-def]
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        est.fit(X.iloc[:200], y[:200])
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (pd.DataFrame({"a": [1.0, 2.0]}), [0, 0], "only class 0"),
+        (pd.DataFrame({"a": [1.0, 2.0]}), [0, 2], r"0 \(good\) and 1 \(bad\)"),
+        (pd.DataFrame({"label": [1.0, 2.0]}), [0, 1], "identifiers or the label"),
+        (pd.DataFrame({"a": [1.0, 2.0, 3.0]}), [0, 1], "3 rows but y has 2"),
+    ],
+)
+def test_bad_training_data(X, y, match) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=match):
+        CreditScorecard().fit(X, y)
+
+
+def test_export_table_formats(scorecard: CreditScorecard, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    csv = pd.read_csv(scorecard.export_table(tmp_path / "card.csv"))
+    assert csv["feature"].iloc[0] == "(base points)"
+    assert set(csv["feature"].iloc[1:]) == set(scorecard.features_)
+    assert csv["points"].sum() == pytest.approx(scorecard.base_points_ + sum(p.sum() for p in scorecard.points_.values()))
+    md = (tmp_path / "card.md")
+    scorecard.export_table(md)
+    assert md.read_text().startswith("| feature | bin | label |") and "special 98" in md.read_text()
+    js = json.loads(scorecard.export_table(tmp_path / "card.json").read_text())
+    assert js["scaling"]["pdo"] == 20 and len(js["bins"]) == len(csv)
+    with pytest.raises(ValueError, match="export format"):
+        scorecard.export_table(tmp_path / "card.xlsx")
+
+
+# ---------------------------------------------------------------- German credit (real data, CI)
+def test_german_credit_sensitive_columns_and_quality(data_dir) -> None:  # type: ignore[no-untyped-def]
+    from buyerscore.datasets import DATASETS, read_applicants
+
+    X, y = split_applicants(read_applicants("german_credit", data_dir))
+    sens = set(DATASETS["german_credit"].sensitive)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=1, stratify=y)
+    sc = CreditScorecard().fit(Xtr, ytr)
+    assert set(sc.excluded_features_) == sens and not sens & set(sc.features_)
+    assert mt.auc(yte, sc.predict_proba(Xte)[:, 1]) > 0.72
+    opt_in = CreditScorecard(include_sensitive=True, min_iv=0.0, max_corr=1.0, drop_negative_coef=False).fit(Xtr, ytr)
+    assert opt_in.excluded_features_ == [] and "age_in_years" in opt_in.bins_
+    g = CreditGBM(n_estimators=300, learning_rate=0.05, early_stopping_rounds=30).fit(Xtr, ytr)
+    assert not sens & set(g.features_)
+    assert mt.auc(yte, g.predict_proba(Xte)[:, 1]) > 0.72
+    rc = g.reason_codes(Xte.iloc[:3], k=2)
+    assert all(r.text for row in rc for r in row)
