@@ -100,10 +100,13 @@ class EventStore:
             p.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
             hint = ("another process has it open for writing; wait for it or use another --db"
-                    if "lock" in first.lower() else "it is not a DuckDB file or is damaged; pass another --db")
+                    if "lock" in first.lower() else
+                    "this process already has it open in another mode; close that connection first"
+                    if "different configuration" in first else
+                    "it is not a DuckDB file or is damaged; pass another --db")
             raise UnreadableInputError(f"Cannot open store {self.path}: {hint} ({first}).") from exc
         self._tx_depth = 0
         self.con.execute("SET TimeZone = 'UTC'")
