@@ -181,3 +181,21 @@ def test_missing_files_are_a_friendly_error(tmp_path):
     assert "cdnow/cdnow_master.csv.gz" in msg and "docs/datasets.md" in msg and "--data-dir" in msg
     res = runner.invoke(app, ["datasets", "load", "nope", "--db", str(tmp_path / "s.db")])
     assert res.exit_code == 2 and "datasets list" in " ".join(res.stderr.split())
+
+
+def test_original_text_formats_give_the_same_events(data_dir, tmp_path):
+    """CDNOW_sample.txt (whitespace, no header) and Tianchi's headerless UserBehavior.csv, as first published."""
+    import gzip
+
+    with gzip.open(data_dir / "cdnow" / "cdnow_sample.csv.gz", "rt") as fh:
+        (tmp_path / "CDNOW_sample.txt").write_text("".join("  ".join(line.rstrip("\n").split(",")) + "\n"
+                                                          for line in list(fh)[1:]))
+    with gzip.open(data_dir / "taobao_user_behavior_sample" / "taobao_userbehavior_first_users.csv.gz", "rt") as fh:
+        (tmp_path / "UserBehavior.csv").write_text("".join(list(fh)[1:]))
+    for name in ("cdnow_sample", "taobao"):
+        want = read_dataset(name, data_dir).events
+        got = read_dataset(name, tmp_path).events
+        cols = ["event_id", "user_id", "event_type", "quantity", "amount"]
+        cols = [c for c in cols if c in want.columns]
+        assert len(got) == len(want)
+        assert got[cols].astype(str).equals(want[cols].astype(str)), name

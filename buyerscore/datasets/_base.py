@@ -81,17 +81,29 @@ def default_data_dir() -> Path:
     return Path("../shared/data")
 
 
-def resolve(data_dir: str | Path, rel: str, dataset: str) -> Path:
-    """Find ``rel`` under ``data_dir``, also accepting the uncompressed name or a flat layout."""
+def resolve(data_dir: str | Path, rel: str, dataset: str, alternates: tuple[str, ...] = ()) -> Path:
+    """Find ``rel`` under ``data_dir``, also accepting the uncompressed name, a flat layout, or an
+    alternate original file name (e.g. ``CDNOW_master.txt`` as distributed by its authors).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        None of the names exists; the message says which names were tried and where to get them.
+    """
     d = Path(data_dir)
-    rel_path = Path(rel)
-    candidates = [d / rel_path, d / rel_path.name]
-    if rel.endswith(".gz"):
-        candidates += [d / rel.removesuffix(".gz"), d / rel_path.name.removesuffix(".gz")]
+    candidates: list[Path] = []
+    for name in (rel, *alternates):
+        path = Path(name)
+        candidates += [d / path, d / path.name]
+        if name.endswith(".gz"):
+            candidates += [d / name.removesuffix(".gz"), d / path.name.removesuffix(".gz")]
+        else:
+            candidates += [d / (name + ".gz"), d / (path.name + ".gz")]
     for c in candidates:
-        if c.exists():
+        if c.is_file():
             return c
+    also = f" (or {', '.join(alternates)})" if alternates else ""
     raise DatasetNotFoundError(
-        f"Dataset {dataset!r}: file {rel} not found under {d}. Download it (see docs/datasets.md) "
+        f"Dataset {dataset!r}: file {rel}{also} not found under {d}. Download it (see docs/datasets.md) "
         f"and pass --data-dir pointing at its parent folder."
     )

@@ -43,8 +43,17 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
 
 
+def _is_txt(path: Path) -> bool:
+    return path.name.lower().removesuffix(".gz").endswith(".txt")
+
+
 def _cdnow(path: Path, platform: str, rel: str) -> DatasetFrames:
-    raw = _read(path)
+    if _is_txt(path):  # Fader & Hardie's / lifetimes' whitespace-separated text, no header
+        names = (["customer_id", "customer_id_master"] if platform == "cdnow_sample" else ["customer_id"]) + \
+            ["date", "number_of_cds", "dollar_value"]
+        raw = pd.read_csv(path, sep=r"\s+", header=None, names=names, dtype=str)
+    else:
+        raw = _read(path)
     ev = pd.DataFrame({
         "event_id": _ids(platform, len(raw)),
         "user_id": raw["customer_id"],
@@ -60,12 +69,13 @@ def _cdnow(path: Path, platform: str, rel: str) -> DatasetFrames:
 
 def read_cdnow(data_dir: Path) -> DatasetFrames:
     """CDNOW master (Fader & Hardie): one purchase event per line, amount in USD."""
-    return _cdnow(resolve(data_dir, CDNOW_FILE, "cdnow"), "cdnow", CDNOW_FILE)
+    return _cdnow(resolve(data_dir, CDNOW_FILE, "cdnow", ("CDNOW_master.txt",)), "cdnow", CDNOW_FILE)
 
 
 def read_cdnow_sample(data_dir: Path) -> DatasetFrames:
     """The 2,357-customer 1/10 CDNOW sample used in the published BG/NBD fits."""
-    return _cdnow(resolve(data_dir, CDNOW_SAMPLE_FILE, "cdnow_sample"), "cdnow_sample", CDNOW_SAMPLE_FILE)
+    return _cdnow(resolve(data_dir, CDNOW_SAMPLE_FILE, "cdnow_sample", ("CDNOW_sample.txt",)), "cdnow_sample",
+                  CDNOW_SAMPLE_FILE)
 
 
 def read_online_retail(data_dir: Path) -> DatasetFrames:
@@ -158,7 +168,12 @@ _TAOBAO_TYPES = {"pv": "view", "fav": "favorite", "cart": "cart", "buy": "purcha
 def read_taobao(data_dir: Path) -> DatasetFrames:
     """Taobao UserBehavior sample: pv/fav/cart/buy -> view/favorite/cart/purchase; Unix-second
     timestamps; no prices, so purchases have no amount."""
-    raw = _read(resolve(data_dir, TAOBAO_FILE, "taobao"))
+    path = resolve(data_dir, TAOBAO_FILE, "taobao", ("UserBehavior.csv",))
+    if path.name.lower().startswith("userbehavior"):  # Tianchi's original file has no header row
+        raw = pd.read_csv(path, header=None, names=["user_id", "item_id", "category_id", "behavior_type", "timestamp"],
+                          dtype=str, keep_default_na=False, na_values=[""])
+    else:
+        raw = _read(path)
     ev = pd.DataFrame({
         "event_id": _ids("taobao", len(raw)), "user_id": raw["user_id"], "ts": raw["timestamp"],
         "event_type": raw["behavior_type"].map(_TAOBAO_TYPES).fillna(raw["behavior_type"]),

@@ -30,6 +30,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,6 +266,28 @@ def _read_jsonl_slow(p: Path) -> RawInput:
                     _malformed(bad_n, bad_lines, "not a JSON object"))
 
 
+def check_input(path: str | Path, fmt: str | None = None) -> Format:
+    """Check that ``path`` is an existing file of a known format; returns the format.
+
+    Raises
+    ------
+    SchemaError
+        Unknown format, or none given and none recognisable from the name.
+    UnreadableInputError
+        The path does not exist or is a folder.
+    """
+    p = Path(path)
+    if fmt is not None and fmt not in FORMATS:
+        raise SchemaError(f"Unknown format {fmt!r} for {p}; use --format with one of {', '.join(FORMATS)}.")
+    if not p.exists():
+        raise UnreadableInputError(f"Input file {p} does not exist; check the path.")
+    if p.is_dir():
+        raise UnreadableInputError(f"Input {p} is a folder; pass one file (csv, parquet or jsonl).")
+    if not os.access(p, os.R_OK):
+        raise UnreadableInputError(f"Input file {p} is not readable (permission denied); check its permissions.")
+    return fmt or infer_format(p)  # type: ignore[return-value]
+
+
 def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
     """Read a file as raw values, keeping malformed lines aside as rejects.
 
@@ -283,13 +306,7 @@ def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
         The format is unknown.
     """
     p = Path(path)
-    if fmt is not None and fmt not in FORMATS:
-        raise SchemaError(f"Unknown format {fmt!r} for {p}; use --format with one of {', '.join(FORMATS)}.")
-    if not p.exists():
-        raise UnreadableInputError(f"Input file {p} does not exist; check the path.")
-    if p.is_dir():
-        raise UnreadableInputError(f"Input {p} is a folder; pass one file (csv, parquet or jsonl).")
-    fmt = fmt or infer_format(p)
+    fmt = check_input(p, fmt)
     try:
         if fmt == "csv":
             sep = "\t" if p.name.lower().removesuffix(".gz").endswith(".tsv") else ","

@@ -36,6 +36,18 @@ class EventType(StrEnum):
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(e.value for e in EventType)
+EVENT_TYPE_MEANINGS: dict[str, str] = {
+    "view": "the shopper saw a product page (Taobao 'pv')",
+    "click": "the shopper clicked a product, ad or recommendation",
+    "cart": "an item was put in the basket",
+    "favorite": "an item was saved to a wish list (Taobao 'fav')",
+    "purchase": "an item or order was bought; amount = line total if known",
+    "refund": "money went back to the shopper (return, cancellation); amount positive",
+    "review": "the shopper rated and/or reviewed an order or item (rating, text)",
+    "payment": "the shopper paid (e.g. an order paid in installments); amount required",
+    "repayment": "the shopper repaid credit (instalment or loan); amount required",
+}
+"""One line per event type, as in docs/data-model.md."""
 MONEY_EVENTS: frozenset[str] = frozenset({"refund", "payment", "repayment"})
 """Event types that must carry a non-negative ``amount``.  Purchases should have one too, but a
 clickstream log may not know prices (Taobao), so a purchase without amount is accepted as
@@ -56,20 +68,25 @@ class Field:
 
 EVENT_FIELDS: tuple[Field, ...] = (
     Field("event_id", "VARCHAR", False,
-          "Unique id of the event. If absent it is derived deterministically (SHA-1 of the other fields), "
-          "so exact duplicate rows collide and are rejected as DUPLICATE_EVENT."),
+          "Unique id of the event. If absent it is derived deterministically (first 20 hex digits of the SHA-1 of "
+          "the other canonical fields), so exact duplicate rows collide: within a file the later one is rejected "
+          "as DUPLICATE_EVENT, across files it is skipped as already present."),
     Field("user_id", "VARCHAR", True, "Pseudonymous id of the shopper on its platform (never an e-mail or name)."),
     Field("ts", "TIMESTAMP", True,
-          "When the event happened, in UTC. Strings are parsed as ISO 8601 (naive values are taken as UTC); "
-          "integers as Unix seconds (or milliseconds if > 1e11).", "UTC timestamp"),
-    Field("event_type", "VARCHAR", True, "What happened.", "", " | ".join(EVENT_TYPES)),
+          "When the event happened, stored as naive UTC. Text is read as ISO 8601 (offsets honoured; naive values "
+          "are UTC unless the mapping sets a timezone), or with the mapping's timestamp_format. Numbers are Unix "
+          "time: seconds (< 1e11), milliseconds (< 1e14), microseconds (< 1e17) or nanoseconds; 8-digit numbers "
+          "19000101..21001231 are YYYYMMDD dates.", "UTC timestamp", "1970-01-01 < ts < 2100-01-01"),
+    Field("event_type", "VARCHAR", True, "What happened (see the table below); case and spaces are ignored.", "",
+          ", ".join(EVENT_TYPES)),
     Field("platform", "VARCHAR", False, "Shop or platform the event comes from; defaults to 'default'."),
     Field("item_id", "VARCHAR", False, "Product / SKU id."),
     Field("category", "VARCHAR", False, "Product category id or name."),
     Field("quantity", "DOUBLE", False, "Units involved (items bought, refunded, carted).", "units", ">= 0"),
     Field("amount", "DOUBLE", False,
-          "Money value of the event (line total); required for refund, payment, repayment; optional for purchase "
-          "(unknown price).", "currency units", ">= 0"),
+          "Money value of the event: the line total (unit price x quantity), never a unit price; required for "
+          "refund, payment, repayment; optional for purchase (a clickstream may not know prices).",
+          "units of currency", ">= 0"),
     Field("currency", "VARCHAR", False, "ISO 4217 code of amount.", "", "3 letters, e.g. USD, GBP, TWD, BRL"),
     Field("order_id", "VARCHAR", False, "Order the event belongs to (purchases, refunds, payments, reviews)."),
     Field("rating", "INTEGER", False, "Star rating of a review.", "stars", "1..5"),
@@ -85,7 +102,7 @@ APPLICANT_FIELDS: tuple[Field, ...] = (
           "Date the application was scored; features must be computed as of it, the label observed after it.",
           "UTC timestamp"),
     Field("label", "INTEGER", True, "Outcome after as_of: 1 = bad (default, serious delinquency), 0 = good.",
-          "", "0 | 1"),
+          "", "0, 1"),
     Field("dataset", "VARCHAR", True, "Source dataset or portfolio name."),
 )
 """Fixed columns of an applicant table; dataset-specific predictors follow them."""
@@ -120,30 +137,43 @@ REJECT_REASONS: dict[str, str] = {
 """Reason codes of rejected rows; each rejected row has exactly one (the first that applies, in this order)."""
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def markdown_table(fields: tuple[Field, ...]) -> str:
     """Render fields as a Markdown table (used to write docs/data-model.md)."""
     lines = ["| field | type | required | unit | allowed | meaning |", "|---|---|---|---|---|---|"]
     for f in fields:
-        lines.append(
-            f"| `{f.name}` | {f.dtype} | {'yes' if f.required else 'no'} | {f.unit} | {f.allowed} | {f.description} |"
-        )
+        lines.append(f"| `{f.name}` | {f.dtype} | {'yes' if f.required else 'no'} | {_cell(f.unit)} | "
+                     f"{_cell(f.allowed)} | {_cell(f.description)} |")
     return "\n".join(lines)
 
 
 def data_model_markdown() -> str:
     """The whole data model as Markdown."""
-    reasons = "\n".join(f"| `{k}` | {v} |" for k, v in REJECT_REASONS.items())
+    reasons = "\n".join(f"| `{k}` | {_cell(v)} |" for k, v in REJECT_REASONS.items())
+    types = "\n".join(f"| `{k}` | {_cell(v)} |" for k, v in EVENT_TYPE_MEANINGS.items())
     return (
         "# buyerscore data model\n\n"
         "Generated from `buyerscore/events/schema.py` by `buyerscore schema --markdown`; do not edit by hand.\n\n"
-        "## Behaviour events (table `events`)\n\n" + markdown_table(EVENT_FIELDS) + "\n\n"
+        "## Behaviour events (table `events`)\n\n"
+        "One row per event. The store adds `batch_id` (the ingest batch that inserted the row).\n\n"
+        + markdown_table(EVENT_FIELDS) + "\n\n"
         "Money events (" + ", ".join(sorted(MONEY_EVENTS)) + ") must have an amount. "
         "Amounts are never negative: refunds and cancellations are `refund` events with a positive amount.\n\n"
+        "### Event types\n\n| event_type | meaning |\n|---|---|\n" + types + "\n\n"
         "## Applicants (tables `applicants_<dataset>`)\n\n" + markdown_table(APPLICANT_FIELDS) + "\n\n"
         "Dataset-specific predictor columns follow these fixed columns under their original names.\n\n"
         "## Users (table `users`)\n\n" + markdown_table(USER_FIELDS) + "\n\n"
         "## Rejects (table `rejects`)\n\n"
-        "Every row that fails validation is kept with its batch id, source, 1-based row number in the source, "
-        "the original row as JSON and exactly one reason code:\n\n"
-        "| reason | meaning |\n|---|---|\n" + reasons + "\n"
+        "Every row that fails validation is kept: `batch_id`, `source` (file or `dataset:<name>`), `row_number` "
+        "(1-based data row in the source; the header and blank lines are not counted), `reason` (exactly one code, "
+        "the first that applies in the order below), `detail` (the offending field and value) and `raw` (the "
+        "original row as JSON, with the file's own column names and values).\n\n"
+        "| reason | meaning |\n|---|---|\n" + reasons + "\n\n"
+        "## Ingest batches (table `ingest_batches`)\n\n"
+        "One row per committed batch: `batch_id` (SHA-1 of the file's bytes, the mapping and the default platform), "
+        "`source`, `ingested_at` (UTC) and `summary` (the JSON printed by `buyerscore ingest --json`). Events, rejects "
+        "and this row are committed in one transaction.\n"
     )

@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from buyerscore.events.io import ColumnMapping, file_digest, read_input
+from buyerscore.events.io import ColumnMapping, check_input, file_digest, read_input
 from buyerscore.events.schema import APPLICANT_FIELDS, EVENT_FIELDS, USER_FIELDS
 from buyerscore.events.validate import validate_events
 from buyerscore.exceptions import SchemaError, StrictModeError, UnreadableInputError
@@ -186,9 +186,13 @@ class EventStore:
         """
         step = on_step or (lambda _msg: None)
         mapping = mapping or ColumnMapping()
+        check_input(path, fmt)
+        batch_id = hashlib.sha1((file_digest(path) + mapping.digest() + default_platform).encode()).hexdigest()
+        prior = self._prior(batch_id, str(path))
+        if prior is not None:  # the same bytes with the same mapping: nothing to read
+            return prior
         step(f"reading {Path(path).name}")
         inp = read_input(path, fmt)
-        batch_id = hashlib.sha1((file_digest(path) + mapping.digest() + default_platform).encode()).hexdigest()
         mapped = mapping.apply(inp.frame, source=str(path))
         return self._ingest(mapped, source=str(path), batch_id=batch_id, default_platform=default_platform,
                             original=inp.frame, row_numbers=inp.row_numbers, malformed=inp.malformed,
@@ -207,17 +211,23 @@ class EventStore:
         return self._ingest(raw, source=source, batch_id=batch_id, default_platform=default_platform,
                             strict=strict, step=on_step or (lambda _msg: None))
 
+    def _prior(self, batch_id: str, source: str) -> IngestSummary | None:
+        row = self.con.execute("SELECT summary FROM ingest_batches WHERE batch_id = ?", [batch_id]).fetchone()
+        if row is None:
+            return None
+        s = IngestSummary(**json.loads(row[0]))
+        s.already_ingested, s.inserted, s.already_present = True, 0, s.accepted
+        logger.info("batch %s from %s was ingested before; nothing to do", batch_id[:12], source)
+        return s
+
     def _ingest(
         self, raw: pd.DataFrame, *, source: str, batch_id: str, default_platform: str, strict: bool,
         step: Callable[[str], None], original: pd.DataFrame | None = None, row_numbers: np.ndarray | None = None,
         malformed: pd.DataFrame | None = None, ts_format: str | None = None, timezone: str = "UTC",
     ) -> IngestSummary:
-        prior = self.con.execute("SELECT summary FROM ingest_batches WHERE batch_id = ?", [batch_id]).fetchone()
+        prior = self._prior(batch_id, source)
         if prior is not None:
-            s = IngestSummary(**json.loads(prior[0]))
-            s.already_ingested, s.inserted, s.already_present = True, 0, s.accepted
-            logger.info("batch %s from %s was ingested before; nothing to do", batch_id[:12], source)
-            return s
+            return prior
         step(f"validating {len(raw):,} rows")
         res = validate_events(raw, source=source, default_platform=default_platform, original=original,
                               row_numbers=row_numbers, ts_format=ts_format, timezone=timezone)
