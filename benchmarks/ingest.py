@@ -111,16 +111,16 @@ def main() -> None:
         (res / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
         md = [
             "# Ingestion benchmark", "",
-            f"`{result['command']}` on {result['machine']['cpus']} CPUs, Python {result['machine']['python']}, "
-            f"{result['measured_at']} (a shared machine: timings are indicative).", "",
+            (f"`{result['command']}` on {result['machine']['cpus']} CPUs, Python {result['machine']['python']}, "
+             f"{result['measured_at']} (a shared machine: timings are indicative)."), "",
             "| step | rows | seconds | peak RSS (MB) |", "|---|---|---|---|",
             f"| read CSV ({result['csv_mb']} MB) | {args.rows:,} | {result['read_csv_s']} | |",
             f"| validate_events | {args.rows:,} | {result['validate_s']} | {result['validate_peak_rss_mb']} |",
-            f"| ingest_file (read + validate + one transaction) | {args.rows:,} | {result['ingest_file_s']} | "
-            f"{result['ingest_peak_rss_mb']} |",
+            (f"| ingest_file (read + validate + one transaction) | {args.rows:,} | {result['ingest_file_s']} | "
+             f"{result['ingest_peak_rss_mb']} |"),
             f"| ingest the same file again (no-op) | {args.rows:,} | {result['reingest_same_file_s']} | |", "",
-            f"read {result['read']:,} = accepted {result['accepted']:,} + rejected {result['rejected']:,}; "
-            f"by reason: {result['by_reason']}.", "",
+            (f"read {result['read']:,} = accepted {result['accepted']:,} + rejected {result['rejected']:,}; "
+             f"by reason: {result['by_reason']}."), "",
         ]
         (res / "ingest.md").write_text("\n".join(md))
 

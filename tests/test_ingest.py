@@ -160,7 +160,8 @@ def _error(args: list[object]) -> str:
     code, _stdout, stderr = run(*map(str, args))
     assert code == 2, stderr
     assert "Traceback" not in stderr and stderr.startswith("error:")
-    return " ".join(stderr.split())  # rich may wrap long lines
+    assert stderr.count("\n") == 1, stderr  # one line
+    return stderr.strip()
 
 
 @pytest.mark.parametrize(("content", "args", "needles"), [
@@ -271,8 +272,8 @@ def test_locked_store_is_a_friendly_error(tmp_path):
 
     db = tmp_path / "s.duckdb"
     EventStore(db).close()
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); "
-                               "print('ok', flush=True); time.sleep(30)", str(db)], stdout=subprocess.PIPE, text=True)
+    script = "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('ok', flush=True); time.sleep(30)"
+    holder = subprocess.Popen([sys.executable, "-c", script, str(db)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
         f = tmp_path / "e.csv"
@@ -294,6 +295,7 @@ def test_schema_markdown_is_committed_docs():
 
 def test_schema_json_lists_every_field_and_reason():
     code, stdout, _ = run("schema", "--json")
+    assert code == 0
     d = json.loads(stdout)
     assert [f["name"] for f in d["events"]][:4] == ["event_id", "user_id", "ts", "event_type"]
     assert d["reject_reasons"] == REJECT_REASONS

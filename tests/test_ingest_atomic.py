@@ -113,5 +113,5 @@ def test_kill_9_leaves_store_before_or_after_the_batch(tmp_path):
             with EventStore(db) as s:
                 s.ingest_file(src)
             assert _state(db) == after
-    print("kill outcomes:", seen, "store window %.2fs" % store_window)
+    print("kill outcomes:", seen, f"store window {store_window:.2f}s")
     assert seen[0] == "before"

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from buyerscore.cli._common import console, friendly_errors, out, print_json, progress, table
 from buyerscore.events.io import FORMATS, ColumnMapping
@@ -19,23 +20,31 @@ from buyerscore.events.schema import (
     data_model_markdown,
 )
 from buyerscore.events.store import EventStore
-from buyerscore.exceptions import StrictModeError
+from buyerscore.exceptions import BuyerscoreError, StrictModeError
 
 
 @contextmanager
 def store_errors() -> Iterator[None]:
-    """``friendly_errors`` plus the DuckDB / OS errors a store command can meet: one line, exit code 2."""
+    """Unusable input, store and OS errors -> one unwrapped line on stderr and exit code 2 (no traceback).
+
+    Like ``friendly_errors`` (which stays the outer guard), but never wraps the message, and it also
+    explains DuckDB and permission errors.
+    """
     import duckdb
 
     with friendly_errors():
         try:
             yield
-        except duckdb.Error as exc:
-            first = str(exc).splitlines()[0]
-            raise ValueError(f"store error: {first}. If the file comes from another buyerscore version, "
-                             "ingest into a new --db.") from None
-        except PermissionError as exc:
-            raise ValueError(f"permission denied: {exc.filename}; choose a path you can write to.") from None
+        except (BuyerscoreError, ValueError, OSError, duckdb.Error) as exc:
+            if isinstance(exc, PermissionError):
+                msg = f"permission denied: {exc.filename}; choose a path you can read and write."
+            elif isinstance(exc, duckdb.Error):
+                msg = (f"store error: {str(exc).splitlines()[0]}. If the file comes from another buyerscore "
+                       "version, ingest into a new --db.")
+            else:
+                msg = str(exc)
+            console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
 
 
 def ingest(
@@ -78,7 +87,7 @@ def ingest(
                 console.print(f"Rejected rows are in table 'rejects' of {db} (batch_id '{s.batch_id}').",
                               highlight=False)
     if failed is not None:
-        console.print(f"[red]error:[/] {failed}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(failed))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -17,9 +18,8 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
 ) -> None:
     """List the datasets buyerscore can load (name, kind, rows of the main file, files)."""
-    from buyerscore.datasets import default_data_dir, list_datasets
+    from buyerscore.datasets import default_data_dir, list_datasets, resolve
     from buyerscore.exceptions import DatasetNotFoundError
-    from buyerscore.datasets import resolve
 
     d = data_dir or default_data_dir()
     specs = list_datasets()
@@ -32,7 +32,7 @@ def list_cmd(
             return False
         return True
 
-    rows = [{"name": s.name, "kind": s.kind, "rows": s.rows, "files": list(s.files), "present": present(s.files, s.name),
+    rows: list[dict[str, Any]] = [{"name": s.name, "kind": s.kind, "rows": s.rows, "files": list(s.files), "present": present(s.files, s.name),
              "sensitive": list(s.sensitive), "description": s.description} for s in specs]
     if as_json:
         print_json({"data_dir": str(d), "datasets": rows})

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import duckdb
 import numpy as np
@@ -118,7 +119,7 @@ class EventStore:
         """Close the connection (committed data is on disk)."""
         self.con.close()
 
-    def __enter__(self) -> EventStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -83,7 +83,7 @@ class _Reasons:
 
     @property
     def ok(self) -> np.ndarray:
-        return np.equal(self.code, None)
+        return np.asarray(pd.isna(self.code), dtype=bool)
 
     def flag(self, mask: np.ndarray | pd.Series, code: str, label: str, values: pd.Series | None = None,
              suffix: str = "") -> None:
