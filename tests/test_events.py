@@ -61,3 +61,80 @@ def test_reingest_is_idempotent(store, tmp_path):
     assert (a.read, a.accepted, a.rejected, a.inserted) == (2, 1, 1, 1)
     assert b.already_ingested and b.inserted == 0
     assert store.counts() == {"events": 1, "rejects": 1, "users": 0}
+
+
+@pytest.mark.parametrize(("values", "kwargs", "expected"), [
+    (["20240301", 20240301], {}, ["2024-03-01", "2024-03-01"]),                       # YYYYMMDD text or number
+    ([1709287200, 1709287200_000, 1709287200_000_000, 1709287200_000_000_000], {}, ["2024-03-01 10:00"] * 4),
+    (["2024-03-01T10:00:00Z", "2024-03-01T11:00:00+01:00", "2024-03-01 05:00:00-05:00"], {}, ["2024-03-01 10:00"] * 3),
+    (["01/03/2024 10:00"], {"ts_format": "%d/%m/%Y %H:%M"}, ["2024-03-01 10:00"]),
+    (["2024-07-01 13:00", "2024-01-15 13:00"], {"timezone": "Europe/London"}, ["2024-07-01 12:00", "2024-01-15 13:00"]),
+    (["2024-03-31 01:30"], {"timezone": "Europe/London"}, [None]),                    # does not exist (DST gap)
+    (["", "  ", None, "yesterday", "SKU-1-2"], {}, [None] * 5),
+    (["March 3, 2024", "3 Mar 2024 10:00"], {}, ["2024-03-03", "2024-03-03 10:00"]),
+])
+def test_parse_timestamps_known_answers(values, kwargs, expected):
+    got = parse_timestamps(pd.Series(values, dtype=object), **kwargs)
+    want = [pd.Timestamp(e) if e else pd.NaT for e in expected]
+    assert got.tolist() == want or all((g == w) or (pd.isna(g) and pd.isna(w)) for g, w in zip(got, want))
+    assert str(got.dtype) == "datetime64[us]"
+
+
+def test_datetime_columns_keep_their_zone():
+    aware = pd.Series(pd.to_datetime(["2024-03-01 12:00"]).tz_localize("Europe/Berlin"))
+    assert parse_timestamps(aware)[0] == pd.Timestamp("2024-03-01 11:00")
+    naive = pd.Series(pd.to_datetime(["2024-03-01 12:00"]))
+    assert parse_timestamps(naive)[0] == pd.Timestamp("2024-03-01 12:00")
+    assert parse_timestamps(naive, timezone="Asia/Taipei")[0] == pd.Timestamp("2024-03-01 04:00")
+
+
+def test_float_ids_from_typed_files_lose_the_trailing_zero():
+    raw = pd.DataFrame({"user_id": [17850.0, 13047.0, None], "ts": ["2024-01-01"] * 3, "event_type": ["view"] * 3,
+                        "item_id": [1.5, 2.0, 3.0]})
+    res = validate_events(raw)
+    assert res.accepted["user_id"].tolist() == ["17850", "13047"]
+    assert res.accepted["item_id"].tolist() == ["1.5", "2.0"]  # not all integral: left as written
+    assert res.by_reason == {"MISSING_REQUIRED": 1}
+
+
+def test_short_csv_lines_are_padded_and_long_ones_quarantined(store, tmp_path):
+    f = tmp_path / "e.csv"
+    f.write_text("user_id,ts,event_type,amount\nu1,2024-01-01,purchase,5\nu2,2024-01-01\n\nu3,2024-01-01,view,,x\n"
+                 "u4,2024-01-02,view,\n")
+    s = store.ingest_file(f)
+    assert (s.read, s.accepted, s.by_reason) == (4, 2, {"MALFORMED_ROW": 1, "MISSING_REQUIRED": 1})
+    rows = store.con.execute("SELECT row_number, reason FROM rejects ORDER BY 1").fetchall()
+    assert rows == [(2, "MISSING_REQUIRED"), (3, "MALFORMED_ROW")]  # blank lines are not counted
+
+
+def test_strict_frame_raises_and_stores_nothing(store):
+    from buyerscore.exceptions import StrictModeError
+
+    raw = pd.DataFrame({"user_id": ["u1", "u2"], "ts": ["2024-01-01", "bad"], "event_type": ["view", "view"]})
+    with pytest.raises(StrictModeError, match=r"row 2: BAD_TIMESTAMP \(ts=bad\).*Nothing was stored") as err:
+        store.ingest_frame(raw, source="f", strict=True)
+    assert err.value.summary.rejected == 1 and not err.value.summary.stored
+    assert store.counts() == {"events": 0, "rejects": 0, "users": 0}
+
+
+def test_failed_dataset_load_leaves_store_unchanged(store, data_dir, monkeypatch):
+    from buyerscore.datasets import load_dataset
+
+    def boom(*_a, **_k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "write_users", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        load_dataset("olist", store, data_dir)  # events are ingested first, then users fail
+    assert store.counts() == {"events": 0, "rejects": 0, "users": 0}
+    assert "order_payments" not in store.tables()
+    assert store.con.execute("SELECT count(*) FROM ingest_batches").fetchone() == (0,)
+
+
+def test_transactions_nest_and_roll_back_together(store):
+    with pytest.raises(ZeroDivisionError), store.transaction():
+        store.ingest_frame(pd.DataFrame({"user_id": ["u"], "ts": ["2024-01-01"], "event_type": ["view"]}), source="a")
+        with store.transaction() as con:
+            con.execute("CREATE TABLE t AS SELECT 1 AS x")
+        1 / 0
+    assert store.counts()["events"] == 0 and "t" not in store.tables()

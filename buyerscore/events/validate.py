@@ -13,13 +13,16 @@ few seconds on one core.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import warnings
 from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from buyerscore.events.schema import (
     EVENT_COLUMNS,
@@ -32,7 +35,10 @@ from buyerscore.events.schema import (
 )
 from buyerscore.exceptions import SchemaError
 
+logger = logging.getLogger(__name__)
+
 REJECT_COLUMNS = ("row_number", "reason", "detail", "raw")
+_DATE_LIKE = r"\d+\D+\d+|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s*\d"
 _SLASH = re.compile(r"\\\\|\\/")
 ID_COLUMNS = ("event_id", "user_id", "item_id", "category", "order_id")
 _STRING_COLUMNS = ("user_id", "platform", "item_id", "category", "currency", "order_id", "text", "event_id")
@@ -204,22 +210,34 @@ def _to_utc(txt: pd.Series, timezone: str, **kw: object) -> pd.Series:
 
 
 def _parse_text_times(txt: pd.Series, ts_format: str | None, timezone: str) -> pd.Series:
-    import warnings
-
     if ts_format is not None:
         return _to_utc(txt, timezone, format=ts_format)
     parsed = _to_utc(txt, timezone, format="ISO8601")
-    bad = parsed.isna()
-    if bad.any():
+    # slower guesses only for text that can be a date at all (two digit groups, or a month name and a digit)
+    cand = parsed.isna() & txt.str.contains(_DATE_LIKE, regex=True).fillna(False)
+    if cand.any():
         with warnings.catch_warnings():  # "could not infer format" warnings: we fall back per value anyway
             warnings.simplefilter("ignore")
-            again = _to_utc(txt[bad], timezone)
-            still = again.isna()
-            if still.any():
-                again[still] = _to_utc(txt[bad][still], timezone, format="mixed")
-        parsed[bad] = again
+            vals = txt[cand]
+            fmt = guess_datetime_format(str(vals.iloc[0]))  # the first value's format, tried on all at once
+            again = _to_utc(vals, timezone, format=fmt) if fmt else pd.Series(pd.NaT, index=vals.index,
+                                                                               dtype="datetime64[us, UTC]")
+            rest = vals[again.isna().to_numpy()]
+            if len(rest) > _PER_VALUE_LIMIT:
+                # value-by-value parsing costs ~50 us a value: try a sample first, give up if none parses
+                sample = _to_utc(rest.iloc[:1000], timezone, format="mixed")
+                if sample.notna().sum() == 0:
+                    logger.warning("%d timestamps match no format (e.g. %r); they are rejected as BAD_TIMESTAMP. "
+                                   "Set timestamp_format in the mapping.", len(rest), rest.iloc[0])
+                    rest = rest.iloc[:0]
+            if len(rest):
+                again[rest.index] = _to_utc(rest, timezone, format="mixed")
+        parsed[cand] = again
     return parsed
 
+
+_PER_VALUE_LIMIT = 50_000
+"""Above this many timestamps needing value-by-value parsing, a sample of 1,000 decides whether to try."""
 
 _HASH_DB: list[duckdb.DuckDBPyConnection] = []
 _HASH_LOCK = threading.Lock()
