@@ -136,5 +136,5 @@ def test_transactions_nest_and_roll_back_together(store):
         store.ingest_frame(pd.DataFrame({"user_id": ["u"], "ts": ["2024-01-01"], "event_type": ["view"]}), source="a")
         with store.transaction() as con:
             con.execute("CREATE TABLE t AS SELECT 1 AS x")
-        1 / 0
+        raise ZeroDivisionError
     assert store.counts()["events"] == 0 and "t" not in store.tables()

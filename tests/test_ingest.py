@@ -299,3 +299,16 @@ def test_schema_json_lists_every_field_and_reason():
     d = json.loads(stdout)
     assert [f["name"] for f in d["events"]][:4] == ["event_id", "user_id", "ts", "event_type"]
     assert d["reject_reasons"] == REJECT_REASONS
+
+
+def test_same_event_id_with_other_values_is_counted_as_conflict(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("event_id,user_id,ts,event_type,amount\ne1,u1,2024-01-01,purchase,5\ne2,u1,2024-01-02,view,\n")
+    b.write_text("event_id,user_id,ts,event_type,amount\ne1,u1,2024-01-01,purchase,7\ne2,u1,2024-01-02,view,\n"
+                 "e3,u2,2024-01-03,view,\n")
+    db = tmp_path / "s.duckdb"
+    run("ingest", a, "--db", db)
+    s = json.loads(run("ingest", b, "--db", db, "--json")[1])
+    assert (s["inserted"], s["already_present"], s["conflicts"]) == (1, 2, 1)
+    with EventStore(db) as store:
+        assert store.con.execute("SELECT amount FROM events WHERE event_id = 'e1'").fetchone() == (5.0,)

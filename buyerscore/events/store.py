@@ -40,12 +40,30 @@ CREATE TABLE IF NOT EXISTS ingest_batches (batch_id VARCHAR, source VARCHAR, ing
                                            summary VARCHAR);
 CREATE TABLE IF NOT EXISTS users ({_USERS_DDL});
 """
+_CMP_A = ", ".join(f'a."{f.name}"' for f in EVENT_FIELDS if f.name != "event_id")
+_CMP_E = ", ".join(f'e."{f.name}"' for f in EVENT_FIELDS if f.name != "event_id")
 REJECT_TABLE_COLUMNS = ("batch_id", "source", "row_number", "reason", "detail", "raw")
 
 
 @dataclass
 class IngestSummary:
-    """Counts of one ingest; ``read == accepted + rejected`` always."""
+    """Counts of one ingest; ``read == accepted + rejected`` always.
+
+    Attributes
+    ----------
+    source, batch_id : str
+        The file (or frame name) and the batch's id.
+    read, accepted, rejected : int
+        Data rows read; valid rows; rows quarantined in ``rejects`` (``by_reason`` counts them per code).
+    inserted, already_present : int
+        Accepted rows that were new to the store / whose ``event_id`` was stored already (``accepted`` in all).
+    conflicts : int
+        Of ``already_present``, rows whose stored event has other values (the stored version is kept).
+    already_ingested : bool
+        The same batch was committed before; nothing was done.
+    stored : bool
+        False when ``strict`` refused the batch.
+    """
 
     source: str
     batch_id: str
@@ -57,6 +75,7 @@ class IngestSummary:
     by_reason: dict[str, int] = field(default_factory=dict)
     already_ingested: bool = False
     stored: bool = True
+    conflicts: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -254,18 +273,25 @@ class EventStore:
             con.register("_acc", acc)
             con.register("_rej", rej)
             try:
+                conflicts = con.execute(f"""
+                    SELECT count(*) FROM _acc a JOIN events e ON e.event_id = a.event_id
+                    WHERE ({_CMP_A}) IS DISTINCT FROM ({_CMP_E})""").fetchone()[0]  # type: ignore[index]
                 inserted = con.execute("""
                     INSERT INTO events SELECT a.* FROM _acc a
                     WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = a.event_id)""").fetchone()[0]  # type: ignore[index]
                 con.execute("INSERT INTO rejects SELECT * FROM _rej")
                 summary = IngestSummary(source=source, batch_id=batch_id, read=read, accepted=len(acc),
                                         rejected=len(rej), inserted=int(inserted),
-                                        already_present=len(acc) - int(inserted), by_reason=by_reason)
+                                        already_present=len(acc) - int(inserted), by_reason=by_reason,
+                                        conflicts=int(conflicts))
                 con.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, ?)",
                             [batch_id, source, datetime.now(UTC).replace(tzinfo=None), json.dumps(summary.to_dict())])
             finally:
                 con.unregister("_acc")
                 con.unregister("_rej")
+        if summary.conflicts:
+            logger.warning("%s: %d event(s) have an event_id already stored with other values; the stored "
+                           "versions were kept", source, summary.conflicts)
         logger.info("ingested batch %s from %s: read=%d accepted=%d rejected=%d inserted=%d", batch_id[:12], source,
                     summary.read, summary.accepted, summary.rejected, summary.inserted)
         return summary
