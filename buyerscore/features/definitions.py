@@ -55,6 +55,12 @@ def _trend(cur: str, prev: str) -> str:
     return f"CASE WHEN {cur} + {prev} = 0 THEN 0.0 ELSE CAST({cur} - {prev} AS DOUBLE) / ({cur} + {prev}) END"
 
 
+def _entropy(clogc: str) -> str:
+    # Shannon entropy in bits from N = n_events and sum(c * ln c) over the buckets:
+    # H = ln N - sum(c ln c) / N, divided by ln 2 (no window function needed)
+    return f"GREATEST(0.0, (LN(n_events) - {clogc} / n_events) / LN(2))"
+
+
 F = FeatureDef
 FEATURES: tuple[FeatureDef, ...] = (
     # --- recency, tenure ------------------------------------------------------------------------
@@ -85,8 +91,8 @@ FEATURES: tuple[FeatureDef, ...] = (
     F("ipt_std_days", "ipt_std", "Standard deviation of the gaps between purchase days", "days",
       "购买间隔天数的标准差"),
     # --- breadth, basket ----------------------------------------------------------------------------
-    F("distinct_items", "n_items", "Distinct items purchased", "items", "购买过的不同商品数", "count"),
-    F("distinct_categories", "n_categories", "Distinct categories purchased", "categories",
+    F("distinct_items", "COALESCE(n_items, 0)", "Distinct items purchased", "items", "购买过的不同商品数", "count"),
+    F("distinct_categories", "COALESCE(n_categories, 0)", "Distinct categories purchased", "categories",
       "购买过的不同品类数", "count"),
     F("basket_size_mean", "basket_size", "Mean units per order", "units", "平均每单件数"),
     # --- funnel ---------------------------------------------------------------------------------
@@ -118,9 +124,9 @@ FEATURES: tuple[FeatureDef, ...] = (
       "平均分期期数"),
     # --- activity rhythm --------------------------------------------------------------------------
     F("active_days", "active_days", "Distinct days with any event", "days", "活跃天数", "count"),
-    F("hour_entropy", "hour_entropy", "Entropy of the hour-of-day of events (0 = always the same hour)",
+    F("hour_entropy", _entropy("hour_clogc"), "Entropy of the hour-of-day of events (0 = always the same hour)",
       "bits", "行为时段分布熵"),
-    F("weekday_entropy", "weekday_entropy", "Entropy of the weekday of events (0 = always the same weekday)",
+    F("weekday_entropy", _entropy("weekday_clogc"), "Entropy of the weekday of events (0 = always the same weekday)",
       "bits", "行为星期分布熵"),
     # --- windows --------------------------------------------------------------------------------
     F("events_{w}d", "events_w{w}", "Events in the last {w} days", "events", "近{w}天行为次数", "count", True),
