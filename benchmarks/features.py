@@ -14,8 +14,8 @@ What it does, in one run:
 2. stores them in a DuckDB file with the canonical ``events`` schema,
 3. times :func:`buyerscore.features.build_features` (DuckDB limited to ``--threads`` threads, default 2),
 4. times :func:`pandas_features` below, the approach of the original design sketches: load the events into
-   one pandas DataFrame and compute the same features with ``groupby`` (vectorised; id columns are
-   categoricals, pandas' fastest path; single-threaded, as pandas is),
+   one pandas DataFrame (by default the same rows read back from the store, plain columns; reading is not
+   timed) and compute the same features with vectorised ``groupby`` (single-threaded, as pandas is),
 5. checks that both agree on every feature for a sample of users (``--check-users``),
 6. prints both times, the ratio and the peak memory of each phase (resident set size sampled every
    10 ms with psutil, above the level before the phase) and writes ``benchmarks/results/features.json`` and
@@ -268,7 +268,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, users: np.ndarray) -> dict[str, An
 
 
 def run(events: int, *, seed: int = 0, threads: int = 2, check_users: int = 2000,
-        out_dir: Path = RESULTS, write: bool = True) -> dict[str, Any]:
+        out_dir: Path = RESULTS, write: bool = True, pandas_input: str = "store") -> dict[str, Any]:
     t0 = time.perf_counter()
     data = generate_n_events(events, seed=seed, with_event_id=False)
     ev = data.events
@@ -288,6 +288,9 @@ def run(events: int, *, seed: int = 0, threads: int = 2, check_users: int = 2000
         load_s = time.perf_counter() - t0
         n_events = con.execute("SELECT COUNT(*) FROM events").fetchone()[0]
         feats_db, db_s, db_mib = timed(lambda: build_features(con, as_of=AS_OF, windows=WINDOWS))
+        if pandas_input == "store":  # the same rows, as pandas reads them from the store (plain columns)
+            del data, ev
+            ev = con.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events").df()
         con.close()
     feats_pd, pd_s, pd_mib = timed(lambda: pandas_features(ev, as_of=AS_OF, windows=WINDOWS))
     rng = np.random.default_rng(seed)
@@ -300,7 +303,7 @@ def run(events: int, *, seed: int = 0, threads: int = 2, check_users: int = 2000
         f"run(events={events})",
         "events_requested": events, "events": int(n_events), "users": int(len(feats_db)),
         "features": int(feats_db.shape[1] - 2), "windows": list(WINDOWS), "as_of": AS_OF,
-        "duckdb_threads": threads, "duckdb_seconds": round(db_s, 3), "pandas_seconds": round(pd_s, 3),
+        "pandas_input": pandas_input, "duckdb_threads": threads, "duckdb_seconds": round(db_s, 3), "pandas_seconds": round(pd_s, 3),
         "speedup_vs_pandas": round(pd_s / db_s, 2),
         "duckdb_peak_rss_mib": round(db_mib, 1), "pandas_peak_rss_mib": round(pd_mib, 1),
         "process_max_rss_mib": round(psutil.Process().memory_info().rss / 2**20, 1),
@@ -339,7 +342,9 @@ Command: `{r['command']}` ({r['date_utc']}, {r['machine']['cpu_count']} CPUs vis
   else 'DIFFERENCES: ' + json.dumps(a['mismatching_columns'])}.
 * Not timed: generating the events ({r['generate_seconds']} s) and writing them to the DuckDB file
   ({r['store_load_seconds']} s). The DuckDB time includes reading the store and building the pandas result frame.
-* The pandas side gets its events as one in-memory DataFrame with categorical id columns (its fastest path).
+* pandas input: `{r['pandas_input']}` (`store`: the same rows read from the store into one DataFrame with plain
+  columns, not timed; `categorical`: the generator's frame with categorical id columns, pandas' fastest path).
+  The pandas code is vectorised groupby (no per-user Python loop) and runs on one thread.
 """
 
 
@@ -349,9 +354,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     ap.add_argument("--check-users", type=int, default=2000, help="users compared between the two implementations")
+    ap.add_argument("--pandas-input", choices=["store", "categorical"], default="store",
+                    help="pandas gets the events as read from the store (plain columns, default) or the generator's "
+                         "frame with categorical id columns")
     ap.add_argument("--out-dir", type=Path, default=RESULTS, help="where features.json and features.md go")
     args = ap.parse_args(argv)
-    r = run(args.events, seed=args.seed, threads=args.threads, check_users=args.check_users, out_dir=args.out_dir)
+    r = run(args.events, seed=args.seed, threads=args.threads, check_users=args.check_users, out_dir=args.out_dir,
+            pandas_input=args.pandas_input)
     print(f"events {r['events']:,}  users {r['users']:,}  features {r['features']}")
     print(f"buyerscore/DuckDB ({r['duckdb_threads']} threads): {r['duckdb_seconds']:.2f} s, "
           f"peak +{r['duckdb_peak_rss_mib']:.0f} MiB")
