@@ -38,7 +38,7 @@ from buyerscore.exceptions import SchemaError
 logger = logging.getLogger(__name__)
 
 REJECT_COLUMNS = ("row_number", "reason", "detail", "raw")
-_DATE_LIKE = r"\d+\D+\d+|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s*\d"
+_DATE_LIKE = r"\d+\D+\d+|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s*\d"  # on lower-cased text
 _SLASH = re.compile(r"\\\\|\\/")
 ID_COLUMNS = ("event_id", "user_id", "item_id", "category", "order_id")
 _STRING_COLUMNS = ("user_id", "platform", "item_id", "category", "currency", "order_id", "text", "event_id")
@@ -214,7 +214,10 @@ def _parse_text_times(txt: pd.Series, ts_format: str | None, timezone: str) -> p
         return _to_utc(txt, timezone, format=ts_format)
     parsed = _to_utc(txt, timezone, format="ISO8601")
     # slower guesses only for text that can be a date at all (two digit groups, or a month name and a digit)
-    cand = parsed.isna() & txt.str.contains(_DATE_LIKE, regex=True).fillna(False)
+    failed = parsed.isna().to_numpy()
+    cand = np.zeros(len(txt), dtype=bool)
+    if failed.any():
+        cand[failed] = txt[failed].str.lower().str.contains(_DATE_LIKE, regex=True).fillna(False).to_numpy()
     if cand.any():
         with warnings.catch_warnings():  # "could not infer format" warnings: we fall back per value anyway
             warnings.simplefilter("ignore")
@@ -232,7 +235,7 @@ def _parse_text_times(txt: pd.Series, ts_format: str | None, timezone: str) -> p
                     rest = rest.iloc[:0]
             if len(rest):
                 again[rest.index] = _to_utc(rest, timezone, format="mixed")
-        parsed[cand] = again
+        parsed.loc[again.index] = again
     return parsed
 
 
