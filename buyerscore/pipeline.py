@@ -44,9 +44,16 @@ _FAVOURABLE_KINDS = frozenset({"power_spend"})
 _DEFAULT_PDO, _DEFAULT_BASE_SCORE, _DEFAULT_BASE_ODDS = 20.0, 600.0, 50.0
 
 
-def _as_frame(X: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+def _categorical(model: Any) -> frozenset[str]:
+    """Columns a model takes as categories (buyerscore credit models record ``feature_dtypes_``)."""
+    d = getattr(model, "feature_dtypes_", None)
+    return frozenset(c for c, t in d.items() if t == "categorical") if isinstance(d, dict) else frozenset()
+
+
+def _as_frame(X: pd.DataFrame, features: Sequence[str], categorical: frozenset[str] = frozenset()) -> pd.DataFrame:
     sub = X.loc[:, list(features)]
-    bad = [c for c in sub.columns if not (pd.api.types.is_numeric_dtype(sub[c]) or pd.api.types.is_bool_dtype(sub[c]))]
+    num = [c for c in sub.columns if c not in categorical]
+    bad = [c for c in num if not (pd.api.types.is_numeric_dtype(sub[c]) or pd.api.types.is_bool_dtype(sub[c]))]
     if bad:
         conv = {c: pd.to_numeric(sub[c], errors="coerce") for c in bad}
         broken = [c for c in bad if conv[c].isna().sum() > sub[c].isna().sum()]
@@ -54,7 +61,9 @@ def _as_frame(X: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
             raise ModelInputError(f"Feature column(s) {broken[:3]} are not numeric (dtype "
                                   f"{sub[broken[0]].dtype}); pass numbers (null for unknown).")
         sub = sub.assign(**conv)
-    return sub.astype("float64")
+    if not categorical:
+        return sub.astype("float64")
+    return sub.astype({c: "float64" for c in num})
 
 
 def _lgbm_contrib(model: Any, Xf: pd.DataFrame) -> np.ndarray | None:
@@ -76,36 +85,18 @@ def _lgbm_contrib(model: Any, Xf: pd.DataFrame) -> np.ndarray | None:
     return np.asarray(c[:, :nf])
 
 
-def _linear_contrib(model: Any, Xf: pd.DataFrame) -> np.ndarray | None:
-    coef = getattr(model, "coef_", None)
-    if coef is None:
-        return None
-    coef = np.asarray(coef, dtype=float)
-    if coef.ndim == 2:
-        if coef.shape[0] != 1:
-            return None
-        coef = coef[0]
-    if coef.shape[0] != Xf.shape[1]:
-        return None
-    return Xf.to_numpy(dtype=np.float64) * coef
-
-
 def contributions(model: Any, Xf: pd.DataFrame) -> np.ndarray | None:
     """Per-row, per-feature contributions of ``model`` in its own output direction, or None.
 
-    Uses, in order: the model's ``contributions(X)`` method (buyerscore models), LightGBM
-    ``pred_contrib`` (SHAP values), ``coef_ * x`` for linear models.
+    Uses the model's ``contributions(X)`` method (buyerscore models), else LightGBM
+    ``pred_contrib`` (SHAP values); other models give no reason codes.
     """
     fn = getattr(model, "contributions", None)
     if callable(fn):
         c = fn(Xf)
         arr = c.reindex(columns=Xf.columns).to_numpy(dtype=float) if isinstance(c, pd.DataFrame) else np.asarray(c, float)
         return arr
-    for f in (_lgbm_contrib, _linear_contrib):
-        arr = f(model, Xf)
-        if arr is not None:
-            return arr
-    return None
+    return _lgbm_contrib(model, Xf)
 
 
 def top_k_adverse(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -260,8 +251,8 @@ class ScoringPipeline:
                         f"{missing[kind][:3]}; build features with the same windows as bundle {self.version}.")
                 logger.debug("skipping %s: %d features missing", kind, len(missing[kind]))
                 continue
-            Xf = _as_frame(X, self.features[kind])
             model = self.models[kind]
+            Xf = _as_frame(X, self.features[kind], _categorical(model))
             getattr(self, f"_score_{kind}")(model, Xf, out)
             section = SECTIONS[kind]
             if reasons and self.reason_k and len(Xf) and section not in section_contrib:
@@ -272,7 +263,7 @@ class ScoringPipeline:
             idx, vals = top_k_adverse(c, self.reason_k)
             names = np.asarray(list(feats) + [None], dtype=object)
             for i in range(self.reason_k):
-                out[f"{section}_reason_{i + 1}"] = names[idx[:, i]]
+                out[f"{section}_reason_{i + 1}"] = pd.array(names[idx[:, i]], dtype="string")
                 out[f"{section}_reason_{i + 1}_contribution"] = vals[:, i]
         out["model_version"] = self.version
         return out
@@ -320,10 +311,7 @@ class ScoringPipeline:
 
 
 def _is_points_method(model: Any) -> bool:
-    """True when ``model.score`` is a per-row score, not sklearn's ``score(X, y)`` accuracy / R2."""
-    import inspect
-    try:
-        params = inspect.signature(model.score).parameters
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
-    return "y" not in params and "sample_weight" not in params
+    """True when ``model.score(X)`` is a per-row score (buyerscore models), not scikit-learn's
+    ``score(X, y)`` accuracy / R2 of a plain estimator."""
+    fn = getattr(type(model), "score", None)
+    return callable(fn) and str(getattr(fn, "__module__", "")).startswith("buyerscore.")

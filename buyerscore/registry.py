@@ -12,8 +12,8 @@ A registry is a folder::
         v2/ ...
 
 A bundle is written into a temporary folder and renamed into place, so a reader never
-sees half a bundle; version ids are ``v1, v2, ...`` allocated with an exclusive
-``mkdir``.  Promotion writes ``PROMOTED.tmp``, fsyncs it and renames it over
+sees half a bundle; version ids are ``v1, v2, ...`` allocated under an exclusive
+file lock.  Promotion writes ``PROMOTED.tmp``, fsyncs it and renames it over
 ``PROMOTED`` (atomic on POSIX), so a running service that polls the pointer reads either
 the old or the new version, never a torn file.
 
@@ -37,11 +37,15 @@ Examples
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,6 +128,8 @@ class ModelRegistry:
         Registry folder (created on the first :meth:`create`).
     """
 
+    _thread_lock = threading.Lock()
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
@@ -145,15 +151,16 @@ class ModelRegistry:
         return d
 
     # -- writing --------------------------------------------------------------------------------
-    def _allocate(self) -> str:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive lock over version allocation (processes and threads)."""
         self.versions_dir.mkdir(parents=True, exist_ok=True)
-        n = 1 + max((int(v[1:]) for v in self.versions()), default=0)
-        while True:
+        with self._thread_lock, open(self.versions_dir / ".lock", "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
-                (self.versions_dir / f"v{n}").mkdir()
-                return f"v{n}"
-            except FileExistsError:
-                n += 1
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def create(self, models: dict[str, ModelEntry], *, as_of: str | None, training_data_hash: str,
                feature_spec: dict[str, dict[str, Any]] | None = None, metrics: dict[str, Any] | None = None,
@@ -191,29 +198,35 @@ class ModelRegistry:
                 model_meta[kind] = {"path": f"models/{kind}", "class": type(e.model).__module__ + "." +
                                     type(e.model).__qualname__, "features": list(e.features),
                                     "metrics": json.loads(json.dumps(e.metrics, default=str))}
-            version = self._allocate()
-            manifest = {
-                "version": version,
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "as_of": as_of,
-                "training_data_hash": training_data_hash,
-                "buyerscore_version": __version__,
-                "description": description,
-                "feature_spec": feature_spec or {},
-                "models": model_meta,
-                "metrics": metrics or {},
-                "config": config or {},
-            }
-            (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-            final = self.versions_dir / version
-            final.rmdir()  # the empty placeholder from _allocate
-            os.replace(staging, final)
-            _fsync_dir(self.versions_dir)
+            with self._locked():
+                version = f"v{1 + max((int(v[1:]) for v in self.versions()), default=0)}"
+                manifest = self._manifest(version, as_of, training_data_hash, description, feature_spec,
+                                          model_meta, metrics, config)
+                (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+                os.rename(staging, self.versions_dir / version)
+                _fsync_dir(self.versions_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         logger.info("created bundle %s with models %s", version, sorted(models))
         return version
+
+    @staticmethod
+    def _manifest(version: str, as_of: str | None, training_data_hash: str, description: str,
+                  feature_spec: dict[str, Any] | None, model_meta: dict[str, Any], metrics: dict[str, Any] | None,
+                  config: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "as_of": as_of,
+            "training_data_hash": training_data_hash,
+            "buyerscore_version": __version__,
+            "description": description,
+            "feature_spec": feature_spec or {},
+            "models": model_meta,
+            "metrics": metrics or {},
+            "config": config or {},
+        }
 
     def promote(self, version: str) -> None:
         """Make ``version`` the one served (atomic pointer replacement)."""

@@ -168,7 +168,7 @@ def _reasons(scored: pd.Series, X: pd.Series, section: str, k: int, lang: str) -
     out = []
     for i in range(1, k + 1):
         name = scored.get(f"{section}_reason_{i}")
-        if name is None or (isinstance(name, float) and np.isnan(name)):
+        if name is None or pd.isna(name):
             continue
         c = float(scored[f"{section}_reason_{i}_contribution"])
         v = _f(X.get(name))

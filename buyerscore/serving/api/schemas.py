@@ -105,9 +105,9 @@ class ScoreResponse(BaseModel):
 class ScoreRequest(_Body):
     """Score without storing: give either ``features`` or raw ``events`` (of one user)."""
 
-    features: dict[str, Number] | None = Field(
-        None, description="Feature name -> value (null = unknown). Models whose features are all present are "
-                          "scored.", max_length=2000)
+    features: dict[str, Number | Annotated[str, Field(max_length=200)]] | None = Field(
+        None, description="Feature name -> value (null = unknown; strings for categorical credit predictors). "
+                          "Models whose features are all present are scored.", max_length=2000)
     events: list[EventIn] | None = Field(None, min_length=1, description="Raw events of one user.")
     as_of: datetime | None = Field(None, description="Feature cut-off for events (default: now, UTC).")
     user_id: str | None = Field(None, max_length=200)

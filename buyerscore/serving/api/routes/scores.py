@@ -58,7 +58,7 @@ def user_score(
         return cached
     try:
         res = sections(pipeline, entry.row, lang=lang)
-    except ModelInputError as exc:
+    except (ModelInputError, ValueError, TypeError) as exc:
         raise _422(["path", "user_id"], str(exc)) from None
     res.update(user_id=user_id, platform=plat, as_of=entry.as_of)
     entry.scores[key] = res
@@ -96,7 +96,7 @@ def score_payload(body: ScoreRequest, state: StateDep, pipeline: PipelineDep, la
             raise _422(["body", "as_of"], "no event at or before as_of")
     try:
         out = sections(pipeline, X, lang=lang)
-    except ModelInputError as exc:
+    except (ModelInputError, ValueError, TypeError) as exc:
         raise _422(["body", "features"], str(exc)) from None
     out.update(user_id=user_id, platform=platform, as_of=as_of)
     return out

@@ -1,0 +1,124 @@
+"""ScoringPipeline.score_frame: known answers, reason codes, missing features, chunking invariance."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from buyerscore.exceptions import ModelInputError
+from buyerscore.explain.reason_codes import top_reasons
+from buyerscore.pipeline import ScoringPipeline, top_k_adverse
+from buyerscore.serving._testing import IsolationAnomaly
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({"platform": "p", "user_id": [f"u{i}" for i in range(n)],
+                      "a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.exponential(size=n)})
+    X.loc[::17, "b"] = np.nan
+    return X
+
+
+@pytest.fixture(scope="module")
+def pipe(frame: pd.DataFrame) -> ScoringPipeline:
+    Xf = frame[["a", "b", "c"]]
+    spend = np.clip(3 * frame["a"].fillna(0) + frame["c"] + 2, 0, None)
+    tier = np.where(spend > spend.quantile(0.9), "high", np.where(spend > spend.median(), "mid", "low"))
+    bad = (frame["c"] > 1).astype(int)
+    p = dict(n_estimators=20, num_leaves=7, min_child_samples=5, verbose=-1, n_jobs=1)
+    models = {"power_spend": lgb.LGBMRegressor(**p).fit(Xf, spend),
+              "power_tier": lgb.LGBMClassifier(**p).fit(Xf, tier),
+              "credit": LogisticRegression().fit(frame[["a", "c"]], bad),
+              "anomaly": IsolationAnomaly().fit(Xf)}
+    feats = {"power_spend": ["a", "b", "c"], "power_tier": ["a", "b", "c"], "credit": ["a", "c"],
+             "anomaly": ["a", "b", "c"]}
+    return ScoringPipeline(models, features=feats, version="v7", reason_k=2)
+
+
+def test_known_answer_linear_and_pdo_points() -> None:
+    X = pd.DataFrame({"user_id": ["a", "b"], "x": [1.0, 3.0]})
+    lin = LinearRegression().fit(X[["x"]], [10.0, 30.0])
+    logit = LogisticRegression().fit(pd.DataFrame({"x": [0.0, 0, 1, 1]}), [0, 1, 0, 1])  # PD = 0.5 everywhere
+    p = ScoringPipeline({"power_spend": lin, "credit": logit}, features={"power_spend": ["x"], "credit": ["x"]},
+                        version="v1", credit_scaling=(20.0, 600.0, 50.0))
+    out = p.score_frame(X)
+    np.testing.assert_allclose(out["power_expected_spend"], [10.0, 30.0])
+    np.testing.assert_allclose(out["credit_pd"], 0.5, atol=1e-6)
+    # odds 1:1 are 50x worse than the 50:1 base: 600 - 20 * log2(50)
+    np.testing.assert_allclose(out["credit_score"], 600 - 20 * np.log2(50), atol=1e-3)
+    assert "power_reason_1" not in out  # no contributions from a plain linear model: no reasons
+
+
+def test_all_sections_and_types(pipe: ScoringPipeline, frame: pd.DataFrame) -> None:
+    out = pipe.score_frame(frame)
+    assert list(out.index) == list(frame.index) and (out["model_version"] == "v7").all()
+    np.testing.assert_allclose(out[["power_p_high", "power_p_mid", "power_p_low"]].sum(axis=1), 1.0)
+    assert set(out["power_tier"]) <= {"high", "mid", "low"}
+    assert out["credit_pd"].between(0, 1).all() and out["anomaly_score"].between(0, 1).all()
+    assert out["anomaly_flag"].dtype == bool
+    for sec in ("power",):
+        c1, c2 = out[f"{sec}_reason_1_contribution"], out[f"{sec}_reason_2_contribution"]
+        assert ((c1 > 0) | c1.isna()).all() and ((c1 >= c2) | c2.isna()).all()
+
+
+def test_reasons_agree_with_contract_top_reasons(pipe: ScoringPipeline, frame: pd.DataFrame) -> None:
+    out = pipe.score_frame(frame)
+    c = pd.DataFrame(pipe.models["power_spend"].predict(frame[["a", "b", "c"]], pred_contrib=True)[:, :3] * -1,
+                     columns=["a", "b", "c"])
+    ref = top_reasons(c, k=2)
+    for i in range(len(frame)):
+        got = [f for f in out[["power_reason_1", "power_reason_2"]].iloc[i] if isinstance(f, str)]
+        assert got == [r.feature for r in ref[i]]
+
+
+def test_missing_features_skip_or_raise(pipe: ScoringPipeline, frame: pd.DataFrame) -> None:
+    only_credit = frame[["user_id", "a", "c"]]
+    out = pipe.score_frame(only_credit)
+    assert "credit_pd" in out and "power_expected_spend" not in out and "anomaly_score" not in out
+    assert pipe.missing_features(only_credit.columns)["power_spend"] == ["b"]
+    with pytest.raises(ModelInputError, match="lacks 1 feature"):
+        pipe.score_frame(only_credit, strict=True)
+    with pytest.raises(ModelInputError, match="not in bundle"):
+        pipe.score_frame(frame, kinds=["nope"])
+
+
+def test_non_numeric_feature_is_named(pipe: ScoringPipeline, frame: pd.DataFrame) -> None:
+    bad = frame.assign(a=["x"] * len(frame))
+    with pytest.raises(ModelInputError, match=r"\['a'\]"):
+        pipe.score_frame(bad)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(0, 399), min_size=1, max_size=30))
+def test_row_results_do_not_depend_on_batch(pipe: ScoringPipeline, frame: pd.DataFrame, rows: list[int]) -> None:
+    full = pipe.score_frame(frame)
+    part = pipe.score_frame(frame.iloc[rows])
+    pd.testing.assert_frame_equal(part, full.iloc[rows], check_exact=False, rtol=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"reason_k": -1}, "reason_k"),
+    ({"features": {}}, "No feature list"),
+])
+def test_invalid_parameters(kwargs: dict, match: str) -> None:
+    args = {"features": {"power_spend": ["x"]}, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        ScoringPipeline({"power_spend": LinearRegression()}, **args)
+
+
+def test_unknown_kind() -> None:
+    with pytest.raises(ModelInputError, match="Unknown model kind"):
+        ScoringPipeline({"magic": LinearRegression()}, features={"magic": ["x"]})
+
+
+def test_top_k_adverse_known_answer() -> None:
+    idx, val = top_k_adverse(np.array([[1.0, 1.0, 5.0, -2.0], [np.nan, -1.0, 0.0, 0.1]]), 3)
+    assert idx.tolist() == [[2, 0, 1], [3, -1, -1]]
+    np.testing.assert_allclose(val, [[5.0, 1.0, 1.0], [0.1, np.nan, np.nan]])

@@ -1,0 +1,96 @@
+"""Online features equal the offline build for the same events and cut-off (real Taobao and CDNOW users)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from buyerscore.datasets import read_dataset
+from buyerscore.events.store import EventStore
+from buyerscore.features import build_features
+from buyerscore.serving.online import OnlineFeatures
+
+WINDOWS = (7, 30, 90, 365)
+CASES = {  # dataset -> (users, cut-off, incremental split time)
+    "taobao": (300, datetime(2017, 12, 1, 12, 0), pd.Timestamp("2017-11-29")),
+    "cdnow_sample": (300, datetime(1997, 12, 31), pd.Timestamp("1997-06-30")),
+}
+
+
+def _events(data_dir, name: str) -> pd.DataFrame:
+    n_users, _, _ = CASES[name]
+    ev = read_dataset(name, data_dir).events
+    users = ev["user_id"].drop_duplicates().head(n_users)
+    return ev[ev["user_id"].isin(users)].reset_index(drop=True)
+
+
+def _assert_same(online: pd.DataFrame, offline: pd.DataFrame) -> None:
+    assert list(online.columns) == list(offline.columns)
+    pd.testing.assert_frame_equal(online.reset_index(drop=True), offline.reset_index(drop=True),
+                                  check_exact=False, rtol=1e-9, atol=1e-12, check_dtype=True)
+
+
+def _online_rows(online: OnlineFeatures, keys: list[tuple[str, str]], as_of: datetime) -> pd.DataFrame:
+    rows = [online.features(u, p, as_of) for p, u in keys]
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_online_equals_offline_with_incremental_updates(data_dir, tmp_path, name: str) -> None:
+    n_users, as_of, split = CASES[name]
+    ev = _events(data_dir, name)
+    ts = pd.to_datetime(pd.to_numeric(ev["ts"], errors="coerce"), unit="s") if name == "taobao" else \
+        pd.to_datetime(ev["ts"])
+    early, late = ev[ts <= split], ev[ts > split]
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.ingest_frame(early, source="early", default_platform=name)
+        online = OnlineFeatures(store, windows=WINDOWS)
+        rng = np.random.default_rng(0)
+        offline = build_features(store.con, as_of=as_of, windows=WINDOWS)
+        keys = [tuple(offline.loc[i, ["platform", "user_id"]]) for i in rng.choice(len(offline), 12, replace=False)]
+        _assert_same(_online_rows(online, keys, as_of), offline.set_index(["platform", "user_id"]).loc[keys]
+                     .reset_index())
+        # new events arrive (as through POST /v1/events): ingest, invalidate the touched users only
+        store.ingest_frame(late, source="late", default_platform=name)
+        touched = {(name, str(u)) for u in late["user_id"].astype(str)}
+        online.invalidate(touched)
+        offline2 = build_features(store.con, as_of=as_of, windows=WINDOWS)
+        assert len(offline2) == n_users
+        keys2 = [tuple(offline2.loc[i, ["platform", "user_id"]]) for i in rng.choice(len(offline2), 12, replace=False)]
+        keys2 += [k for k in keys if k in touched][:6]  # users cached before the update
+        _assert_same(_online_rows(online, keys2, as_of),
+                     offline2.set_index(["platform", "user_id"]).loc[keys2].reset_index())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_online_equals_offline_every_user(data_dir, tmp_path, name: str) -> None:
+    _, as_of, _ = CASES[name]
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.ingest_frame(_events(data_dir, name), source="all", default_platform=name)
+        offline = build_features(store.con, as_of=as_of, windows=WINDOWS)
+        online = OnlineFeatures(store, windows=WINDOWS)
+        keys = list(zip(offline["platform"], offline["user_id"], strict=True))
+        _assert_same(_online_rows(online, keys, as_of), offline)
+
+
+def test_cache_reuse_and_invalidation(data_dir, tmp_path) -> None:
+    as_of = datetime(1997, 12, 31)
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.ingest_frame(_events(data_dir, "cdnow_sample").head(200), source="a", default_platform="cdnow_sample")
+        online = OnlineFeatures(store, windows=WINDOWS)
+        uid = store.con.execute("SELECT min(user_id) FROM events").fetchall()[0][0]
+        a = online.features(uid, "cdnow_sample", as_of)
+        assert online.features(uid, "cdnow_sample", as_of) is a and online.hits == 1
+        store.ingest_frame(pd.DataFrame({"user_id": [uid], "ts": ["1997-12-30"], "event_type": ["purchase"],
+                                         "amount": [123.0]}), source="b", default_platform="cdnow_sample")
+        assert online.features(uid, "cdnow_sample", as_of) is a  # stale until invalidated ...
+        assert online.invalidate([("cdnow_sample", uid)]) == 1
+        b = online.features(uid, "cdnow_sample", as_of)
+        assert b["monetary_sum"].iloc[0] == pytest.approx(a["monetary_sum"].iloc[0] + 123.0)
+        assert online.resolve_platform(uid, None) == "cdnow_sample"
+        assert online.resolve_platform("nobody", None) is None
+        assert online.features("nobody", "cdnow_sample", as_of).empty
