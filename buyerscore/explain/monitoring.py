@@ -1,0 +1,175 @@
+"""Drift monitoring: population stability (PSI) per feature and for the score, performance decay, a verdict.
+
+:func:`drift_report` compares a *reference* frame (the training or last-validated population) with a
+*current* one.  PSI uses :func:`buyerscore.models.metrics.psi` with quantile bins of the reference
+(categorical columns: one bin per category).  Status per column: ``ok`` below ``warn`` (0.1),
+``warn`` below ``alert`` (0.25), ``alert`` above.  Where both frames have labels and a score, the AUC
+and KS of each are compared (the score's direction is taken from the reference: a score that
+decreases with risk, such as points, is flipped).
+
+Verdict: ``retrain recommended`` when the score PSI is at alert level, or the AUC fell by at least
+``auc_drop`` (absolute), or at least ``alert_share`` of the features are at alert level;
+``monitor`` when anything is at warn level or above; otherwise ``stable``.
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> ref = pd.DataFrame({"x": rng.normal(size=2000), "score": rng.uniform(size=2000)})
+>>> cur = pd.DataFrame({"x": rng.normal(1.0, 1.0, size=2000), "score": rng.uniform(size=2000)})
+>>> rep = drift_report(ref, cur, score_col="score")
+>>> rep.table.set_index("column").loc["x", "status"], rep.verdict
+('alert', 'retrain recommended')
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from buyerscore.exceptions import ModelInputError
+from buyerscore.models.metrics import auc, ks, psi
+
+logger = logging.getLogger(__name__)
+
+WARN, ALERT = 0.1, 0.25
+RETRAIN = "retrain recommended"
+
+
+@dataclass
+class DriftReport:
+    """PSI table, performance comparison, verdict and the reasons for it."""
+
+    table: pd.DataFrame
+    performance: dict[str, Any]
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=lambda: {"warn": WARN, "alert": ALERT})
+
+    @property
+    def retrain(self) -> bool:
+        return self.verdict == RETRAIN
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "retrain_recommended": self.retrain, "reasons": self.reasons,
+                "thresholds": self.thresholds, "performance": self.performance,
+                "columns": self.table.replace({np.nan: None}).to_dict(orient="records")}
+
+
+def _status(v: float, warn: float, alert: float) -> str:
+    if np.isnan(v):
+        return "n/a"
+    return "alert" if v >= alert else "warn" if v >= warn else "ok"
+
+
+def column_psi(ref: pd.Series, cur: pd.Series, *, bins: int = 10) -> float:
+    """PSI of one column: quantile bins for numbers, one bin per category otherwise.
+
+    >>> column_psi(pd.Series(list("aabb")), pd.Series(list("abbb"))) > 0
+    True
+    """
+    if pd.api.types.is_numeric_dtype(ref) and pd.api.types.is_numeric_dtype(cur) and not pd.api.types.is_bool_dtype(ref):
+        r = ref.astype(float).replace([np.inf, -np.inf], np.nan)
+        c = cur.astype(float).replace([np.inf, -np.inf], np.nan)
+        if r.isna().all():
+            return float("nan")
+        return psi(r.to_numpy(), c.to_numpy(), bins=bins)
+    cats = pd.Index(pd.concat([ref, cur]).astype("string").dropna().unique())
+    r = pd.Series(cats.get_indexer(ref.astype("string")), dtype=float).replace(-1, np.nan)
+    c = pd.Series(cats.get_indexer(cur.astype("string")), dtype=float).replace(-1, np.nan)
+    return psi(r.to_numpy(), c.to_numpy(), bins=np.arange(len(cats) - 1) + 0.5)
+
+
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: list[str] | None = None,
+                 score_col: str | None = None, label_col: str | None = None, warn: float = WARN,
+                 alert: float = ALERT, bins: int = 10, auc_drop: float = 0.05, alert_share: float = 0.2,
+                 exclude: tuple[str, ...] = ("user_id", "platform", "as_of", "event_id")) -> DriftReport:
+    """Compare ``current`` with ``reference``; see the module docstring for the rules.
+
+    Parameters
+    ----------
+    reference, current : DataFrame
+        Frames with the same columns (features, and optionally a score and a 0/1 label, 1 = bad).
+    features : list of str, optional
+        Columns to check (default: the columns both share, except ids, the score and the label).
+    score_col, label_col : str, optional
+        The model score and the observed outcome (performance is compared when both exist in both frames).
+    warn, alert : float
+        PSI thresholds.
+    bins : int
+        Quantile bins of the reference.
+    auc_drop : float
+        Absolute AUC decrease that recommends retraining.
+    alert_share : float
+        Share of features at alert level that recommends retraining.
+    """
+    if not 0 < warn < alert:
+        raise ValueError(f"thresholds must satisfy 0 < warn < alert; got warn={warn}, alert={alert}.")
+    for name, df in (("reference", reference), ("current", current)):
+        if len(df) == 0:
+            raise ModelInputError(f"the {name} frame is empty; drift needs rows in both frames.")
+    for col in (score_col, label_col):
+        if col is not None and (col not in reference.columns or col not in current.columns):
+            where = [n for n, d in (("reference", reference), ("current", current)) if col not in d.columns]
+            raise ModelInputError(f"column {col!r} is missing from the {' and '.join(where)} frame; "
+                                  "check --score-col / --label-col.")
+    skip = {score_col, label_col, *exclude}
+    if features is None:
+        features = [c for c in reference.columns if c in current.columns and c not in skip]
+    else:
+        missing = [c for c in features if c not in reference.columns or c not in current.columns]
+        if missing:
+            raise ModelInputError(f"feature column(s) {missing[:3]} are not in both frames.")
+    rows = []
+    cols = ([(score_col, "score")] if score_col else []) + [(c, "feature") for c in features]
+    for c, kind in cols:
+        r, k = reference[c], current[c]
+        v = column_psi(r, k, bins=bins)
+        num = pd.api.types.is_numeric_dtype(r) and not pd.api.types.is_bool_dtype(r)
+        rows.append({"column": c, "kind": kind, "psi": v, "status": _status(v, warn, alert),
+                     "ref_mean": float(r.mean()) if num else float("nan"),
+                     "cur_mean": float(k.mean()) if num and pd.api.types.is_numeric_dtype(k) else float("nan"),
+                     "ref_missing": float(r.isna().mean()), "cur_missing": float(k.isna().mean())})
+    table = pd.DataFrame(rows, columns=["column", "kind", "psi", "status", "ref_mean", "cur_mean", "ref_missing",
+                                        "cur_missing"])
+    perf: dict[str, Any] = {}
+    reasons: list[str] = []
+    if score_col and label_col:
+        try:
+            yr, yc = reference[label_col].to_numpy(float), current[label_col].to_numpy(float)
+            sr, sc = reference[score_col].to_numpy(float), current[score_col].to_numpy(float)
+            okr, okc = ~np.isnan(yr) & ~np.isnan(sr), ~np.isnan(yc) & ~np.isnan(sc)
+            a_ref = auc(yr[okr], sr[okr])
+            sign = 1.0 if a_ref >= 0.5 else -1.0
+            a_ref = auc(yr[okr], sign * sr[okr])
+            a_cur = auc(yc[okc], sign * sc[okc])
+            perf = {"ref_auc": a_ref, "cur_auc": a_cur, "auc_change": a_cur - a_ref,
+                    "ref_ks": ks(yr[okr], sign * sr[okr]), "cur_ks": ks(yc[okc], sign * sc[okc]),
+                    "ref_bad_rate": float(yr[okr].mean()), "cur_bad_rate": float(yc[okc].mean()),
+                    "score_direction": "increases with risk" if sign > 0 else "decreases with risk"}
+            if a_ref - a_cur >= auc_drop:
+                reasons.append(f"AUC fell from {a_ref:.3f} to {a_cur:.3f} (drop >= {auc_drop}).")
+        except ValueError as exc:
+            perf = {"note": f"performance not computed: {exc}"}
+    if score_col:
+        sp = float(table.loc[table["kind"] == "score", "psi"].iloc[0])
+        if sp >= alert:
+            reasons.append(f"score PSI {sp:.3f} >= {alert}.")
+    feat = table[table["kind"] == "feature"]
+    n_alert = int((feat["status"] == "alert").sum())
+    if len(feat) and n_alert / len(feat) >= alert_share:
+        top = feat.sort_values("psi", ascending=False)["column"].head(3).tolist()
+        reasons.append(f"{n_alert} of {len(feat)} features at alert level (PSI >= {alert}), e.g. {top}.")
+    if reasons:
+        verdict = RETRAIN
+    elif (table["status"].isin(["warn", "alert"])).any():
+        verdict = "monitor"
+        reasons.append("some columns shifted (PSI >= warn) but not enough to retrain: "
+                       f"{table.loc[table['status'].isin(['warn', 'alert']), 'column'].head(5).tolist()}.")
+    else:
+        verdict = "stable"
+    return DriftReport(table=table, performance=perf, verdict=verdict, reasons=reasons,
+                       thresholds={"warn": warn, "alert": alert, "auc_drop": auc_drop, "alert_share": alert_share})

@@ -1,0 +1,349 @@
+"""``AnomalyDetector``: an ensemble of unsupervised outlier detectors over behaviour features.
+
+Three detectors look at different kinds of "unusual":
+
+* ``"iforest"``: scikit-learn's :class:`~sklearn.ensemble.IsolationForest` (unusual *combinations*);
+* ``"ecod"``: ECOD (Li et al., 2022, as in PyOD): the sum over features of the negative log of the
+  empirical tail probability, on the tail the feature's skewness points to (unusual *values*);
+* ``"copod"``: COPOD (Li et al., 2020, as in PyOD): empirical-copula tail probabilities, both tails.
+
+ECOD and COPOD are computed from a per-feature quantile sketch of the training data (at most
+``max_grid`` points per feature; exact below that), so the saved model holds no training rows
+(STYLE rule 9) and new users are scored against the training population only.  On the training
+set the result equals PyOD's ``ECOD`` / ``COPOD`` when every feature has at most ``max_grid``
+distinct values (tested).
+
+Each detector's raw score is mapped to ``[0, 1]`` by its empirical CDF on the training set, the
+detectors are combined (mean or max) and the result is calibrated once more on the training set,
+so ``anomaly_score`` is (about) the share of training users less unusual than the user; the flag
+is ``anomaly_score >= threshold_`` where ``threshold_`` flags a ``contamination`` share of the
+training users.  Reason codes: per feature, ``-ln(2 * p_tail)`` (0 at the median; 2.3 means ten
+times rarer than the median side; clipped at 0) through :func:`buyerscore.explain.top_reasons`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import skew
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import IsolationForest
+from sklearn.utils.validation import check_is_fitted
+
+from buyerscore._validation import check_param, examples
+from buyerscore.exceptions import ModelInputError
+from buyerscore.explain.reason_codes import ReasonCode, top_reasons
+
+logger = logging.getLogger(__name__)
+
+DETECTORS = ("iforest", "ecod", "copod")
+ID_COLUMNS = ("platform", "user_id")
+
+
+class _ECDF:
+    """Empirical CDF of a 1-d sample on a quantile grid, strictly inside (0, 1), with exponential tails."""
+
+    def __init__(self, x: np.ndarray, max_grid: int = 2048) -> None:
+        x = np.sort(np.asarray(x, dtype=float))
+        n = x.size
+        self.n = n
+        if n <= max_grid:
+            grid, probs = x, (np.arange(1, n + 1)) / (n + 1)
+        else:
+            probs = np.linspace(1, n, max_grid) / (n + 1)
+            grid = np.quantile(x, np.clip((probs * (n + 1) - 1) / (n - 1), 0.0, 1.0))
+        # ties: np.interp needs increasing xp; keep the last (largest) probability of a tied value
+        keep = np.r_[grid[1:] != grid[:-1], True]
+        self.grid, self.probs = grid[keep], probs[keep]
+        q75, q25 = np.quantile(x, [0.75, 0.25])
+        scale = q75 - q25
+        if not scale > 0:
+            scale = float(np.std(x)) or 1.0
+        self.scale = float(scale)
+
+    def __call__(self, s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=float)
+        lo, hi = self.grid[0], self.grid[-1]
+        p = np.interp(s, self.grid, self.probs)
+        edge = 1.0 / (self.n + 1)
+        above = s > hi
+        below = s < lo
+        p[above] = 1.0 - edge * np.exp(-(s[above] - hi) / self.scale)
+        p[below] = edge * np.exp(-(lo - s[below]) / self.scale)
+        return np.clip(p, 0.0, 1.0)
+
+
+class _Marginals:
+    """Per-feature left/right empirical tail probabilities from a quantile sketch (for ECOD / COPOD / reasons)."""
+
+    def __init__(self, X: np.ndarray, max_grid: int = 2048) -> None:
+        n, d = X.shape
+        self.n = n
+        self.grids: list[np.ndarray] = []
+        self.le: list[np.ndarray] = []   # P(X <= grid value)
+        self.ge: list[np.ndarray] = []   # P(X >= grid value)
+        self.scales = np.ones(d)
+        for j in range(d):
+            col = np.sort(X[:, j])
+            u, first, counts = np.unique(col, return_index=True, return_counts=True)
+            if u.size > max_grid:  # sketch: quantiles, with ECDF values of the sample at them
+                u = np.unique(np.quantile(col, np.linspace(0, 1, max_grid)))
+            le = np.searchsorted(col, u, side="right") / n
+            ge = 1.0 - np.searchsorted(col, u, side="left") / n
+            self.grids.append(u)
+            self.le.append(le)
+            self.ge.append(ge)
+            q75, q25 = np.quantile(col, [0.75, 0.25])
+            sc = q75 - q25
+            self.scales[j] = sc if sc > 0 else (np.std(col) or 1.0)
+        self.skew_sign = np.sign(np.nan_to_num(skew(X, axis=0))) if n > 2 else np.zeros(d)
+
+    def tails(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(P(X_j <= x), P(X_j >= x))`` per cell; beyond the sample range an exponential tail below 1/n."""
+        m, d = X.shape
+        left = np.empty((m, d))
+        right = np.empty((m, d))
+        floor = 1.0 / (self.n + 1)
+        for j in range(d):
+            u, le, ge, x = self.grids[j], self.le[j], self.ge[j], X[:, j]
+            i = np.searchsorted(u, x, side="right") - 1          # last grid value <= x
+            lj = le[np.clip(i, 0, None)]
+            out = i < 0
+            lj[out] = floor * np.exp(-(u[0] - x[out]) / self.scales[j])
+            left[:, j] = lj
+            k = np.searchsorted(u, x, side="left")               # first grid value >= x
+            rj = ge[np.clip(k, None, u.size - 1)]
+            out = k >= u.size
+            rj[out] = floor * np.exp(-(x[out] - u[-1]) / self.scales[j])
+            right[:, j] = rj
+        return np.maximum(left, 1e-300), np.maximum(right, 1e-300)
+
+    def outlyingness(self, X: np.ndarray, method: Literal["ecod", "copod"]) -> np.ndarray:
+        """Per-cell ECOD / COPOD outlyingness (their row sums are the detector scores)."""
+        left, right = self.tails(X)
+        u_l, u_r = -np.log(left), -np.log(right)
+        s = self.skew_sign
+        u_skew = u_l * -np.sign(s - 1) + u_r * np.sign(s + 1)
+        if method == "ecod":
+            return np.maximum(np.maximum(u_l, u_r), u_skew)
+        return np.maximum(u_skew, (u_l + u_r) / 2)
+
+
+class AnomalyDetector(BaseEstimator):
+    """Ensemble anomaly detector with scores in [0, 1], a contamination flag and reason codes.
+
+    Parameters
+    ----------
+    detectors : sequence of {"iforest", "ecod", "copod"}, default all three
+        Detectors of the ensemble.
+    contamination : float, default 0.01
+        Share of training users to flag; sets ``threshold_``.  In (0, 0.5).
+    combine : {"mean", "max"}, default "max"
+        How the detectors' calibrated scores are combined ("max" favours users that any single
+        detector finds extreme).
+    n_estimators : int, default 200
+        Trees of the isolation forest.
+    max_grid : int, default 2048
+        Points of the per-feature quantile sketch and of the score calibration.
+    random_state : int, default 0
+        Seed of the isolation forest.
+    id_columns : sequence of str, default ("platform", "user_id")
+        Columns that identify a user and are not features (kept in :meth:`score_frame`).
+    change_features : bool, default False
+        Append :func:`~buyerscore.models.anomaly.features.behaviour_change_features` (recent behaviour
+        relative to the user's own history) to the input before fitting and scoring.
+
+    Attributes
+    ----------
+    features_ : list of str
+        Feature columns used (numeric, non-constant in training).
+    medians_ : Series
+        Training median per feature (missing values are imputed with it; quoted as "typical").
+    threshold_ : float
+        ``anomaly_score`` at or above which a user is flagged.
+    n_train_ : int
+        Training rows.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    >>> X.loc[0] = [8.0, -6.0, 0.0]
+    >>> det = AnomalyDetector(contamination=0.01).fit(X)
+    >>> int(det.anomaly_score(X).argmax()), det.reason_codes(X.iloc[[0]], k=1)[0][0].feature
+    (0, 'a')
+    """
+
+    def __init__(self, *, detectors: Sequence[str] = DETECTORS, contamination: float = 0.01,
+                 combine: Literal["mean", "max"] = "max", n_estimators: int = 200, max_grid: int = 2048,
+                 random_state: int | None = 0, id_columns: Sequence[str] = ID_COLUMNS,
+                 change_features: bool = False) -> None:
+        self.detectors = detectors
+        self.contamination = contamination
+        self.combine = combine
+        self.n_estimators = n_estimators
+        self.max_grid = max_grid
+        self.random_state = random_state
+        self.id_columns = id_columns
+        self.change_features = change_features
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        check_param(name, "detectors", self.detectors,
+                    lambda v: not isinstance(v, str) and len(v) > 0 and all(d in DETECTORS for d in v)
+                    and len(set(v)) == len(v), f"a non-empty list of distinct names from {list(DETECTORS)}")
+        check_param(name, "contamination", self.contamination, lambda v: 0 < float(v) < 0.5, "a float in (0, 0.5)")
+        check_param(name, "combine", self.combine, lambda v: v in ("mean", "max"), "'mean' or 'max'")
+        check_param(name, "n_estimators", self.n_estimators,
+                    lambda v: isinstance(v, (int, np.integer)) and v >= 1, "an int >= 1")
+        check_param(name, "max_grid", self.max_grid,
+                    lambda v: isinstance(v, (int, np.integer)) and v >= 16, "an int >= 16")
+        check_param(name, "id_columns", self.id_columns, lambda v: not isinstance(v, str), "a list of column names")
+        check_param(name, "change_features", self.change_features, lambda v: isinstance(v, bool), "a bool")
+
+    def _frame(self, X: Any, *, fitting: bool) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            if fitting:
+                raise ModelInputError(f"{type(self).__name__}.fit needs a pandas DataFrame of numeric features "
+                                      f"(e.g. from buyerscore.features.build_features); got {type(X).__name__}.")
+            X = pd.DataFrame(np.asarray(X, dtype=float), columns=self.feature_names_in_)
+        feats = X.drop(columns=[c for c in self.id_columns if c in X.columns])
+        if self.change_features:
+            from buyerscore.models.anomaly.features import with_change_features
+
+            feats = with_change_features(feats)
+        if fitting:
+            bad = [c for c in feats.columns if not (pd.api.types.is_numeric_dtype(feats[c])
+                                                     or pd.api.types.is_bool_dtype(feats[c]))]
+            if bad:
+                raise ModelInputError(f"{type(self).__name__}: column(s) {examples(bad)} are not numeric; drop them "
+                                      "or encode them (id columns to keep: id_columns=...).")
+            if feats.shape[0] < 10 or feats.shape[1] == 0:
+                raise ModelInputError(f"{type(self).__name__}.fit needs at least 10 rows and 1 feature column; "
+                                      f"got shape {feats.shape}.")
+        else:
+            missing = [c for c in self.features_ if c not in feats.columns]
+            if missing:
+                raise ModelInputError(f"Input for {type(self).__name__} lacks column(s) {examples(missing)}; score "
+                                      "with the feature columns the detector was fitted on (features_).")
+        return feats
+
+    def _matrix(self, feats: pd.DataFrame) -> np.ndarray:
+        M = feats[self.features_].astype(float).to_numpy(copy=True)
+        M[~np.isfinite(M)] = np.nan
+        nan = np.isnan(M)
+        if nan.any():
+            M[nan] = np.take(self.medians_.to_numpy(), np.nonzero(nan)[1])
+        return M
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: pd.DataFrame, y: Any = None) -> AnomalyDetector:
+        """Fit the detectors and their calibration on ``X`` (``y`` is ignored: unsupervised)."""
+        self._check_params()
+        feats = self._frame(X, fitting=True)
+        self.feature_names_in_ = np.asarray(feats.columns, dtype=object)
+        F = feats.astype(float).replace([np.inf, -np.inf], np.nan)
+        med = F.median()
+        const = [c for c in F.columns if F[c].nunique(dropna=True) <= 1]
+        if const:
+            logger.info("AnomalyDetector: ignoring %d constant column(s) %s", len(const), const[:5])
+        self.features_ = [c for c in F.columns if c not in const]
+        if not self.features_:
+            raise ModelInputError("AnomalyDetector.fit: every feature column is constant; nothing can be unusual.")
+        self.medians_ = med[self.features_].fillna(0.0)
+        M = self._matrix(feats)
+        self.n_train_ = M.shape[0]
+        self.marginals_ = _Marginals(M, self.max_grid)
+        self.iforest_ = None
+        if "iforest" in self.detectors:
+            self.iforest_ = IsolationForest(n_estimators=self.n_estimators, random_state=self.random_state,
+                                            n_jobs=1).fit(M)
+        raw = self._raw(M)
+        self.calibrators_ = {k: _ECDF(v, self.max_grid) for k, v in raw.items()}
+        comb = self._combine({k: self.calibrators_[k](v) for k, v in raw.items()})
+        self.final_calibrator_ = _ECDF(comb, self.max_grid)
+        train_scores = self.final_calibrator_(comb)
+        self.threshold_ = float(np.quantile(train_scores, 1.0 - float(self.contamination), method="higher"))
+        return self
+
+    def _raw(self, M: np.ndarray) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for d in self.detectors:
+            if d == "iforest":
+                out[d] = -self.iforest_.score_samples(M)
+            else:
+                out[d] = self.marginals_.outlyingness(M, d).sum(axis=1)  # type: ignore[arg-type]
+        return out
+
+    def _combine(self, norm: dict[str, np.ndarray]) -> np.ndarray:
+        S = np.column_stack([norm[d] for d in self.detectors])
+        return S.max(axis=1) if self.combine == "max" else S.mean(axis=1)
+
+    # ------------------------------------------------------------------ scoring
+    def detector_scores(self, X: Any) -> pd.DataFrame:
+        """Each detector's calibrated score in [0, 1] (columns = ``detectors``)."""
+        check_is_fitted(self, "threshold_")
+        M = self._matrix(self._frame(X, fitting=False))
+        raw = self._raw(M)
+        return pd.DataFrame({k: self.calibrators_[k](v) for k, v in raw.items()},
+                            index=getattr(X, "index", None))
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        """Anomaly score in [0, 1]; higher = more unusual (about the share of training users less unusual)."""
+        check_is_fitted(self, "threshold_")
+        ds = self.detector_scores(X)
+        return self.final_calibrator_(self._combine({k: ds[k].to_numpy() for k in ds.columns}))
+
+    def score(self, X: Any, y: Any = None) -> np.ndarray:
+        """Alias of :meth:`anomaly_score` (the per-row score used by :class:`buyerscore.pipeline.ScoringPipeline`)."""
+        return self.anomaly_score(X)
+
+    def flag(self, X: Any) -> np.ndarray:
+        """Boolean flag per row (``anomaly_score >= threshold_``)."""
+        return self.predict(X).astype(bool)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """1 = flagged as anomalous (``anomaly_score >= threshold_``), 0 = normal."""
+        check_is_fitted(self, "threshold_")
+        return (self.anomaly_score(X) >= self.threshold_).astype(np.int64)
+
+    def fit_predict(self, X: pd.DataFrame, y: Any = None) -> np.ndarray:
+        """Fit on ``X`` and flag its rows."""
+        return self.fit(X).predict(X)
+
+    def contributions(self, X: Any) -> pd.DataFrame:
+        """Per-feature unusualness ``max(0, -ln(2 p_tail))`` (0 = on the typical side of the median)."""
+        check_is_fitted(self, "threshold_")
+        M = self._matrix(self._frame(X, fitting=False))
+        left, right = self.marginals_.tails(M)
+        c = np.maximum(0.0, -np.log(2.0 * np.minimum(np.minimum(left, right), 0.5)))
+        return pd.DataFrame(c, columns=self.features_, index=getattr(X, "index", None))
+
+    def reason_codes(self, X: Any, k: int = 3, lang: str = "en") -> list[list[ReasonCode]]:
+        """The ``k`` features that make each row most unusual, with the typical (median) value quoted."""
+        check_is_fitted(self, "threshold_")
+        feats = self._frame(X, fitting=False)
+        M = self._matrix(feats)
+        left, right = self.marginals_.tails(M)
+        c = np.maximum(0.0, -np.log(2.0 * np.minimum(np.minimum(left, right), 0.5)))
+        contrib = pd.DataFrame(c, columns=self.features_, index=feats.index)
+        return top_reasons(contrib, feats[self.features_], k=k, lang=lang, outcome="anomaly",
+                           reference=self.medians_)
+
+    def score_frame(self, X: pd.DataFrame, *, k: int = 3, lang: str = "en") -> pd.DataFrame:
+        """Ids (if present), ``anomaly_score``, ``flagged`` and the top-``k`` reasons (feature names and text)."""
+        check_is_fitted(self, "threshold_")
+        ids = X[[c for c in self.id_columns if c in X.columns]].reset_index(drop=True)
+        score = self.anomaly_score(X)
+        reasons = self.reason_codes(X, k=k, lang=lang)
+        out = ids.copy()
+        out["anomaly_score"] = score
+        out["flagged"] = (score >= self.threshold_).astype(np.int64)
+        out["reason_features"] = [",".join(r.feature for r in rs) for rs in reasons]
+        out["reasons"] = ["; ".join(r.text for r in rs) for rs in reasons]
+        return out
