@@ -312,3 +312,23 @@ def test_same_event_id_with_other_values_is_counted_as_conflict(tmp_path):
     assert (s["inserted"], s["already_present"], s["conflicts"]) == (1, 2, 1)
     with EventStore(db) as store:
         assert store.con.execute("SELECT amount FROM events WHERE event_id = 'e1'").fetchone() == (5.0,)
+
+
+def test_missing_columns_suggest_a_mapping(tmp_path):
+    f = tmp_path / "e.csv"
+    f.write_text("CustomerID,InvoiceDate,Event Type\nu1,2024-01-01,view\n")
+    msg = _error(["ingest", f, "--db", tmp_path / "s.duckdb"])
+    assert "perhaps 'columns: {user_id: CustomerID, ts: InvoiceDate, event_type: Event Type}'" in msg
+
+
+def test_json_array_is_not_json_lines(tmp_path):
+    f = tmp_path / "e.json"
+    f.write_text('[\n {"user_id": "u1", "ts": "2024-01-01", "event_type": "view"}\n]\n')
+    assert "jq -c" in _error(["ingest", f, "--db", tmp_path / "s.duckdb"])
+
+
+def test_csv_header_spaces_are_ignored(tmp_path):
+    f = tmp_path / "e.csv"
+    f.write_text("user_id, ts, event_type\nu1, 2024-01-01, view\n")
+    code, stdout, _ = run("ingest", f, "--db", tmp_path / "s.duckdb", "--json")
+    assert code == 0 and json.loads(stdout)["accepted"] == 1

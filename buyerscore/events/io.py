@@ -322,12 +322,20 @@ def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
                 if sep != ",":
                     raise
                 return _read_csv_slow(p)
+            stripped = [str(c).strip() for c in df.columns]
+            if len(set(stripped)) == len(stripped):  # ' user_id' -> 'user_id' (spaces after commas in headers)
+                df.columns = stripped
             return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
         if fmt == "parquet":
             df = pd.read_parquet(p)
             return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
         if p.stat().st_size == 0:
             raise UnreadableInputError(f"{p} is empty; a JSON-lines file needs one JSON object per line.")
+        with _open_text(p) as fh:
+            head = fh.read(4096).lstrip()
+        if head.startswith("["):
+            raise UnreadableInputError(f"{p} holds a JSON array, not JSON lines; write one object per line "
+                                       f"(e.g. jq -c '.[]' {p.name} > {p.stem}.jsonl).")
         try:
             with warnings.catch_warnings():  # convert_dates is deprecated but still defaults to True
                 warnings.simplefilter("ignore")

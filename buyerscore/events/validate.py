@@ -13,6 +13,7 @@ few seconds on one core.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import threading
@@ -38,6 +39,12 @@ from buyerscore.exceptions import SchemaError
 logger = logging.getLogger(__name__)
 
 REJECT_COLUMNS = ("row_number", "reason", "detail", "raw")
+_SYNONYMS = {  # normalised (lower case, no '_', ' ', '-') column names suggested for a missing required column
+    "user_id": ("customerid", "customer", "userid", "user", "uid", "clientid", "client", "memberid", "buyerid"),
+    "ts": ("timestamp", "time", "datetime", "date", "eventtime", "createdat", "invoicedate", "transactiondt",
+           "orderdate", "eventdate"),
+    "event_type": ("eventtype", "event", "action", "behaviortype", "behaviourtype", "type", "eventname"),
+}
 _DATE_LIKE = r"\d+\D+\d+|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s*\d"  # on lower-cased text
 _SLASH = re.compile(r"\\\\|\\/")
 ID_COLUMNS = ("event_id", "user_id", "item_id", "category", "order_id")
@@ -355,9 +362,18 @@ def validate_events(
     """
     missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in raw.columns]
     if missing:
+        present = list(map(str, raw.columns))
+        norm = {c.lower().replace("_", "").replace(" ", "").replace("-", ""): c for c in present}
+        hints = {}
+        for m in missing:
+            names = (m.replace("_", ""), *_SYNONYMS.get(m, ()))
+            found = next((norm[n] for n in names if n in norm), None)
+            hints[m] = found or next(iter(difflib.get_close_matches(m, present, n=1)), None)
+        hint = ", ".join(f"{m}: {h}" for m, h in hints.items() if h)
         raise SchemaError(
-            f"{source}: required column(s) {missing} not found; columns present: {list(map(str, raw.columns))[:20]}. "
-            "Rename them in the file or pass a mapping (--mapping cols.yaml with e.g. 'user_id: CustomerID')."
+            f"{source}: required column(s) {missing} not found; columns present: {present[:20]}. "
+            "Rename them in the file or pass a mapping (--mapping cols.yaml with e.g. 'user_id: CustomerID')"
+            + (f"; perhaps 'columns: {{{hint}}}'." if hint else ".")
         )
     dup_cols = sorted({str(c) for c in raw.columns[raw.columns.duplicated()]})
     if dup_cols:
