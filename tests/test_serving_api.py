@@ -245,3 +245,10 @@ def test_fuzz_openapi_no_server_errors(served) -> None:
 
         run()
     assert any(s == 200 for s in seen) and any(s in (401, 422) for s in seen), seen
+
+
+def test_committed_openapi_is_current() -> None:
+    """docs/openapi.json is regenerated with 'buyerscore serve --openapi > docs/openapi.json'."""
+    from buyerscore.serving.api.main import openapi_spec
+    committed = json.loads((Path(__file__).parents[1] / "docs" / "openapi.json").read_text())
+    assert committed == json.loads(json.dumps(openapi_spec())), "regenerate docs/openapi.json"
