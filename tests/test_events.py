@@ -138,3 +138,13 @@ def test_transactions_nest_and_roll_back_together(store):
             con.execute("CREATE TABLE t AS SELECT 1 AS x")
         raise ZeroDivisionError
     assert store.counts()["events"] == 0 and "t" not in store.tables()
+
+
+@pytest.mark.parametrize("module", ["buyerscore.events.validate", "buyerscore.events.io", "buyerscore.events.store",
+                                    "buyerscore.datasets"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    res = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert res.failed == 0
