@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import numpy as np
@@ -229,7 +229,7 @@ class PeakRSS:
             self.peak = max(self.peak, self.proc.memory_info().rss)
             time.sleep(0.01)
 
-    def __enter__(self) -> PeakRSS:
+    def __enter__(self) -> Self:
         self.base = self.peak = self.proc.memory_info().rss
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -301,7 +301,7 @@ def run(events: int, *, seed: int = 0, threads: int = 2, check_users: int = 2000
         "benchmark": "features",
         "command": "python benchmarks/features.py " + " ".join(sys.argv[1:]) if __name__ == "__main__" else
         f"run(events={events})",
-        "events_requested": events, "events": int(n_events), "users": int(len(feats_db)),
+        "events_requested": events, "events": int(n_events), "users": len(feats_db),
         "features": int(feats_db.shape[1] - 2), "windows": list(WINDOWS), "as_of": AS_OF,
         "pandas_input": pandas_input, "duckdb_threads": threads, "duckdb_seconds": round(db_s, 3), "pandas_seconds": round(pd_s, 3),
         "speedup_vs_pandas": round(pd_s / db_s, 2),

@@ -6,7 +6,13 @@
 """
 
 from buyerscore.features.build import build_features, build_labels
-from buyerscore.features.definitions import DEFAULT_WINDOWS, FEATURE_NAMES, FEATURES, FeatureDef, feature_names
+from buyerscore.features.definitions import (
+           DEFAULT_WINDOWS,
+           FEATURE_NAMES,
+           FEATURES,
+           FeatureDef,
+           feature_names,
+)
 from buyerscore.features.registry import FeatureSpec, describe, get, register, unit
 from buyerscore.features.sql import feature_sql, label_sql
 

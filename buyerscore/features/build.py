@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -157,7 +158,7 @@ def build_labels(
         h = float(horizon_days)
     except (TypeError, ValueError):
         raise LeakageError(f"horizon_days must be a positive number of days; got {horizon_days!r}.") from None
-    if not h > 0 or h != h or h == float("inf"):
+    if not (math.isfinite(h) and h > 0):
         raise LeakageError(f"horizon_days={horizon_days!r}: the label window (as_of, as_of + horizon] must lie "
                            "strictly after as_of; use a positive, finite number of days.")
     plats = _platforms(platforms)

@@ -10,9 +10,8 @@ their specs at import time; columns of applicant tables can be registered the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

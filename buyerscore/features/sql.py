@@ -119,7 +119,7 @@ def feature_sql(
     asof = _num(epoch_of(ts))
     t = d.epoch_seconds.replace("{x}", "ts")
     keys = "platform, user_id"
-    on = lambda a, b: f"{a}.platform = {b}.platform AND {a}.user_id = {b}.user_id"  # noqa: E731
+    on = lambda a, b: f"{a}.platform = {b}.platform AND {a}.user_id = {b}.user_id"
 
     win_aggs = []
     for w in windows:

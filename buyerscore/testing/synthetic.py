@@ -259,4 +259,4 @@ def generate_n_events(n_events: int, *, seed: int = 0, **kwargs: object) -> Synt
     probe_kw = {k: v for k, v in kwargs.items() if k != "with_event_id"}
     probe = generate_events(500, seed=seed, with_event_id=False, **probe_kw)  # type: ignore[arg-type]
     per_user = len(probe.events) / 500
-    return generate_events(max(1, int(round(n_events / per_user))), seed=seed, **kwargs)  # type: ignore[arg-type]
+    return generate_events(max(1, round(n_events / per_user)), seed=seed, **kwargs)  # type: ignore[arg-type]
