@@ -332,3 +332,20 @@ def test_csv_header_spaces_are_ignored(tmp_path):
     f.write_text("user_id, ts, event_type\nu1, 2024-01-01, view\n")
     code, stdout, _ = run("ingest", f, "--db", tmp_path / "s.duckdb", "--json")
     assert code == 0 and json.loads(stdout)["accepted"] == 1
+
+
+def test_console_script_exit_codes(tmp_path):
+    """The installed `buyerscore` command: summary JSON on stdout, --strict -> 1, unusable input -> 2, one line."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("buyerscore", path=str(Path(sys.executable).parent)) or shutil.which("buyerscore")
+    if exe is None:
+        pytest.skip("the buyerscore console script is not installed")
+    db = str(tmp_path / "s.duckdb")
+    p = subprocess.run([exe, "ingest", str(PLANTED), "--db", db, "--json", "--strict"], capture_output=True, text=True)
+    assert p.returncode == 1 and json.loads(p.stdout)["rejected"] == 21 and "Traceback" not in p.stderr
+    p = subprocess.run([exe, "ingest", str(tmp_path / "missing.csv"), "--db", db], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == [f"error: Input file {tmp_path / 'missing.csv'} does not exist; check the path."]
