@@ -99,6 +99,7 @@ class AppState:
     online: OnlineFeatures
     metrics: Metrics
     started: float = field(default_factory=time.monotonic)
+    _applicants: dict[tuple[str, str], pd.DataFrame | None] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: ServeSettings) -> AppState:
@@ -122,6 +123,30 @@ class AppState:
     def close(self) -> None:
         with self.store_lock:
             self.store.close()
+
+    def credit_dataset(self) -> str | None:
+        """Applicant table the served credit model was trained on (``params.dataset``), if any."""
+        m = self.holder.bundle.models.get("credit")
+        return None if m is None else (m[1].params or {}).get("dataset")
+
+    def applicant_row(self, dataset: str, user_id: str) -> pd.DataFrame | None:
+        """Latest applicant record of ``user_id`` in ``applicants_<dataset>`` (predictors only), or None."""
+        key = (dataset, user_id)
+        if key in self._applicants:
+            return self._applicants[key]
+        table = f"applicants_{dataset}"
+        with self.store_lock:
+            if table not in self.store.applicant_tables():
+                row = None
+            else:
+                df = self.store.con.sql(f'SELECT * FROM "{table}" WHERE user_id = $1 ORDER BY as_of DESC LIMIT 1',
+                                        params=[user_id]).df()
+                row = None if df.empty else df.drop(columns=[c for c in ("user_id", "as_of", "label", "dataset")
+                                                             if c in df.columns])
+        if len(self._applicants) > 100_000:
+            self._applicants.clear()
+        self._applicants[key] = row
+        return row
 
 
 def get_state(request: Request) -> AppState:
@@ -164,19 +189,30 @@ def _f(v: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+_VERB = {"en": {"power": "lowers the expected spend", "credit": "lowers the score", "anomaly": "is unusual"},
+         "zh": {"power": "拉低了预期消费", "credit": "拉低了评分", "anomaly": "异常"}}
+
+
+def _value(v: Any) -> float | str | None:
+    if isinstance(v, str):
+        return v
+    return _f(v)
+
+
 def _reasons(scored: pd.Series, X: pd.Series, section: str, k: int, lang: str) -> list[dict[str, Any]]:
     out = []
+    verb = _VERB["zh" if lang == "zh" else "en"][section]
     for i in range(1, k + 1):
         name = scored.get(f"{section}_reason_{i}")
         if name is None or pd.isna(name):
             continue
         c = float(scored[f"{section}_reason_{i}_contribution"])
-        v = _f(X.get(name))
-        vtxt = "missing" if v is None else f"{v:,.4g}"
+        v = _value(X.get(name))
+        vtxt = "missing" if v is None else v if isinstance(v, str) else f"{v:,.4g}"
         if lang == "zh":
-            text = f"{describe(name, 'zh')}（值 {vtxt}）拉低了评分"
+            text = f"{describe(name, 'zh')}（值 {vtxt}）{verb}"
         else:
-            text = f"{describe(name)} ({vtxt}) lowers the score"
+            text = f"{describe(name)} ({vtxt}) {verb}"
         out.append(ReasonCode(str(name), c, v, text).to_dict())
     return out
 

@@ -66,7 +66,7 @@ class EventsResponse(BaseModel):
 class ReasonOut(BaseModel):
     feature: str
     contribution: float = Field(..., description="> 0: pushes toward the adverse outcome.")
-    value: float | None
+    value: float | str | None = Field(..., description="The user's value of the feature (null = missing).")
     text: str
 
 

@@ -29,7 +29,7 @@ def _422(loc: list[str], msg: str, typ: str = "value_error") -> HTTPException:
 @router.get("/users/{user_id}/score", response_model=ScoreResponse, response_model_exclude_none=False,
             summary="Score a user from their stored events",
             responses={401: {"description": "Missing or invalid API key"},
-                       404: {"description": "No event of this user at or before the cut-off"}})
+                       404: {"description": "No event of this user at or before the cut-off (and no applicant record)"}})
 def user_score(
     state: StateDep, pipeline: PipelineDep,
     user_id: Annotated[str, Path(min_length=1, max_length=200)],
@@ -46,22 +46,32 @@ def user_score(
         plat = state.online.resolve_platform(user_id, platform)
     except AmbiguousUserError as exc:
         raise _422(["query", "platform"], str(exc), "missing") from None
-    if plat is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no events for this user")
     cut = to_naive_utc(as_of) if as_of is not None else None
-    entry = state.online.entry(user_id, plat, cut)
-    if entry.row.empty:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no events for this user at or before the cut-off")
+    entry = state.online.entry(user_id, plat, cut) if plat is not None else None
     key = f"{pipeline.version}:{lang}"
-    cached = entry.scores.get(key)
-    if cached is not None:
-        return cached
+    if entry is not None and not entry.row.empty:
+        cached = entry.scores.get(key)
+        if cached is not None:
+            return cached
+        X = entry.row.reset_index(drop=True)
+    else:
+        X = pd.DataFrame({"user_id": [user_id]})
+    dataset = state.credit_dataset()
+    if dataset and "credit" in pipeline.models and pipeline.missing_features(X.columns)["credit"]:
+        app = state.applicant_row(dataset, user_id)  # credit predictors of an applicant with this id
+        if app is not None:
+            X = pd.concat([X, app.drop(columns=[c for c in app.columns if c in X.columns]).reset_index(drop=True)],
+                          axis=1)
+    if len(X.columns) == 1:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail="no events for this user at or before the cut-off, and no applicant record")
     try:
-        res = sections(pipeline, entry.row, lang=lang)
+        res = sections(pipeline, X, lang=lang)
     except (ModelInputError, ValueError, TypeError) as exc:
         raise _422(["path", "user_id"], str(exc)) from None
-    res.update(user_id=user_id, platform=plat, as_of=entry.as_of)
-    entry.scores[key] = res
+    res.update(user_id=user_id, platform=plat, as_of=entry.as_of if entry is not None else None)
+    if entry is not None and not entry.row.empty:
+        entry.scores[key] = res
     return res
 
 
