@@ -30,11 +30,22 @@ def manifest_rows(manifest: str, rel: str) -> int:
 
 @pytest.fixture(scope="session")
 def loaded(data_dir, tmp_path_factory):
-    """All datasets loaded once, through the CLI, into one store."""
-    db = tmp_path_factory.mktemp("datasets") / "all.duckdb"
-    res = runner.invoke(app, ["datasets", "load", "all", "--data-dir", str(data_dir), "--db", str(db), "--json"])
-    assert res.exit_code == 0, res.stderr
-    summaries = {d["name"]: d for d in json.loads(res.stdout)}
+    """All datasets loaded once, through the CLI, into one store (shared by pytest-xdist workers of one run)."""
+    import fcntl
+    import os
+
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    root = tmp_path_factory.getbasetemp().parent / f"datasets-{uid}" if uid else tmp_path_factory.mktemp("datasets")
+    root.mkdir(exist_ok=True)
+    db, done = root / "all.duckdb", root / "summaries.json"
+    with (root / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker loads, the others wait and reuse
+        if not done.exists():
+            res = runner.invoke(app, ["datasets", "load", "all", "--data-dir", str(data_dir), "--db", str(db), "--json"])
+            assert res.exit_code == 0, res.stderr
+            done.write_text(res.stdout)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    summaries = {d["name"]: d for d in json.loads(done.read_text())}
     con = duckdb.connect(str(db), read_only=True)
     yield summaries, con, db
     con.close()
