@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from buyerscore.exceptions import ModelInputError
@@ -207,11 +208,14 @@ def derive_sensitive(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- mitigation
-class _ScoreAsModel:
+class _ScoreAsModel(BaseEstimator):
     """A fitted 'model' whose prediction is its single input column (lets ThresholdOptimizer use given scores)."""
 
     def fit(self, X: Any, y: Any = None) -> _ScoreAsModel:
         return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
 
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(X, dtype=float)[:, 0]

@@ -16,6 +16,9 @@ registry (English and Chinese).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +34,16 @@ _SPECS = (
                 "ratio", "近7天平均购买金额相对历史平均的倍数"),
     FeatureSpec("refunds_per_order", "Refunds per order", "ratio", "每笔订单的退款次数"),
 )
+_BURST_SPECS = (
+    FeatureSpec("max_events_1h", "Most events in one clock hour", "events", "单个小时内的最多行为次数"),
+    FeatureSpec("max_purchases_1h", "Most purchases in one clock hour", "purchases", "单个小时内的最多购买次数"),
+    FeatureSpec("refunds_30d", "Refunds in the last 30 days", "refunds", "近30天退款次数"),
+    FeatureSpec("refund_share_30d", "Refunds per purchase in the last 30 days", "ratio", "近30天每次购买的退款次数"),
+)
+for _s in _BURST_SPECS:
+    register(_s)
+
+BURST_FEATURES = tuple(s.name for s in _BURST_SPECS)
 for _s in _SPECS:
     register(_s)
 
@@ -71,3 +84,63 @@ def with_change_features(features: pd.DataFrame) -> pd.DataFrame:
     """``features`` with :func:`behaviour_change_features` appended (columns already present are replaced)."""
     extra = behaviour_change_features(features)
     return pd.concat([features.drop(columns=[c for c in extra.columns if c in features.columns]), extra], axis=1)
+
+
+def burst_features(con: Any, *, as_of: object, platforms: str | Sequence[str] | None = None,
+                   table: str = "events") -> pd.DataFrame:
+    """Short-burst and recent-refund counts per ``(platform, user_id)`` from events with ``ts <= as_of``.
+
+    ``max_events_1h`` / ``max_purchases_1h`` (most events / purchases in one clock hour: bots and
+    card testing), ``refunds_30d`` and ``refund_share_30d`` (refunds per purchase in the last 30 days;
+    NaN without purchases).  Users with no event at or before ``as_of`` are absent.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE events AS SELECT * FROM (VALUES ('a', 'p', TIMESTAMP '2024-01-01 10:05', "
+    ...     "'purchase'), ('a', 'p', TIMESTAMP '2024-01-01 10:50', 'purchase'), ('a', 'p', TIMESTAMP "
+    ...     "'2024-01-02 09:00', 'refund'), ('a', 'p', TIMESTAMP '2024-02-01', 'refund')) "
+    ...     "t(user_id, platform, ts, event_type)")
+    >>> burst_features(con, as_of="2024-01-15").astype(str).iloc[0].tolist()
+    ['p', 'a', '2', '2', '1', '0.5']
+    """
+    from buyerscore.features.sql import timestamp_literal, to_timestamp
+
+    ts = to_timestamp(as_of)
+    lit = timestamp_literal(ts)
+    start = timestamp_literal(ts - pd.Timedelta(days=30))
+    plats = [platforms] if isinstance(platforms, str) else list(platforms or [])
+    pf = ("AND platform IN (" + ", ".join("'" + p.replace("'", "''") + "'" for p in plats) + ")") if plats else ""
+    sql = f"""
+        WITH ev AS (SELECT platform, user_id, ts, event_type FROM {table} WHERE ts <= {lit} {pf}),
+        hourly AS (SELECT platform, user_id, date_trunc('hour', ts) AS h, COUNT(*) AS n,
+                          COUNT(*) FILTER (WHERE event_type = 'purchase') AS p
+                   FROM ev GROUP BY ALL),
+        recent AS (SELECT platform, user_id,
+                          COUNT(*) FILTER (WHERE event_type = 'refund') AS r,
+                          COUNT(*) FILTER (WHERE event_type = 'purchase') AS p
+                   FROM ev WHERE ts > {start} GROUP BY ALL)
+        SELECT h.platform, h.user_id, CAST(MAX(h.n) AS BIGINT) AS max_events_1h,
+               CAST(MAX(h.p) AS BIGINT) AS max_purchases_1h,
+               CAST(COALESCE(ANY_VALUE(r.r), 0) AS BIGINT) AS refunds_30d,
+               CASE WHEN COALESCE(ANY_VALUE(r.p), 0) > 0 THEN ANY_VALUE(r.r) / ANY_VALUE(r.p) END AS refund_share_30d
+        FROM hourly h LEFT JOIN recent r USING (platform, user_id)
+        GROUP BY h.platform, h.user_id ORDER BY h.platform, h.user_id
+    """
+    df = con.execute(sql).df()
+    df["refund_share_30d"] = df["refund_share_30d"].astype(float)
+    return df
+
+
+def anomaly_features(con: Any, *, as_of: object, platforms: str | Sequence[str] | None = None,
+                     table: str = "events") -> pd.DataFrame:
+    """:func:`buyerscore.features.build_features` joined with :func:`burst_features` (same users, same cut-off).
+
+    Pass the result to ``AnomalyDetector(change_features=True)`` to add the recent-vs-history ratios too.
+    """
+    from buyerscore.features import build_features
+
+    F = build_features(con, as_of=as_of, platforms=platforms, table=table)
+    B = burst_features(con, as_of=as_of, platforms=platforms, table=table)
+    return F.merge(B, on=["platform", "user_id"], how="left")

@@ -1,0 +1,90 @@
+"""Drift monitoring: PSI per column, statuses, performance decay, verdicts, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from buyerscore.exceptions import ModelInputError
+from buyerscore.explain.monitoring import RETRAIN, column_psi, drift_report
+from buyerscore.models.metrics import psi
+
+
+def _pop(n: int = 3000, shift: float = 0.0, noise: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, n)
+    risk = 1 / (1 + np.exp(-(x - shift)))
+    y = (rng.uniform(size=n) < risk).astype(int)
+    score = x - shift + rng.normal(0, noise, n)
+    return pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "x": x, "z": rng.normal(size=n),
+                         "segment": rng.choice(["a", "b"], n, p=[0.5, 0.5]), "score": score, "y": y})
+
+
+def test_psi_matches_metrics_and_categorical_known_answer() -> None:
+    ref, cur = _pop(), _pop(shift=0.5, seed=1)
+    rep = drift_report(ref, cur)
+    t = rep.table.set_index("column")
+    assert t.loc["x", "psi"] == pytest.approx(psi(ref["x"], cur["x"], bins=10))
+    assert "user_id" not in t.index  # ids are not features
+    # categories: shares a/b 50/50 -> 25/75: PSI = (0.25-0.5) ln(0.5) + (0.75-0.5) ln(1.5)
+    r = pd.Series(["a", "b"] * 50)
+    c = pd.Series(["a"] * 25 + ["b"] * 75)
+    assert column_psi(r, c) == pytest.approx(-0.25 * np.log(0.5) + 0.25 * np.log(1.5))
+
+
+def test_statuses_and_verdicts() -> None:
+    ref = _pop()
+    assert drift_report(ref, _pop(seed=1), score_col="score", label_col="y").verdict == "stable"
+    shifted = drift_report(ref, _pop(shift=1.0, seed=1))
+    st = shifted.table.set_index("column")["status"]
+    assert st["x"] == "alert" and st["z"] == "ok"
+    assert shifted.verdict == RETRAIN and shifted.retrain  # 1 of 3 features at alert >= 20 %
+    mild = drift_report(ref, _pop(shift=0.35, seed=1), features=["x", "z", "segment"], alert_share=0.5)
+    assert mild.table.set_index("column").loc["x", "status"] == "warn"
+    assert mild.verdict == "monitor"
+
+
+def test_performance_decay_recommends_retraining() -> None:
+    ref = _pop(noise=0.2)
+    cur = _pop(noise=3.0, seed=1)  # same population, much noisier score: AUC falls
+    rep = drift_report(ref, cur, score_col="score", label_col="y", features=["z"])
+    assert rep.performance["cur_auc"] < rep.performance["ref_auc"] - 0.05
+    assert rep.verdict == RETRAIN and any("AUC fell" in r for r in rep.reasons)
+    # a score that decreases with risk (points) is flipped, so AUCs stay > 0.5
+    pts = drift_report(ref.assign(score=-ref["score"]), cur.assign(score=-cur["score"]), score_col="score",
+                       label_col="y", features=["z"])
+    assert pts.performance["ref_auc"] > 0.5 and pts.performance["score_direction"] == "decreases with risk"
+
+
+def test_errors() -> None:
+    ref = _pop(50)
+    with pytest.raises(ModelInputError, match="'score2' is missing from the reference and current"):
+        drift_report(ref, ref, score_col="score2")
+    with pytest.raises(ModelInputError, match="empty"):
+        drift_report(ref, ref.iloc[:0])
+    with pytest.raises(ValueError, match="0 < warn < alert"):
+        drift_report(ref, ref, warn=0.3, alert=0.2)
+
+
+def test_cli_monitor_json_and_exit_code(tmp_path) -> None:
+    from buyerscore.cli import app
+
+    ref, cur = tmp_path / "ref.parquet", tmp_path / "cur.csv"
+    _pop().to_parquet(ref)
+    _pop(shift=1.0, seed=1).to_csv(cur, index=False)
+    runner = CliRunner()
+    res = runner.invoke(app, ["monitor", "--reference", str(ref), "--current", str(cur), "--score-col", "score",
+                              "--label-col", "y", "--json", "--out", str(tmp_path / "drift.json")])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["verdict"] == RETRAIN and d["retrain_recommended"] is True
+    assert {c["column"] for c in d["columns"]} >= {"x", "z", "segment", "score"}
+    assert json.loads((tmp_path / "drift.json").read_text())["verdict"] == RETRAIN
+    res = runner.invoke(app, ["monitor", "--reference", str(ref), "--current", str(cur), "--fail-on-retrain"])
+    assert res.exit_code == 3 and "retrain recommended" in res.stdout
+    res = runner.invoke(app, ["monitor", "--reference", str(ref), "--current", str(tmp_path / "nope.csv")])
+    assert res.exit_code == 2
