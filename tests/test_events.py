@@ -148,3 +148,17 @@ def test_docstring_examples_run(module):
 
     res = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert res.failed == 0
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"label": [0, 2]}, r"label is not 0 or 1 in 1 row\(s\), e.g. rows \[2\]"),
+    ({"label": [0, None]}, "label is not 0 or 1"),
+    ({"as_of": ["2024-01-01", "soon"]}, "as_of is not a date"),
+    ({"user_id": ["a", " "]}, "user_id is empty"),
+    ({"user_id": ["a", "a"]}, r"\(user_id, as_of\) is repeated"),
+])
+def test_bad_applicant_tables_are_refused(store, change, match):
+    t = pd.DataFrame({"user_id": ["a", "b"], "as_of": ["2024-01-01", "2024-01-01"], "label": [0, 1], "dataset": "x"})
+    with pytest.raises(SchemaError, match=match):
+        store.write_applicants("x", t.assign(**change))
+    assert store.applicant_tables() == []

@@ -314,14 +314,44 @@ class EventStore:
         return len(df)
 
     def write_applicants(self, name: str, table: pd.DataFrame) -> str:
-        """Replace the applicant table ``applicants_<name>`` (fixed columns first, predictors after)."""
+        """Replace the applicant table ``applicants_<name>`` (fixed columns first, predictors after).
+
+        The fixed columns are checked: ``user_id`` present, ``as_of`` a date, ``label`` 0 or 1, and
+        ``(user_id, as_of)`` unique.  A table that fails is not written (:class:`SchemaError` says how
+        many rows fail and shows up to three).
+
+        Examples
+        --------
+        >>> store = EventStore(":memory:")
+        >>> t = pd.DataFrame({"user_id": ["a", "b"], "as_of": ["2024-01-01"] * 2, "label": [0, 1],
+        ...                   "dataset": "mine", "income": [1200.0, 800.0]})
+        >>> store.write_applicants("mine", t)
+        'applicants_mine'
+        >>> store.read_applicants("mine")["label"].tolist()
+        [0, 1]
+        """
         fixed = [f.name for f in APPLICANT_FIELDS]
         missing = [c for c in fixed if c not in table.columns]
         if missing:
             raise SchemaError(f"applicant table {name!r} lacks column(s) {missing}; required: {fixed}.")
         if not name.replace("_", "").isalnum():
             raise SchemaError(f"applicant table name {name!r} must be letters, digits and underscores.")
-        df = table[fixed + [c for c in table.columns if c not in fixed]]
+        df = table[fixed + [c for c in table.columns if c not in fixed]].copy()
+        label = pd.to_numeric(df["label"], errors="coerce")
+        as_of = pd.to_datetime(df["as_of"], errors="coerce")
+        uid = df["user_id"].astype("string").str.strip()
+        problems = {
+            "label is not 0 or 1": ~label.isin([0, 1]),
+            "as_of is not a date": as_of.isna(),
+            "user_id is empty": uid.isna() | (uid == ""),
+            "(user_id, as_of) is repeated": pd.DataFrame({"u": uid, "a": as_of}).duplicated(keep="first"),
+        }
+        for what, mask in problems.items():
+            if mask.any():
+                rows = [int(i) + 1 for i in np.flatnonzero(mask.to_numpy())[:3]]
+                raise SchemaError(f"applicant table {name!r}: {what} in {int(mask.sum()):,} row(s), e.g. rows {rows}; "
+                                  "fix them before writing (label: 1 = bad, 0 = good).")
+        df["user_id"], df["as_of"], df["label"] = uid, as_of.astype("datetime64[us]"), label.astype("int32")
         tname = f"applicants_{name}"
         with self.transaction() as con:
             con.register("_app", df)
