@@ -94,3 +94,24 @@ def test_cache_reuse_and_invalidation(data_dir, tmp_path) -> None:
         assert online.resolve_platform(uid, None) == "cdnow_sample"
         assert online.resolve_platform("nobody", None) is None
         assert online.features("nobody", "cdnow_sample", as_of).empty
+
+
+def test_bulk_warm_equals_per_user_build_and_respects_new_events(data_dir, tmp_path) -> None:
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.ingest_frame(_events(data_dir, "taobao").head(3000), source="a", default_platform="taobao")
+        online = OnlineFeatures(store, windows=WINDOWS, max_staleness_s=600)
+        n = online.warm()
+        keys = store.con.execute("SELECT DISTINCT platform, user_id FROM events ORDER BY 2 LIMIT 8").fetchall()
+        assert n == store.con.execute("SELECT count(DISTINCT user_id) FROM events").fetchall()[0][0]
+        for p, u in keys:
+            bulk = online.entry(u, p)
+            assert bulk.bulk
+            _assert_same(bulk.row, online.features(u, p, bulk.as_of))  # the per-user path, same cut-off
+        p, u = keys[0]
+        before = online.entry(u, p).row["n_events"].iloc[0]
+        store.ingest_frame(pd.DataFrame({"user_id": [u], "ts": ["2017-11-30"], "event_type": ["view"]}),
+                           source="b", default_platform=p)
+        online.invalidate([(p, u)])
+        e = online.entry(u, p)
+        assert not e.bulk and e.row["n_events"].iloc[0] == before + 1
+        assert online.warm(max_users=1) == 0  # too many users: skipped, per-user builds still serve

@@ -93,6 +93,8 @@ def serve(
     allow_anonymous: bool = typer.Option(False, "--allow-anonymous", help="Serve without API keys (local only)."),
     max_body_bytes: int = typer.Option(1_000_000, "--max-body-bytes", help="Larger request bodies get 413."),
     reload_interval: float = typer.Option(2.0, "--reload-interval", help="Seconds between promoted-version checks."),
+    warm_interval: float = typer.Option(30.0, "--warm-interval", help="Seconds between background rebuilds of all "
+                                        "users' features and scores (0 = build each user on first request)."),
     log_level: str = typer.Option("warning", "--log-level", help="info also logs each request (route template, "
                                   "status, ms; never ids or payloads)."),
     openapi: bool = typer.Option(False, "--openapi", help="Print the OpenAPI spec (docs/openapi.json) and exit."),
@@ -113,7 +115,7 @@ def serve(
         try:
             settings = ServeSettings(registry=registry, db=db, api_key_hashes=load_key_hashes(keys_file),
                                      allow_anonymous=allow_anonymous, max_body_bytes=max_body_bytes,
-                                     reload_interval_s=reload_interval)
+                                     reload_interval_s=reload_interval, warm_interval_s=warm_interval)
         except ValidationError as exc:
             raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
         console.print(f"serving bundle from {registry} on http://{host}:{port} (docs at /docs)")

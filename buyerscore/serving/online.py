@@ -66,6 +66,22 @@ class _Entry:
     built_at: float
     row: pd.DataFrame  # one row (platform, user_id, features...) or empty
     scores: dict[str, Any]  # model version -> cached response payload
+    scored: pd.Series | None = None  # pipeline output row precomputed by a bulk warm-up
+    scored_version: str | None = None
+    bulk: bool = False
+
+
+@dataclass
+class _Bulk:
+    """Features (and scores) of every user from one offline build, as of one cut-off."""
+
+    as_of: datetime
+    frame: pd.DataFrame
+    pos: dict[tuple[str, str], int]
+    seq: int  # invalidation sequence number when the build started
+    built_at: float
+    scored: pd.DataFrame | None
+    version: str | None
 
 
 class FeatureSandbox:
@@ -143,13 +159,19 @@ class OnlineFeatures:
             self.sandbox = FeatureSandbox(store)
         self.hits = 0
         self.misses = 0
+        self._seq = 0
+        self._inval: dict[tuple[str, str], int] = {}
+        self._bulk: _Bulk | None = None
+        self.bulk_seconds: float | None = None
 
     # -- cache ----------------------------------------------------------------------------------
     def invalidate(self, keys: Iterable[tuple[str, str]]) -> int:
         """Drop cached entries of these ``(platform, user_id)`` keys; returns how many were dropped."""
         n = 0
         with self._cache_lock:
+            self._seq += 1
             for k in keys:
+                self._inval[k] = self._seq
                 self._platforms.pop(k[1], None)
                 if self._cache.pop(k, None) is not None:
                     n += 1
@@ -159,6 +181,7 @@ class OnlineFeatures:
         with self._cache_lock:
             self._cache.clear()
             self._platforms.clear()
+            self._bulk = None
 
     def _get(self, key: tuple[str, str], as_of: datetime | None) -> _Entry | None:
         with self._cache_lock:
@@ -211,6 +234,11 @@ class OnlineFeatures:
         if e is not None:
             self.hits += 1
             return e
+        if as_of is None:
+            e = self._from_bulk(key)
+            if e is not None:
+                self.hits += 1
+                return e
         self.misses += 1
         cut = as_of or utc_now()
         with self.store_lock:
@@ -223,6 +251,56 @@ class OnlineFeatures:
                    scores={})
         self._put(key, e)
         return e
+
+    def _from_bulk(self, key: tuple[str, str]) -> _Entry | None:
+        b = self._bulk
+        if b is None or time.monotonic() - b.built_at > self.max_staleness_s:
+            return None
+        with self._cache_lock:
+            if self._inval.get(key, 0) > b.seq:  # new events since the bulk build started
+                return None
+        pos = b.pos.get(key)
+        if pos is None:
+            return None
+        e = _Entry(as_of=b.as_of, explicit=False, built_at=b.built_at, row=b.frame.iloc[[pos]].reset_index(drop=True),
+                   scores={}, scored=None if b.scored is None else b.scored.iloc[pos], scored_version=b.version,
+                   bulk=True)
+        self._put(key, e)
+        return e
+
+    def warm(self, pipeline: Any | None = None, *, max_users: int = 200_000) -> int:
+        """Build features of every user as of now with one offline query (and score them with ``pipeline``).
+
+        Requests for "now" are then served from this build until it is ``max_staleness_s`` old, except for
+        users whose events changed since it started (they are rebuilt individually).  Runs on its own
+        DuckDB cursor, so ingestion is not blocked.  Returns the number of users (0 = skipped: more than
+        ``max_users`` users).
+        """
+        from buyerscore.features import build_features
+        t0 = time.perf_counter()
+        cur = self.store.con.cursor()
+        try:
+            n = cur.sql("SELECT count(*) FROM (SELECT DISTINCT platform, user_id FROM events)").fetchall()[0][0]
+            if n > max_users:
+                logger.info("not warming online features: %d users > %d", n, max_users)
+                return 0
+            with self._cache_lock:
+                seq = self._seq
+            cut = utc_now()
+            frame = build_features(cur, as_of=cut, windows=self.windows).reset_index(drop=True)
+        finally:
+            cur.close()
+        scored = pipeline.score_frame(frame) if pipeline is not None and len(frame) else None
+        pos = {(p, u): i for i, (p, u) in enumerate(zip(frame["platform"], frame["user_id"], strict=True))}
+        self._bulk = _Bulk(as_of=cut, frame=frame, pos=pos, seq=seq, built_at=time.monotonic(), scored=scored,
+                           version=getattr(pipeline, "version", None))
+        with self._cache_lock:  # entries of the previous build give way to the new one
+            for k in [k for k, e in self._cache.items() if e.bulk]:
+                del self._cache[k]
+            self._inval = {k: v for k, v in self._inval.items() if v > seq}
+        self.bulk_seconds = time.perf_counter() - t0
+        logger.info("warmed online features of %d users in %.2fs", len(frame), self.bulk_seconds)
+        return len(frame)
 
     def features(self, user_id: str, platform: str, as_of: datetime | None = None) -> pd.DataFrame:
         """One-row frame of the user's features (empty if no event at or before the cut-off)."""

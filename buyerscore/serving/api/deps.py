@@ -109,7 +109,7 @@ class AppState:
         store = EventStore(settings.db)
         lock = threading.Lock()
         online = OnlineFeatures(store, windows=bundle_windows(holder.bundle), store_lock=lock,
-                                max_staleness_s=settings.feature_staleness_s)
+                                max_staleness_s=max(settings.feature_staleness_s, 2 * settings.warm_interval_s))
 
         def _on_reload(bundle: Bundle) -> None:
             w = bundle_windows(bundle)
@@ -118,9 +118,34 @@ class AppState:
                 online.clear()
 
         holder.listeners.append(_on_reload)
-        return cls(settings=settings, holder=holder, store=store, store_lock=lock, online=online, metrics=metrics)
+        state = cls(settings=settings, holder=holder, store=store, store_lock=lock, online=online, metrics=metrics)
+        if settings.warm_interval_s > 0:
+            state.start_warmer()
+        return state
+
+    def start_warmer(self) -> None:
+        """Re-build every user's features (and scores) in the background every ``warm_interval_s`` seconds."""
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    n = self.online.warm(self.holder.current()[0], max_users=self.settings.warm_max_users)
+                    self.metrics.set("buyerscore_online_warm_users", n, help="Users in the last bulk warm-up.")
+                    self.metrics.set("buyerscore_online_warm_seconds", self.online.bulk_seconds or 0.0,
+                                     help="Duration of the last bulk warm-up.")
+                except Exception:  # never kill the service; per-user builds still work
+                    logger.exception("bulk warm-up of online features failed")
+                self._stop.wait(self.settings.warm_interval_s)
+
+        self._warmer = threading.Thread(target=loop, name="buyerscore-warmer", daemon=True)
+        self._warmer.start()
 
     def close(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+            self._warmer.join(timeout=30)
         with self.store_lock:
             self.store.close()
 
@@ -217,9 +242,14 @@ def _reasons(scored: pd.Series, X: pd.Series, section: str, k: int, lang: str) -
     return out
 
 
-def sections(pipeline: ScoringPipeline, X: pd.DataFrame, *, lang: str = "en") -> dict[str, Any]:
-    """Score a one-row frame and shape the response sections (power, credit, anomaly, unavailable)."""
-    scored = pipeline.score_frame(X).iloc[0]
+def sections(pipeline: ScoringPipeline, X: pd.DataFrame, *, lang: str = "en",
+             scored: pd.Series | None = None) -> dict[str, Any]:
+    """Score a one-row frame and shape the response sections (power, credit, anomaly, unavailable).
+
+    ``scored`` is the pipeline's output row when already computed (bulk warm-up).
+    """
+    if scored is None:
+        scored = pipeline.score_frame(X).iloc[0]
     row = X.iloc[0]
     k = pipeline.reason_k
     res: dict[str, Any] = {"model_version": pipeline.version, "unavailable": {}}

@@ -98,6 +98,11 @@ class ServeSettings(BaseModel):
         How long online features computed for "now" are reused when no new event arrived.
     reason_k : int
         Reason codes per section.
+    warm_interval_s : float
+        Every this many seconds, features and scores of all users are rebuilt as of "now" in one offline
+        query in the background (0 = never; each user is then built on first request).
+    warm_max_users : int
+        Skip the bulk warm-up above this many users (memory bound).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -111,6 +116,8 @@ class ServeSettings(BaseModel):
     reload_interval_s: float = Field(default=2.0, ge=0)
     feature_staleness_s: float = Field(default=60.0, ge=0)
     reason_k: int = Field(default=4, ge=0, le=20)
+    warm_interval_s: float = Field(default=0.0, ge=0)
+    warm_max_users: int = Field(default=200_000, ge=0)
 
     @field_validator("api_key_hashes")
     @classmethod

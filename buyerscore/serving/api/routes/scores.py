@@ -49,11 +49,14 @@ def user_score(
     cut = to_naive_utc(as_of) if as_of is not None else None
     entry = state.online.entry(user_id, plat, cut) if plat is not None else None
     key = f"{pipeline.version}:{lang}"
+    pre = None
     if entry is not None and not entry.row.empty:
         cached = entry.scores.get(key)
         if cached is not None:
             return cached
         X = entry.row.reset_index(drop=True)
+        if entry.scored is not None and entry.scored_version == pipeline.version:
+            pre = entry.scored
     else:
         X = pd.DataFrame({"user_id": [user_id]})
     dataset = state.credit_dataset()
@@ -62,11 +65,12 @@ def user_score(
         if app is not None:
             X = pd.concat([X, app.drop(columns=[c for c in app.columns if c in X.columns]).reset_index(drop=True)],
                           axis=1)
+            pre = None
     if len(X.columns) == 1:
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail="no events for this user at or before the cut-off, and no applicant record")
     try:
-        res = sections(pipeline, X, lang=lang)
+        res = sections(pipeline, X, lang=lang, scored=pre)
     except (ModelInputError, ValueError, TypeError) as exc:
         raise _422(["path", "user_id"], str(exc)) from None
     res.update(user_id=user_id, platform=plat, as_of=entry.as_of if entry is not None else None)
