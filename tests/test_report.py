@@ -1,0 +1,173 @@
+"""HTML report: every section present or explained, offline, inputs round trip, CLI, headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from buyerscore.explain.report import (
+    SECTIONS,
+    ReportInputs,
+    build_report,
+    inputs_from_registry,
+    load_inputs,
+    render_report,
+    save_inputs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+IDS = [sid for sid, _ in SECTIONS]
+
+
+def full_inputs(n: int = 600, seed: int = 0) -> ReportInputs:
+    """Inputs for every section (synthetic numbers, real-looking shapes)."""
+    from buyerscore.explain.fairness import audit_credit
+    from buyerscore.explain.monitoring import drift_report
+    from buyerscore.models.anomaly import AnomalyDetector
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    logit = -1.2 + x @ np.array([1.0, -0.7, 0.4, 0.0])
+    p = 1 / (1 + np.exp(-logit))
+    y = (rng.uniform(size=n) < p).astype(int)
+    score = 600 + 28.85 * (np.log((1 - p) / p) - np.log(50))
+    grade = np.select([p < 0.05, p < 0.1, p < 0.2, p < 0.4], list("ABCD"), "E")
+    feats = pd.DataFrame(x, columns=["recency_days", "monetary_mean", "refund_rate", "n_orders"])
+    shap = feats * np.array([1.0, -0.7, 0.4, 0.0])
+    spend_true = rng.gamma(1.0, 100.0, n)
+    spend_pred = spend_true * rng.lognormal(0, 0.5, n)
+    tiers = np.where(spend_pred > np.quantile(spend_pred, 0.9), "high",
+                     np.where(spend_pred > np.median(spend_pred), "mid", "low"))
+    tiers_true = np.where(spend_true > np.quantile(spend_true, 0.9), "high",
+                          np.where(spend_true > np.median(spend_true), "mid", "low"))
+    det = AnomalyDetector(contamination=0.02, n_estimators=20).fit(feats.assign(user_id=[f"u{i}" for i in range(n)]))
+    sf = det.score_frame(feats.assign(user_id=[f"u{i}" for i in range(n)]))
+    sens = pd.DataFrame({"sex": rng.choice(["female", "male"], n), "age_band": rng.choice(["<25", "25-34", "35+"], n)})
+    fair = audit_credit(y, p, sens, threshold=0.3)
+    drift = drift_report(feats.iloc[: n // 2], feats.iloc[n // 2:] + [0.5, 0, 0, 0])
+    table = pd.DataFrame({"feature": ["recency_days"] * 3, "bin": ["[-inf, 0)", "[0, 1)", "[1, inf)"],
+                          "points": [10.0, 25.5, 40.0]})
+    return ReportInputs(title="test report", y_true=y, proba=p, score=score, grade=grade, scorecard_table=table,
+                        shap=shap, shap_values=feats, spend_true=spend_true, spend_pred=spend_pred, tiers=tiers,
+                        tiers_true=tiers_true, anomaly_scores=sf["anomaly_score"].to_numpy(),
+                        anomaly_threshold=det.threshold_, anomaly_table=sf.nlargest(10, "anomaly_score"),
+                        fairness=fair.by_group, fairness_summary=fair.summary_frame(), drift=drift.table,
+                        drift_verdict=drift.verdict, metadata={"as_of": "2024-01-31"})
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_report(full_inputs(), tmp_path_factory.mktemp("rep") / "report.html")
+
+
+def test_every_section_rendered_and_offline(report_file: Path) -> None:
+    text = report_file.read_text(encoding="utf-8")
+    for sid in IDS:
+        assert f"<section id='{sid}'>" in text
+    assert "class='na'" not in text  # everything was given
+    assert text.count("Plotly.newPlot") >= 12
+    # self-contained: plotly.js once, no external scripts, stylesheets or CDN
+    assert len(re.findall(r"<script type='text/javascript'>", text)) == 1
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=['\"]?https?:", text)
+
+
+def test_missing_inputs_say_why() -> None:
+    text = render_report(ReportInputs(y_true=[0, 1, 0, 1], proba=[0.1, 0.9, 0.4, 0.6],
+                                      notes={"fairness": "no sensitive attributes in this data"}))
+    for sid in IDS:
+        assert f"<section id='{sid}'>" in text
+    assert "AUC <b>1.000</b>" in text
+    assert "not available: no sensitive attributes in this data" in text
+    assert "not available: no scorecard table given" in text
+    assert "not available: no actual spend" in text
+    single = render_report(ReportInputs(y_true=[0, 0, 0], proba=[0.1, 0.2, 0.3]))
+    assert "not available: labels hold a single class" in single
+
+
+def test_broken_input_does_not_lose_the_report() -> None:
+    text = render_report(ReportInputs(spend_true=[1.0, 2.0], spend_pred=[1.0, 2.0, 3.0], tiers=["high", "low"]))
+    assert "not available: spend_true has 2 rows but spend_pred has 3" in text
+    assert "fig-tiers" in text
+
+
+def test_inputs_round_trip_and_registry(tmp_path: Path) -> None:
+    inp = full_inputs(200)
+    d = save_inputs(inp, tmp_path / "reg" / "report_inputs")
+    back = load_inputs(d)
+    np.testing.assert_allclose(back.proba, inp.proba)
+    assert back.grade.tolist() == inp.grade.tolist()
+    assert back.drift_verdict == inp.drift_verdict and back.anomaly_threshold == inp.anomaly_threshold
+    pd.testing.assert_frame_equal(back.fairness, inp.fairness.reset_index(drop=True), check_dtype=False)
+    # a saved model directory next to the inputs is listed in the header
+    from buyerscore.artifacts import save_model
+    from buyerscore.models.anomaly import AnomalyDetector
+
+    det = AnomalyDetector(n_estimators=5).fit(pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3}))
+    save_model(det, tmp_path / "reg" / "models" / "anomaly", kind="anomaly.AnomalyDetector", features=["a", "b"],
+               training_data_hash="h", as_of="2024-01-31")
+    reg = inputs_from_registry(tmp_path / "reg")
+    assert "anomaly.AnomalyDetector" in reg.metadata["models"]
+    from buyerscore.cli import app
+
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(app, ["report", "--registry", str(tmp_path / "reg"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "<section id='drift'>" in out.read_text(encoding="utf-8")
+    res = CliRunner().invoke(app, ["report", "--registry", str(tmp_path / "empty"), "--out", str(out)])
+    assert res.exit_code == 2 and "does not exist" in " ".join(res.output.split())
+
+
+# ------------------------------------------------------------------------------------------- chromium
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0"]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium not found: scripts/test-setup.sh installs it (apt-get install -y chromium)")
+        pytest.skip("chromium not installed (run scripts/test-setup.sh)")
+    return exe
+
+
+def _run_chromium(exe: str, url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([exe, *CHROME_FLAGS, f"--user-data-dir={tmp}", "--virtual-time-budget=15000", *extra, url],
+                          capture_output=True, text=True, timeout=180)
+
+
+def _console(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_console_detection_works(chromium: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>undefinedFunction();</script></body></html>", encoding="utf-8")
+    res = _run_chromium(chromium, bad.as_uri(), tmp_path / "profile", "--dump-dom")
+    assert any("undefinedFunction" in line for line in _console(res.stderr))
+
+
+def test_report_in_headless_chromium(chromium: str, report_file: Path, tmp_path: Path) -> None:
+    res = _run_chromium(chromium, report_file.as_uri(), tmp_path / "profile", "--dump-dom")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _console(res.stderr) == []  # no console errors (nor any console output)
+    dom = res.stdout
+    for sid in IDS:
+        assert f'<section id="{sid}">' in dom
+    assert dom.count('class="main-svg"') >= 12  # plotly drew the figures
+    art = ROOT / "ci-artifacts"
+    art.mkdir(exist_ok=True)
+    shot = art / "report.png"
+    res = _run_chromium(chromium, report_file.as_uri(), tmp_path / "profile2", f"--screenshot={shot}",
+                        "--window-size=1280,5000", "--hide-scrollbars")
+    assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000
