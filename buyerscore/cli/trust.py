@@ -38,12 +38,12 @@ def _features(db: Path | None, features: Path | None, as_of: str | None, platfor
         if as_of is None:
             raise LeakageError("--as-of is required with --db: features are built from events up to that cut-off.")
         from buyerscore.events.store import EventStore
-        from buyerscore.features import build_features
+        from buyerscore.models.anomaly.features import anomaly_features
 
         if not db.exists():
             raise FileNotFoundError(f"store {db} does not exist; ingest events first (buyerscore ingest).")
         with EventStore(db) as store, step(f"building features as of {as_of}"):
-            F = build_features(store.con, as_of=as_of, platforms=platform)
+            F = anomaly_features(store.con, as_of=as_of, platforms=platform)
     return F
 
 

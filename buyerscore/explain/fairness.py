@@ -230,33 +230,52 @@ class Mitigation:
     tradeoff: pd.DataFrame  # rows before/after: accuracy, selection rate, DI ratio, EO and EOdds differences
 
 
+def _best_single_threshold(y: np.ndarray, s: np.ndarray, objective: str) -> float:
+    """The one threshold (on a grid of score quantiles) that maximises ``objective`` on ``(y, s)``."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    fn = balanced_accuracy_score if objective == "balanced_accuracy_score" else accuracy_score
+    grid = np.unique(np.quantile(s, np.linspace(0.0, 1.0, 201)))
+    vals = [fn(y, (s >= t).astype(int)) for t in grid]
+    return float(grid[int(np.argmax(vals))])
+
+
 def mitigate_thresholds(y_true: Any, y_score: Any, sensitive: pd.Series, *, y_pred: Any,
                         constraint: str = "equalized_odds", objective: str = "accuracy_score",
                         eval_set: tuple[Any, Any, pd.Series, Any] | None = None,
                         random_state: int = 0) -> Mitigation:
     """Fit fairlearn's ``ThresholdOptimizer`` (group-specific, possibly randomised thresholds) on ``y_score``.
 
-    ``y_true``/``y_score``/``sensitive`` fit the thresholds; the trade-off (accuracy, selection rate, disparate
-    impact, equal-opportunity and equalised-odds differences, before = ``y_pred`` vs after) is measured on
-    ``eval_set = (y_true, y_score, sensitive, y_pred)`` when given (use held-out data), else on the fitting data.
+    ``y_true``/``y_score``/``sensitive`` fit the thresholds; the trade-off is measured on
+    ``eval_set = (y_true, y_score, sensitive, y_pred)`` when given (use held-out data), else on the fitting
+    data, in three rows: ``before`` (the decisions ``y_pred``), ``single threshold`` (the one threshold that
+    maximises ``objective`` on the fitting data, to separate the cost of the objective from the cost of
+    fairness) and ``after`` (group thresholds under ``constraint``).  Columns: accuracy, balanced accuracy,
+    selection rate, disparate impact ratio, equal-opportunity and equalised-odds differences.
     """
     from fairlearn.postprocessing import ThresholdOptimizer
+    from sklearn.metrics import balanced_accuracy_score
 
     s = np.asarray(y_score, dtype=float).reshape(-1, 1)
+    yt = np.asarray(y_true).astype(int)
     sens = pd.Series(sensitive).astype("string").fillna("missing").to_numpy()
     opt = ThresholdOptimizer(estimator=_ScoreAsModel(), constraints=constraint, objective=objective, prefit=True,
                              predict_method="predict")
-    opt.fit(s, np.asarray(y_true).astype(int), sensitive_features=sens)
+    opt.fit(s, yt, sensitive_features=sens)
+    t_single = _best_single_threshold(yt, s[:, 0], objective)
     yt_e, ys_e, sens_e, yp_e = eval_set if eval_set is not None else (y_true, y_score, sensitive, y_pred)
     yt_e = np.asarray(yt_e).astype(int)
-    sens_e_arr = pd.Series(sens_e).astype("string").fillna("missing")
-    after = opt.predict(np.asarray(ys_e, dtype=float).reshape(-1, 1), sensitive_features=sens_e_arr.to_numpy(),
+    ys_e = np.asarray(ys_e, dtype=float)
+    sens_e_arr = pd.Series(sens_e).astype("string").fillna("missing").reset_index(drop=True)
+    after = opt.predict(ys_e.reshape(-1, 1), sensitive_features=sens_e_arr.to_numpy(),
                         random_state=random_state).astype(int)
     rows = []
-    for label, pred in (("before", np.asarray(yp_e).astype(int)), ("after", after)):
+    for label, pred in (("before", np.asarray(yp_e).astype(int)), ("single threshold", (ys_e >= t_single).astype(int)),
+                        ("after", after)):
         rep = fairness_audit(yt_e, pred, sens_e_arr.rename("group"))
         sm = rep.summary["group"]
         rows.append({"stage": label, "accuracy": float(accuracy_score(yt_e, pred)),
+                     "balanced_accuracy": float(balanced_accuracy_score(yt_e, pred)),
                      "selection_rate": float(pred.mean()), "disparate_impact_ratio": sm["disparate_impact_ratio"],
                      "equal_opportunity_difference": sm["equal_opportunity_difference"],
                      "equalized_odds_difference": sm["equalized_odds_difference"]})
