@@ -245,12 +245,16 @@ class PeakRSS:
         return (self.peak - self.base) / 2**20
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float, float]:
+    """Result, wall seconds, peak RSS above start (MiB) and CPU seconds (user + system, all threads)."""
+    proc = psutil.Process()
     with PeakRSS() as mem:
+        c0 = proc.cpu_times()
         t0 = time.perf_counter()
         res = fn()
         dt = time.perf_counter() - t0
-    return res, dt, mem.delta_mib
+        c1 = proc.cpu_times()
+    return res, dt, mem.delta_mib, (c1.user - c0.user) + (c1.system - c0.system)
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame, users: np.ndarray) -> dict[str, Any]:
@@ -287,12 +291,12 @@ def run(events: int, *, seed: int = 0, threads: int = 2, check_users: int = 2000
         con.execute("CHECKPOINT")
         load_s = time.perf_counter() - t0
         n_events = con.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        feats_db, db_s, db_mib = timed(lambda: build_features(con, as_of=AS_OF, windows=WINDOWS))
+        feats_db, db_s, db_mib, db_cpu = timed(lambda: build_features(con, as_of=AS_OF, windows=WINDOWS))
         if pandas_input == "store":  # the same rows, as pandas reads them from the store (plain columns)
             del data, ev
             ev = con.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events").df()
         con.close()
-    feats_pd, pd_s, pd_mib = timed(lambda: pandas_features(ev, as_of=AS_OF, windows=WINDOWS))
+    feats_pd, pd_s, pd_mib, pd_cpu = timed(lambda: pandas_features(ev, as_of=AS_OF, windows=WINDOWS))
     rng = np.random.default_rng(seed)
     keys = feats_db[["platform", "user_id"]].to_numpy()
     pick = keys[rng.choice(len(keys), size=min(check_users, len(keys)), replace=False)]
@@ -305,6 +309,7 @@ def run(events: int, *, seed: int = 0, threads: int = 2, check_users: int = 2000
         "features": int(feats_db.shape[1] - 2), "windows": list(WINDOWS), "as_of": AS_OF,
         "pandas_input": pandas_input, "duckdb_threads": threads, "duckdb_seconds": round(db_s, 3), "pandas_seconds": round(pd_s, 3),
         "speedup_vs_pandas": round(pd_s / db_s, 2),
+        "duckdb_cpu_seconds": round(db_cpu, 2), "pandas_cpu_seconds": round(pd_cpu, 2),
         "duckdb_peak_rss_mib": round(db_mib, 1), "pandas_peak_rss_mib": round(pd_mib, 1),
         "process_max_rss_mib": round(psutil.Process().memory_info().rss / 2**20, 1),
         "generate_seconds": round(gen_s, 2), "store_load_seconds": round(load_s, 2),
@@ -312,7 +317,7 @@ def run(events: int, *, seed: int = 0, threads: int = 2, check_users: int = 2000
         "goals": {"speedup_at_least_10x": bool(pd_s / db_s >= 10), "duckdb_under_30s": bool(db_s < 30)},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "duckdb": duckdb.__version__, "pandas": pd.__version__,
-                    "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+                    "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None},
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if write:
@@ -331,7 +336,8 @@ Command: `{r['command']}` ({r['date_utc']}, {r['machine']['cpu_count']} CPUs vis
 
 | | buyerscore (DuckDB, {r['duckdb_threads']} threads) | pandas groupby (1 thread) |
 |---|---|---|
-| time (s) | {r['duckdb_seconds']} | {r['pandas_seconds']} |
+| wall time (s) | {r['duckdb_seconds']} | {r['pandas_seconds']} |
+| CPU time, user + system, all threads (s) | {r['duckdb_cpu_seconds']} | {r['pandas_cpu_seconds']} |
 | peak RSS above start (MiB) | {r['duckdb_peak_rss_mib']} | {r['pandas_peak_rss_mib']} |
 
 * {r['events']:,} synthetic events, {r['users']:,} users, {r['features']} features (windows {r['windows']}),
@@ -362,9 +368,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     r = run(args.events, seed=args.seed, threads=args.threads, check_users=args.check_users, out_dir=args.out_dir,
             pandas_input=args.pandas_input)
     print(f"events {r['events']:,}  users {r['users']:,}  features {r['features']}")
-    print(f"buyerscore/DuckDB ({r['duckdb_threads']} threads): {r['duckdb_seconds']:.2f} s, "
+    print(f"buyerscore/DuckDB ({r['duckdb_threads']} threads): {r['duckdb_seconds']:.2f} s "
+          f"(CPU {r['duckdb_cpu_seconds']:.1f} s), "
           f"peak +{r['duckdb_peak_rss_mib']:.0f} MiB")
-    print(f"pandas groupby: {r['pandas_seconds']:.2f} s, peak +{r['pandas_peak_rss_mib']:.0f} MiB")
+    print(f"pandas groupby: {r['pandas_seconds']:.2f} s (CPU {r['pandas_cpu_seconds']:.1f} s), peak +{r['pandas_peak_rss_mib']:.0f} MiB")
     print(f"speed-up {r['speedup_vs_pandas']:.1f}x; agreement: {r['agreement']['agree']} "
           f"{r['agreement']['mismatching_columns'] or ''}")
     print(f"wrote {args.out_dir / 'features.json'} and features.md")

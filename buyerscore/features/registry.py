@@ -58,5 +58,11 @@ def describe(name: str, lang: str = "en") -> str:
 
 
 def unit(name: str) -> str:
+    """Unit of a feature (``"days"``, ``"currency"``, ...); empty when unknown."""
     spec = get(name)
     return spec.unit if spec else ""
+
+
+def names() -> list[str]:
+    """Registered names (windowed families appear as patterns such as ``spend_{w}d``)."""
+    return sorted(REGISTRY)
