@@ -206,8 +206,15 @@ class ScoringPipeline:
 
     def missing_features(self, columns: Iterable[str]) -> dict[str, list[str]]:
         """Model kind -> features absent from ``columns`` (empty list = scorable)."""
-        cols = set(columns)
-        return {k: [f for f in fs if f not in cols] for k, fs in self.features.items()}
+        key = tuple(columns)
+        memo = self.__dict__.setdefault("_missing_memo", {})
+        hit = memo.get(key)
+        if hit is None:
+            cols = set(key)
+            hit = {k: [f for f in fs if f not in cols] for k, fs in self.features.items()}
+            if len(memo) < 256:
+                memo[key] = hit
+        return {k: list(v) for k, v in hit.items()}
 
     # -- scoring --------------------------------------------------------------------------------
     def score_frame(self, X: pd.DataFrame, *, reasons: bool = True, kinds: Sequence[str] | None = None,

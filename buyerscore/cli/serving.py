@@ -93,7 +93,7 @@ def serve(
     allow_anonymous: bool = typer.Option(False, "--allow-anonymous", help="Serve without API keys (local only)."),
     max_body_bytes: int = typer.Option(1_000_000, "--max-body-bytes", help="Larger request bodies get 413."),
     reload_interval: float = typer.Option(2.0, "--reload-interval", help="Seconds between promoted-version checks."),
-    warm_interval: float = typer.Option(30.0, "--warm-interval", help="Seconds between background rebuilds of all "
+    warm_interval: float = typer.Option(300.0, "--warm-interval", help="Seconds between background rebuilds of all "
                                         "users' features and scores (0 = build each user on first request)."),
     log_level: str = typer.Option("warning", "--log-level", help="info also logs each request (route template, "
                                   "status, ms; never ids or payloads)."),

@@ -252,6 +252,22 @@ class OnlineFeatures:
         self._put(key, e)
         return e
 
+    def peek(self, user_id: str, platform: str | None, as_of: datetime | None = None) -> _Entry | None:
+        """The user's entry if it can be had without touching the database (cache or bulk build), else None."""
+        if platform is None:
+            with self._cache_lock:
+                plats = self._platforms.get(user_id)
+            if not plats or len(plats) != 1:
+                return None
+            platform = plats[0]
+        key = (platform, user_id)
+        e = self._get(key, as_of)
+        if e is None and as_of is None:
+            e = self._from_bulk(key)
+        if e is not None:
+            self.hits += 1
+        return e
+
     def _from_bulk(self, key: tuple[str, str]) -> _Entry | None:
         b = self._bulk
         if b is None or time.monotonic() - b.built_at > self.max_staleness_s:

@@ -99,7 +99,7 @@ class AppState:
     online: OnlineFeatures
     metrics: Metrics
     started: float = field(default_factory=time.monotonic)
-    _applicants: dict[tuple[str, str], pd.DataFrame | None] = field(default_factory=dict)
+    _applicants: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: ServeSettings) -> AppState:
@@ -130,6 +130,9 @@ class AppState:
         def loop() -> None:
             while not self._stop.is_set():
                 try:
+                    ds = self.credit_dataset()
+                    if ds:
+                        self.applicant_row(ds, "")  # load the applicant table once
                     n = self.online.warm(self.holder.current()[0], max_users=self.settings.warm_max_users)
                     self.metrics.set("buyerscore_online_warm_users", n, help="Users in the last bulk warm-up.")
                     self.metrics.set("buyerscore_online_warm_seconds", self.online.bulk_seconds or 0.0,
@@ -154,34 +157,40 @@ class AppState:
         m = self.holder.bundle.models.get("credit")
         return None if m is None else (m[1].params or {}).get("dataset")
 
+    def applicants_loaded(self, dataset: str | None) -> bool:
+        return dataset is not None and dataset in self._applicants
+
     def applicant_row(self, dataset: str, user_id: str) -> pd.DataFrame | None:
-        """Latest applicant record of ``user_id`` in ``applicants_<dataset>`` (predictors only), or None."""
-        key = (dataset, user_id)
-        if key in self._applicants:
-            return self._applicants[key]
-        table = f"applicants_{dataset}"
-        with self.store_lock:
-            if table not in self.store.applicant_tables():
-                row = None
-            else:
-                df = self.store.con.sql(f'SELECT * FROM "{table}" WHERE user_id = $1 ORDER BY as_of DESC LIMIT 1',
-                                        params=[user_id]).df()
-                row = None if df.empty else df.drop(columns=[c for c in ("user_id", "as_of", "label", "dataset")
-                                                             if c in df.columns])
-        if len(self._applicants) > 100_000:
-            self._applicants.clear()
-        self._applicants[key] = row
-        return row
+        """Latest applicant record of ``user_id`` in ``applicants_<dataset>`` (predictors only), or None.
+
+        The table is read once (applicant tables are small and never written by the API) and indexed by id.
+        """
+        frame = self._applicants.get(dataset)
+        if frame is None:
+            table = f"applicants_{dataset}"
+            with self.store_lock:
+                if table in self.store.applicant_tables():
+                    df = self.store.con.sql(f'SELECT * FROM "{table}"').df()
+                else:
+                    df = pd.DataFrame({"user_id": pd.Series(dtype="string")})
+            if "as_of" in df.columns:
+                df = df.sort_values("as_of", kind="stable")
+            df = df.drop_duplicates("user_id", keep="last").astype({"user_id": "string"}).set_index("user_id")
+            frame = df.drop(columns=[c for c in ("as_of", "label", "dataset") if c in df.columns])
+            self._applicants[dataset] = frame
+        if user_id not in frame.index:
+            return None
+        return frame.loc[[user_id]].reset_index(drop=True)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     return request.app.state.buyerscore  # type: ignore[no-any-return]
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_pipeline(state: StateDep) -> ScoringPipeline:
+async def get_pipeline(state: StateDep) -> ScoringPipeline:
     return state.holder.current()[0]
 
 
@@ -190,7 +199,7 @@ PipelineDep = Annotated[ScoringPipeline, Depends(get_pipeline)]
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (stored hashed on the server).")
 
 
-def require_api_key(state: StateDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:
+async def require_api_key(state: StateDep, key: Annotated[str | None, Security(_api_key_header)] = None) -> None:
     """401 unless the request carries an accepted key (or the server allows anonymous use)."""
     if state.settings.allow_anonymous:
         return

@@ -7,14 +7,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from buyerscore.events.validate import validate_events
 from buyerscore.exceptions import ModelInputError
-from buyerscore.serving.api.deps import ApiKeyDep, PipelineDep, StateDep, sections
+from buyerscore.pipeline import ScoringPipeline
+from buyerscore.serving.api.deps import ApiKeyDep, AppState, PipelineDep, StateDep, sections
 from buyerscore.serving.api.routes.events import events_frame
 from buyerscore.serving.api.schemas import ScoreRequest, ScoreResponse
-from buyerscore.serving.online import AmbiguousUserError, to_naive_utc, utc_now
+from buyerscore.serving.online import AmbiguousUserError, _Entry, to_naive_utc, utc_now
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["scores"], dependencies=[ApiKeyDep])
@@ -30,30 +32,38 @@ def _422(loc: list[str], msg: str, typ: str = "value_error") -> HTTPException:
             summary="Score a user from their stored events",
             responses={401: {"description": "Missing or invalid API key"},
                        404: {"description": "No event of this user at or before the cut-off (and no applicant record)"}})
-def user_score(
+async def user_score(
     state: StateDep, pipeline: PipelineDep,
     user_id: Annotated[str, Path(min_length=1, max_length=200)],
     platform: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     as_of: Annotated[datetime | None, Query(description="Feature cut-off (default: now, UTC).")] = None,
     lang: Lang = "en",
-) -> dict:
+) -> Response:
     """Purchasing power, credit and anomaly scores of one user, with reason codes and the model version.
 
     Features are the offline definitions evaluated on the user's stored events up to ``as_of``;
     they are cached and recomputed after new events for this user arrive.
     """
-    try:
-        plat = state.online.resolve_platform(user_id, platform)
-    except AmbiguousUserError as exc:
-        raise _422(["query", "platform"], str(exc), "missing") from None
     cut = to_naive_utc(as_of) if as_of is not None else None
-    entry = state.online.entry(user_id, plat, cut) if plat is not None else None
+    entry = state.online.peek(user_id, platform, cut)  # no database access: safe on the event loop
+    if entry is not None and not entry.row.empty:
+        key = f"{pipeline.version}:{lang}"
+        cached = entry.scores.get(key)
+        if cached is not None:
+            return Response(cached, media_type="application/json")
+        dataset = state.credit_dataset()
+        needs_applicant = bool(dataset and "credit" in pipeline.models
+                               and pipeline.missing_features(entry.row.columns)["credit"])
+        if not needs_applicant or state.applicants_loaded(dataset):
+            return _score_entry(state, pipeline, user_id, entry.row.iloc[0]["platform"], entry, lang)
+    return await run_in_threadpool(_user_score_sync, state, pipeline, user_id, platform, cut, lang)
+
+
+def _score_entry(state: AppState, pipeline: ScoringPipeline, user_id: str, plat: str | None, entry: _Entry | None,
+                 lang: str) -> Response:
     key = f"{pipeline.version}:{lang}"
     pre = None
     if entry is not None and not entry.row.empty:
-        cached = entry.scores.get(key)
-        if cached is not None:
-            return cached
         X = entry.row.reset_index(drop=True)
         if entry.scored is not None and entry.scored_version == pipeline.version:
             pre = entry.scored
@@ -74,9 +84,24 @@ def user_score(
     except (ModelInputError, ValueError, TypeError) as exc:
         raise _422(["path", "user_id"], str(exc)) from None
     res.update(user_id=user_id, platform=plat, as_of=entry.as_of if entry is not None else None)
+    body = ScoreResponse.model_validate(res).model_dump_json().encode()
     if entry is not None and not entry.row.empty:
-        entry.scores[key] = res
-    return res
+        entry.scores[key] = body  # served as is until the user's events or the model change
+    return Response(body, media_type="application/json")
+
+
+def _user_score_sync(state: AppState, pipeline: ScoringPipeline, user_id: str, platform: str | None,
+                     cut: datetime | None, lang: str) -> Response:
+    try:
+        plat = state.online.resolve_platform(user_id, platform)
+    except AmbiguousUserError as exc:
+        raise _422(["query", "platform"], str(exc), "missing") from None
+    entry = state.online.entry(user_id, plat, cut) if plat is not None else None
+    if entry is not None and not entry.row.empty:
+        cached = entry.scores.get(f"{pipeline.version}:{lang}")
+        if cached is not None:
+            return Response(cached, media_type="application/json")
+    return _score_entry(state, pipeline, user_id, plat, entry, lang)
 
 
 @router.post("/score", response_model=ScoreResponse, summary="Score a payload of features or raw events",

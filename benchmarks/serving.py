@@ -1,0 +1,269 @@
+"""Serving benchmark: loopback load test of the API and batch-scoring throughput.
+
+Run (about 6 minutes on 2 cores)::
+
+    python benchmarks/serving.py            # writes benchmarks/results/serving.json and .md
+    python benchmarks/serving.py --quick    # smoke run: short phases, 50k batch users, results not written
+
+Setup: the full CDNOW master log (23,570 users) and German Credit are loaded into a temporary
+store; ``buyerscore train`` (the example config, as of 1997-09-30) writes a bundle, which is
+promoted and served by ``buyerscore serve`` in its own process (one uvicorn worker, background
+warm-up of every user's features and scores).
+
+Load test: an open-loop async httpx client sends ``GET /v1/users/{id}/score`` for random CDNOW users
+at a fixed rate (100 and 500 requests/s, 60 s each); latency is measured from each request's
+*scheduled* start (so client-side queueing counts, no coordinated omission).  A third phase mixes
+10 % ``POST /v1/events`` (one new event, which invalidates that user's features) into 100 requests/s.
+Client and server share the same 2 cores.
+
+Batch: 1,000,000 users (CDNOW feature rows resampled with replacement and jittered, so values are
+realistic) scored by ``buyerscore score`` in a subprocess (rows/s, peak RSS of that process), versus a
+naive loop calling ``ScoringPipeline.score_frame`` on one row at a time (timed on 1,000 rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+KEY = "bench-key-not-secret"
+AS_OF = "1997-09-30"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from buyerscore.cli import main; main()", *args]
+
+
+def setup(tmp: Path) -> tuple[Path, Path, list[str], dict]:
+    from buyerscore.config import load_config
+    from buyerscore.datasets import load_dataset
+    from buyerscore.events.store import EventStore
+    from buyerscore.registry import ModelRegistry
+    from buyerscore.serving.train import train_bundle
+
+    db, reg = tmp / "store.duckdb", tmp / "registry"
+    with EventStore(db) as store:
+        load_dataset("cdnow", store)
+        load_dataset("german_credit", store)
+        users = [r[0] for r in store.con.execute("SELECT DISTINCT user_id FROM events ORDER BY 1").fetchall()]
+    cfg_path = tmp / "buyerscore.toml"
+    cfg_path.write_text((ROOT / "buyerscore.toml.example").read_text().replace(
+        'db = "buyerscore.duckdb"', f'db = "{db.as_posix()}"'))
+    t0 = time.perf_counter()
+    version = train_bundle(load_config(cfg_path), reg, as_of=AS_OF)
+    train_s = time.perf_counter() - t0
+    ModelRegistry(reg).promote(version)
+    manifest = ModelRegistry(reg).show(version)
+    return db, reg, users, {"train_seconds": round(train_s, 1), "models": sorted(manifest["models"]),
+                            "version": version}
+
+
+class Server:
+    def __init__(self, reg: Path, db: Path, tmp: Path) -> None:
+        from buyerscore.serving.api.settings import hash_key
+        keys = tmp / "keys.txt"
+        keys.write_text(hash_key(KEY) + "\n")
+        self.port_file = tmp / "port"
+        self.log = (tmp / "server.log").open("wb")
+        self.proc = subprocess.Popen(_cli("serve", "--registry", str(reg), "--db", str(db), "--port", "0",
+                                          "--port-file", str(self.port_file), "--keys-file", str(keys),
+                                          "--warm-interval", "300"), stdout=self.log, stderr=subprocess.STDOUT)
+        while not self.port_file.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError((tmp / "server.log").read_text())
+            time.sleep(0.1)
+        self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
+
+    def wait_warm(self, timeout: float = 300) -> float:
+        import httpx
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout:
+            try:
+                m = httpx.get(self.url + "/metrics", timeout=5).text
+                for line in m.splitlines():
+                    if line.startswith("buyerscore_online_warm_seconds "):
+                        return float(line.split()[1])
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("server did not warm up")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def load_phase(url: str, users: list[str], rps: int, seconds: float, write_share: float = 0.0,
+                     seed: int = 0) -> dict:
+    import httpx
+    rng = random.Random(seed)
+    n = int(rps * seconds)
+    lat: list[float] = []
+    status: dict[str, int] = {}
+    errors = 0
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, limits=limits, timeout=10) as client:
+        # warm the connection pool
+        await asyncio.gather(*[client.get("/healthz") for _ in range(20)])
+        t0 = time.perf_counter() + 0.2
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            sched = t0 + i / rps
+            delay = sched - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            u = rng.choice(users)
+            try:
+                if rng.random() < write_share:
+                    ev = {"user_id": u, "platform": "cdnow", "ts": "1998-06-30T12:00:00", "event_type": "purchase",
+                          "amount": round(rng.uniform(1, 100), 2), "event_id": f"bench-{seed}-{i}"}
+                    r = await client.post("/v1/events", json={"events": [ev]})
+                else:
+                    r = await client.get(f"/v1/users/{u}/score", params={"platform": "cdnow"})
+                code = str(r.status_code)
+                if r.status_code >= 400:
+                    errors += 1
+            except httpx.HTTPError as exc:
+                code = type(exc).__name__
+                errors += 1
+            lat.append(time.perf_counter() - sched)
+            status[code] = status.get(code, 0) + 1
+
+        tasks = [asyncio.create_task(one(i)) for i in range(n)]
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - t0
+    a = np.asarray(lat) * 1000
+    return {"target_rps": rps, "seconds": seconds, "requests": n, "achieved_rps": round(n / wall, 1),
+            "write_share": write_share, "errors": errors, "status": status,
+            "p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2),
+            "p99_ms": round(float(np.percentile(a, 99)), 2), "max_ms": round(float(a.max()), 2)}
+
+
+def batch_bench(tmp: Path, db: Path, reg: Path, n_users: int, n_naive: int = 1000) -> dict:
+    from buyerscore.events.store import EventStore
+    from buyerscore.features import build_features
+    from buyerscore.pipeline import ScoringPipeline
+
+    with EventStore(db, read_only=True) as store:
+        base = build_features(store.con, as_of=AS_OF)
+    rng = np.random.default_rng(0)
+    X = base.iloc[rng.integers(0, len(base), n_users)].reset_index(drop=True)
+    num = [c for c in X.columns if c not in ("platform", "user_id") and X[c].dtype.kind == "f"]
+    X[num] = X[num] * rng.uniform(0.9, 1.1, size=(n_users, len(num)))
+    X["user_id"] = [f"b{i}" for i in range(n_users)]
+    src = tmp / "batch_features.parquet"
+    X.to_parquet(src, index=False)
+    out: dict = {"users": n_users, "input_mb": round(src.stat().st_size / 2**20, 1)}
+    for label, extra in (("with_reasons", []), ("no_reasons", ["--no-reasons"])):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        t0 = time.perf_counter()
+        r = subprocess.run(_cli("score", "--registry", str(reg), "--input", str(src), "--out",
+                                str(tmp / f"scores_{label}.parquet"), "--json", *extra),
+                           capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - t0
+        s = json.loads(r.stdout)
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        out[label] = {"rows": s["rows"], "seconds_in_scoring": s["seconds"], "users_per_s": s["rows_per_s"],
+                      "process_wall_s": round(wall, 2),
+                      "peak_rss_mb": round(peak / 1024, 1) if peak > before else f"<= {round(before / 1024, 1)}"}
+    pipe = ScoringPipeline.from_registry(reg)
+    sample = X.head(n_naive)
+    t0 = time.perf_counter()
+    for i in range(len(sample)):
+        pipe.score_frame(sample.iloc[[i]])
+    dt = time.perf_counter() - t0
+    out["naive_per_row"] = {"rows": len(sample), "seconds": round(dt, 2), "users_per_s": round(len(sample) / dt, 1)}
+    out["speedup_vs_naive"] = round(out["with_reasons"]["users_per_s"] / out["naive_per_row"]["users_per_s"], 1)
+    return out
+
+
+def markdown(res: dict) -> str:
+    lines = ["# Serving benchmark", "", f"Generated by `python benchmarks/serving.py` on {res['date']} "
+             f"({res['machine']}). Client and server share the machine; numbers are what was measured.", "",
+             f"Bundle {res['bundle']['version']}: models {', '.join(res['bundle']['models'])} "
+             f"(trained in {res['bundle']['train_seconds']} s on CDNOW master + German Credit). "
+             f"Background warm-up of {res['warm']['users']:,} users' features and scores took "
+             f"{res['warm']['seconds']:.2f} s.", "", "## Load test (loopback, open loop, latency from scheduled start)",
+             "", "| phase | target rps | achieved rps | requests | errors | p50 ms | p95 ms | p99 ms | max ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, p in res["load"].items():
+        lines.append(f"| {name} | {p['target_rps']} | {p['achieved_rps']} | {p['requests']:,} | {p['errors']} | "
+                     f"{p['p50_ms']} | {p['p95_ms']} | {p['p99_ms']} | {p['max_ms']} |")
+    b = res["batch"]
+    lines += ["", f"Goal: p99 < 20 ms at 500 rps with 0 errors: **{'met' if res['goals']['p99_500'] else 'not met'}**.",
+              "", "## Batch scoring", "",
+              f"{b['users']:,} users ({b['input_mb']} MB Parquet of features), `buyerscore score` in a subprocess:", "",
+              "| run | users/s | scoring s | process wall s | peak RSS MB |", "|---|---|---|---|---|"]
+    for k in ("with_reasons", "no_reasons"):
+        r = b[k]
+        lines.append(f"| {k} | {r['users_per_s']:,.0f} | {r['seconds_in_scoring']} | {r['process_wall_s']} | "
+                     f"{r['peak_rss_mb']} |")
+    lines.append(f"| naive per-row `score_frame` loop ({b['naive_per_row']['rows']:,} rows) | "
+                 f"{b['naive_per_row']['users_per_s']:,.1f} | {b['naive_per_row']['seconds']} | | |")
+    lines += ["", f"Speed-up of chunked batch over the per-row loop: {b['speedup_vs_naive']}x. "
+              f"Goal >= 200k users/s: **{'met' if res['goals']['batch_200k'] else 'not met'}**.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short smoke run; results are not written")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--batch-users", type=int, default=1_000_000)
+    args = ap.parse_args()
+    seconds = 5.0 if args.quick else args.seconds
+    n_batch = 50_000 if args.quick else args.batch_users
+    with tempfile.TemporaryDirectory(prefix="bs-serving-bench-") as d:
+        tmp = Path(d)
+        db, reg, users, bundle = setup(tmp)
+        print(f"bundle {bundle}", flush=True)
+        srv = Server(reg, db, tmp)
+        try:
+            warm_s = srv.wait_warm()
+            load = {}
+            for name, rps, share in (("GET score @100", 100, 0.0), ("GET score @500", 500, 0.0),
+                                     ("90% GET + 10% POST events @100", 100, 0.1)):
+                load[name] = asyncio.run(load_phase(srv.url, users, rps, seconds, share))
+                print(name, load[name], flush=True)
+        finally:
+            srv.stop()
+        batch = batch_bench(tmp, db, reg, n_batch, n_naive=100 if args.quick else 1000)
+        print("batch", batch, flush=True)
+    res = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+           "command": "python benchmarks/serving.py" + (" --quick" if args.quick else ""),
+           "bundle": bundle, "warm": {"users": len(users), "seconds": warm_s}, "load": load, "batch": batch}
+    p500 = res["load"]["GET score @500"]
+    res["goals"] = {"p99_500": p500["p99_ms"] < 20 and p500["errors"] == 0,
+                    "batch_200k": batch["with_reasons"]["users_per_s"] >= 200_000}
+    if args.quick:
+        print(markdown(res))
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serving.json").write_text(json.dumps(res, indent=2) + "\n")
+    (RESULTS / "serving.md").write_text(markdown(res))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
