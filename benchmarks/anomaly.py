@@ -44,13 +44,14 @@ from sklearn.metrics import roc_auc_score
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from buyerscore import __version__  # noqa: E402
-from buyerscore.datasets import default_data_dir, load_dataset  # noqa: E402
-from buyerscore.events.store import EventStore  # noqa: E402
-from buyerscore.features import build_features  # noqa: E402
-from buyerscore.models.anomaly import AnomalyDetector, inject_anomalies  # noqa: E402
-from buyerscore.models.anomaly.features import anomaly_features  # noqa: E402
+from buyerscore import __version__
+from buyerscore.datasets import default_data_dir, load_dataset
+from buyerscore.events.store import EventStore
+from buyerscore.features import build_features
+from buyerscore.models.anomaly import AnomalyDetector, inject_anomalies
+from buyerscore.models.anomaly.features import anomaly_features
 
+LOG = logging.getLogger("benchmarks.anomaly")
 CONTAMINATION = 0.02
 SETUPS = {
     "online_retail": {"as_of": "2011-09-30", "n": {"card_testing": 25, "refund_abuse": 25, "spend_spike": 25}},
@@ -71,7 +72,7 @@ def evaluate(score: np.ndarray, flag: np.ndarray, types: pd.Series) -> dict[str,
     k = int(y.sum())
     top = np.zeros(len(y), dtype=bool)
     top[np.argsort(-score, kind="stable")[:k]] = True
-    out: dict[str, Any] = {"k": k, "users": int(len(y)), "precision_at_k": float(y[top].mean()),
+    out: dict[str, Any] = {"k": k, "users": len(y), "precision_at_k": float(y[top].mean()),
                            "random_precision_at_k": k / len(y), "flagged": int(flag.sum()),
                            "precision_at_flag": float(y[flag].mean()) if flag.any() else float("nan"),
                            "per_type": {}}
@@ -92,7 +93,7 @@ def run_dataset(name: str, data_dir: Path, seeds: list[int]) -> dict[str, Any]:
     store = EventStore(tmp / "bench.duckdb")
     load_dataset(name, store, data_dir)
     events = store.con.execute("SELECT * FROM events").df()
-    logging.info("%s: %d events loaded in %.1fs", name, len(events), time.perf_counter() - t0)
+    LOG.info("%s: %d events loaded in %.1fs", name, len(events), time.perf_counter() - t0)
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONFIGS}
     fit_s: dict[str, list[float]] = {c: [] for c in CONFIGS}
     for seed in seeds:
@@ -112,7 +113,7 @@ def run_dataset(name: str, data_dir: Path, seeds: list[int]) -> dict[str, Any]:
             score = det.anomaly_score(F)
             runs[cname].append(evaluate(score, score >= det.threshold_, types))
         example = det  # noqa: F841  (kept for debugging)
-        logging.info("%s seed %d done (%.0fs)", name, seed, time.perf_counter() - t0)
+        LOG.info("%s seed %d done (%.0fs)", name, seed, time.perf_counter() - t0)
     store.close()
     summary: dict[str, Any] = {"as_of": setup["as_of"], "injected_per_seed": setup["n"], "seeds": seeds,
                                "users": runs[next(iter(CONFIGS))][0]["users"], "configs": {}}
@@ -132,12 +133,12 @@ def run_dataset(name: str, data_dir: Path, seeds: list[int]) -> dict[str, Any]:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    lines = ["# Anomaly benchmark", "", f"Command: `{res['command']}` — {res['date']}, buyerscore {res['version']}, "
-             f"Python {res['python']}, {res['cpu_note']}.", "",
-             "Injected, documented anomalies in real shop logs (see `benchmarks/anomaly.py` and "
+    lines = ["# Anomaly benchmark", "", (f"Command: `{res['command']}` — {res['date']}, buyerscore {res['version']}, "
+             f"Python {res['python']}, {res['cpu_note']}."), "",
+             ("Injected, documented anomalies in real shop logs (see `benchmarks/anomaly.py` and "
              "`buyerscore/models/anomaly/inject.py`); mean over seeds "
              f"{res['datasets'][next(iter(res['datasets']))]['seeds']}. "
-             f"Flag = top {CONTAMINATION:.0%} of users by anomaly score.", ""]
+             f"Flag = top {CONTAMINATION:.0%} of users by anomaly score."), ""]
     for ds, r in res["datasets"].items():
         types = list(next(iter(r["configs"].values()))["per_type"])
         lines += [f"## {ds} (cut-off {r['as_of']}, {r['users']:,} users, injected per seed: {r['injected_per_seed']})",

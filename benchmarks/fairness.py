@@ -49,10 +49,11 @@ from sklearn.model_selection import train_test_split
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from buyerscore import __version__  # noqa: E402
-from buyerscore.datasets import default_data_dir, load_dataset, read_applicants  # noqa: E402
-from buyerscore.explain.fairness import derive_sensitive, fairness_audit, mitigate_thresholds  # noqa: E402
+from buyerscore import __version__
+from buyerscore.datasets import default_data_dir, load_dataset, read_applicants
+from buyerscore.explain.fairness import derive_sensitive, fairness_audit, mitigate_thresholds
 
+LOG = logging.getLogger("benchmarks.fairness")
 CONSTRAINTS = ("equalized_odds", "demographic_parity")
 
 
@@ -104,7 +105,7 @@ def credit(name: str, data_dir: Path) -> dict[str, Any]:
                         (pd_tr < cut).astype(int))
     return {"model": "CreditScorecard (defaults; protected columns excluded)", "inputs": list(model.features_),
             "pd_cutoff": cut, "test_auc": auc(y[idx_te], pd_te), "fit_seconds": fit_s,
-            "n_train": int(len(idx_tr)), "n_test": int(len(idx_te)), **block}
+            "n_train": len(idx_tr), "n_test": len(idx_te), **block}
 
 
 def ta_feng(data_dir: Path) -> dict[str, Any]:
@@ -150,7 +151,7 @@ def ta_feng(data_dir: Path) -> dict[str, Any]:
     return {"model": "LightGBM regressor on log1p(59-day spend), behaviour features only (no age); SpendTier was "
                      "not importable when this ran", "as_of": as_of, "horizon_days": 59,
             "test_normalized_gini": normalized_gini(spend[idx_te], p_te), "fit_seconds": fit_s,
-            "n_train": int(len(idx_tr)), "n_test": int(len(idx_te)),
+            "n_train": len(idx_tr), "n_test": len(idx_te),
             "tier_mix_by_age": mix.round(4).reset_index().to_dict(orient="records"), **block}
 
 
@@ -161,9 +162,9 @@ def _fmt(v: Any) -> str:
 def markdown(res: dict[str, Any]) -> str:
     lines = ["# Fairness benchmark", "",
              f"Command: `{res['command']}` — {res['date']}, buyerscore {res['version']}, Python {res['python']}.", "",
-             "Held-out audits (see `benchmarks/fairness.py` for the protocol). DI = disparate impact ratio "
+             ("Held-out audits (see `benchmarks/fairness.py` for the protocol). DI = disparate impact ratio "
              "(lowest / highest group selection rate; flagged < 0.8), EO = equal-opportunity difference, "
-             "EOdds = equalised-odds difference. Groups under 20 rows are listed but left out of the gaps.", ""]
+             "EOdds = equalised-odds difference. Groups under 20 rows are listed but left out of the gaps."), ""]
     for ds, r in res["datasets"].items():
         head = (f"test AUC {r['test_auc']:.3f}, approve if PD < {r['pd_cutoff']:.3f}" if "test_auc" in r else
                 f"test normalised Gini {r['test_normalized_gini']:.3f}; favourable = placed in the high tier")
@@ -179,8 +180,8 @@ def markdown(res: dict[str, Any]) -> str:
         for g in r["by_group"]:
             lines.append(f"| {g['attribute']} | {g['group']} | {g['n']} | {_fmt(g['base_rate'])} | "
                          f"{_fmt(g['selection_rate'])} | {_fmt(g['tpr'])} | {_fmt(g['fpr'])} | {_fmt(g['auc'])} |")
-        lines += ["", f"Mitigation (ThresholdOptimizer, objective {r['mitigation_objective']}, fitted on train, "
-                  "measured on test):", "",
+        lines += ["", (f"Mitigation (ThresholdOptimizer, objective {r['mitigation_objective']}, fitted on train, "
+                  "measured on test):"), "",
                   "| attribute | constraint | stage | accuracy | balanced acc. | selection rate | DI | EO | EOdds |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for a, by in r["mitigation"].items():
@@ -213,7 +214,7 @@ def main() -> None:
     for ds in args.datasets.split(","):
         t0 = time.perf_counter()
         res["datasets"][ds] = ta_feng(data_dir) if ds == "ta_feng" else credit(ds, data_dir)
-        logging.info("%s done in %.0fs", ds, time.perf_counter() - t0)
+        LOG.info("%s done in %.0fs", ds, time.perf_counter() - t0)
     res = _nan_to_none(res)
     md = markdown(res)
     if args.no_write:

@@ -114,7 +114,7 @@ def test_round_trip_and_no_training_rows_in_file(tmp_path) -> None:
     F = _frame()
     det = AnomalyDetector().fit(F)
     save_model(det, tmp_path / "m", kind="anomaly.AnomalyDetector", features=det.features_, training_data_hash="x")
-    back, meta = load_model(tmp_path / "m")
+    back, _meta = load_model(tmp_path / "m")
     np.testing.assert_array_equal(back.anomaly_score(F), det.anomaly_score(F))
     blob = pickle.dumps(det)
     row = F[det.features_].iloc[3].to_numpy(dtype=float).tobytes()

@@ -106,6 +106,6 @@ def test_cli_audit_fairness_on_german_credit(data_dir, tmp_path) -> None:
     assert set(out["summary"]) == {"age_band", "sex"}
     assert {r["group"] for r in out["by_group"] if r["attribute"] == "sex"} == {"male", "female"}
     assert sum(r["n"] for r in out["by_group"] if r["attribute"] == "age_band") == 1000
-    assert [r["stage"] for r in out["mitigation"]["tradeoff"]] == ["before", "after"]
+    assert [r["stage"] for r in out["mitigation"]["tradeoff"]] == ["before", "single threshold", "after"]
     # sensitive columns are never model inputs
     assert not {"personal_status_and_sex", "age_in_years", "foreign_worker"} & set(model.features_)

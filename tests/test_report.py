@@ -143,7 +143,7 @@ def chromium() -> str:
 
 def _run_chromium(exe: str, url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([exe, *CHROME_FLAGS, f"--user-data-dir={tmp}", "--virtual-time-budget=15000", *extra, url],
-                          capture_output=True, text=True, timeout=180)
+                          check=False, capture_output=True, text=True, timeout=180)
 
 
 def _console(stderr: str) -> list[str]:

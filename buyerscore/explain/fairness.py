@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -142,7 +143,7 @@ def fairness_audit(y_true: Any, y_pred: Any, sensitive: pd.DataFrame | pd.Series
         aucs = [r["auc"] for r in rows if r["attribute"] == attr and r["group"] in {str(b) for b in big}
                 and not np.isnan(r["auc"])]
         summary[attr] = {
-            "groups": int(len(bg)),
+            "groups": len(bg),
             "disparate_impact_ratio": di,
             "di_flag": bool(di < di_threshold) if not np.isnan(di) else False,
             "lowest_selection_group": str(sr.idxmin()),
@@ -176,7 +177,7 @@ def age_band(age: Any, cuts: tuple[int, ...] = AGE_BANDS) -> pd.Series:
     """
     a = pd.to_numeric(pd.Series(age), errors="coerce")
     edges = [-np.inf, *cuts, np.inf]
-    labels = [f"<{cuts[0]}"] + [f"{lo}-{hi - 1}" for lo, hi in zip(cuts, cuts[1:], strict=False)] + [f"{cuts[-1]}+"]
+    labels = [f"<{cuts[0]}"] + [f"{lo}-{hi - 1}" for lo, hi in pairwise(cuts)] + [f"{cuts[-1]}+"]
     return pd.cut(a, edges, right=False, labels=labels).astype("string")
 
 

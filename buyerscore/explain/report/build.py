@@ -295,7 +295,11 @@ def _shap(inp: ReportInputs) -> str:
 def _power(inp: ReportInputs) -> str:
     import plotly.graph_objects as go
 
-    from buyerscore.models.purchasing_power.metrics import decile_calibration, normalized_gini, top_decile_capture
+    from buyerscore.models.purchasing_power.metrics import (
+        decile_calibration,
+        normalized_gini,
+        top_decile_capture,
+    )
 
     a = _arr(inp.spend_true, "actual spend (spend_true)")
     p = _arr(inp.spend_pred, "predicted spend (spend_pred)")
@@ -346,9 +350,12 @@ def _anomaly(inp: ReportInputs) -> str:
     if thr is not None:
         fig.add_vline(x=float(thr), line_dash="dash", line_color="red")
     fig.update_layout(title="Anomaly score distribution", xaxis_title="anomaly score", yaxis_title="users")
-    flagged = int((s >= thr).sum()) if thr is not None else None
-    head = (f"<p>{s.size:,} users scored; <b>{flagged:,}</b> flagged at threshold {thr:.3f} "
-            f"({flagged / s.size:.1%}).</p>" if thr is not None else f"<p>{s.size:,} users scored.</p>")
+    if thr is not None:
+        flagged = int((s >= thr).sum())
+        head = (f"<p>{s.size:,} users scored; <b>{flagged:,}</b> flagged at threshold {thr:.3f} "
+                f"({flagged / s.size:.1%}).</p>")
+    else:
+        head = f"<p>{s.size:,} users scored.</p>"
     tab = ("<p>Most unusual users and why:</p>" + _table_html(inp.anomaly_table, max_rows=20)
            if inp.anomaly_table is not None and len(inp.anomaly_table) else "")
     return head + _fig_html(fig, "fig-anomaly") + tab
@@ -405,7 +412,7 @@ def render_report(inputs: ReportInputs) -> str:
             why = inputs.notes.get(sid, str(exc))
             content = f"<p class='na'>not available: {html.escape(why)}</p>"
             status[sid] = f"not available: {why}"
-        except Exception as exc:  # a broken input must not lose the rest of the report
+        except Exception as exc:  # noqa: BLE001 - a broken input must not lose the rest of the report
             logger.warning("report section %s failed: %s", sid, exc)
             content = f"<p class='na'>not available: could not be drawn ({html.escape(type(exc).__name__)}: " \
                       f"{html.escape(str(exc)[:200])})</p>"

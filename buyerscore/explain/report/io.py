@@ -13,6 +13,7 @@ drift_verdict, notes and metadata.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from buyerscore.explain.report.build import ReportInputs
+
+logger = logging.getLogger(__name__)
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "credit": ("y_true", "proba", "score", "grade"),
@@ -112,7 +115,8 @@ def inputs_from_registry(path: str | Path) -> ReportInputs:
     for mdir in models:
         try:
             meta = load_metadata(mdir)
-        except Exception:  # not a model directory of ours
+        except Exception as exc:  # noqa: BLE001 - not a model directory of ours: skip it
+            logger.info("skipping %s: %s", mdir, exc)
             continue
         found.append(f"{meta.kind} ({mdir.relative_to(root)}, as_of {meta.as_of or 'n/a'})")
         if inputs.scorecard_table is None and "Scorecard" in meta.kind:

@@ -89,7 +89,7 @@ class _Marginals:
         self.scales = np.ones(d)
         for j in range(d):
             col = np.sort(X[:, j])
-            u, first, counts = np.unique(col, return_index=True, return_counts=True)
+            u = np.unique(col)
             if u.size > max_grid:  # sketch: quantiles, with ECDF values of the sample at them
                 u = np.unique(np.quantile(col, np.linspace(0, 1, max_grid)))
             le = np.searchsorted(col, u, side="right") / n
@@ -200,9 +200,9 @@ class AnomalyDetector(BaseEstimator):
         check_param(name, "contamination", self.contamination, lambda v: 0 < float(v) < 0.5, "a float in (0, 0.5)")
         check_param(name, "combine", self.combine, lambda v: v in ("mean", "max"), "'mean' or 'max'")
         check_param(name, "n_estimators", self.n_estimators,
-                    lambda v: isinstance(v, (int, np.integer)) and v >= 1, "an int >= 1")
+                    lambda v: isinstance(v, (int, np.integer)) and bool(v >= 1), "an int >= 1")
         check_param(name, "max_grid", self.max_grid,
-                    lambda v: isinstance(v, (int, np.integer)) and v >= 16, "an int >= 16")
+                    lambda v: isinstance(v, (int, np.integer)) and bool(v >= 16), "an int >= 16")
         check_param(name, "id_columns", self.id_columns, lambda v: not isinstance(v, str), "a list of column names")
         check_param(name, "change_features", self.change_features, lambda v: isinstance(v, bool), "a bool")
 
@@ -275,6 +275,7 @@ class AnomalyDetector(BaseEstimator):
         out: dict[str, np.ndarray] = {}
         for d in self.detectors:
             if d == "iforest":
+                assert self.iforest_ is not None
                 out[d] = -self.iforest_.score_samples(M)
             else:
                 out[d] = self.marginals_.outlyingness(M, d).sum(axis=1)  # type: ignore[arg-type]

@@ -179,7 +179,7 @@ def inject_anomalies(
             elif kind == "refund_abuse":
                 k = int(rng.integers(6, 13))
                 t0 = when(6.0)
-                n_ref = max(1, int(round(k * rng.uniform(0.8, 1.0))))
+                n_ref = max(1, round(k * rng.uniform(0.8, 1.0)))
                 for i in range(k):
                     a = round(float(rng.choice(amounts.to_numpy())), 2)
                     tb = t0 + pd.Timedelta(hours=float(rng.uniform(0, 24)))
