@@ -18,7 +18,15 @@ from buyerscore.events.schema import EVENT_COLUMNS
 from buyerscore.events.store import EventStore
 from buyerscore.exceptions import LeakageError, SchemaError
 from buyerscore.features import (
-    FEATURE_NAMES, FEATURES, build_features, build_labels, describe, feature_names, feature_sql, get, unit,
+    FEATURE_NAMES,
+    FEATURES,
+    build_features,
+    build_labels,
+    describe,
+    feature_names,
+    feature_sql,
+    get,
+    unit,
 )
 from buyerscore.features.sentiment import load_lexicon, score_text
 from buyerscore.testing.strategies import WORDS, event_frames, records_to_frame, timestamps
