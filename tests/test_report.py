@@ -171,3 +171,24 @@ def test_report_in_headless_chromium(chromium: str, report_file: Path, tmp_path:
     res = _run_chromium(chromium, report_file.as_uri(), tmp_path / "profile2", f"--screenshot={shot}",
                         "--window-size=1280,5000", "--hide-scrollbars")
     assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_real_german_scorecard_report(data_dir, tmp_path: Path) -> None:
+    """Credit sections from a real scorecard on German credit; fairness from its audit."""
+    from buyerscore.datasets import read_applicants
+    from buyerscore.explain.fairness import audit_credit, derive_sensitive
+    from buyerscore.explain.report import credit_inputs, fairness_inputs, merge_inputs
+    from buyerscore.models.credit import CreditScorecard, split_applicants
+
+    app = read_applicants("german_credit", data_dir)
+    X, y = split_applicants(app)
+    model = CreditScorecard().fit(X.iloc[:700], y[:700])
+    ci = credit_inputs(model, X.iloc[700:], y[700:])
+    assert ci.scorecard_table is not None and set(ci.shap.columns) == set(model.features_)
+    assert (ci.shap.to_numpy() >= -1e-9).all()  # points lost against the best bin are never negative
+    audit = audit_credit(y[700:], ci.proba, derive_sensitive(app.iloc[700:])[["age_band", "sex"]])
+    text = render_report(merge_inputs(ci, fairness_inputs(audit), ReportInputs(title="German credit")))
+    for sid in ("roc", "ks", "calibration", "score-distribution", "lift", "scorecard", "shap", "fairness"):
+        body = text.split(f"<section id='{sid}'>")[1].split("</section>")[0]
+        assert "class='na'" not in body, sid
+    assert "not available: no actual spend" in text and "<title>German credit</title>" in text
