@@ -227,3 +227,26 @@ def test_sql_is_generated_for_spark_too() -> None:
     q = feature_sql(as_of="2024-01-31", windows=(7, 30), dialect="spark")
     assert "unix_timestamp(ts)" in q and "explode(split(lower(text)" in q and "epoch(" not in q
     assert q.count("FROM events") == 1, "events are read once, through the ts <= as_of filter"
+
+
+def _pandas_reference():  # the benchmark's independent pandas implementation
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "features.py"
+    spec = importlib.util.spec_from_file_location("bench_features_ref", path)
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod.pandas_features
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ev=event_frames(min_size=1, max_size=30, platforms=("p1", "p2"),
+                       ts=timestamps(also=[CUTOFF - timedelta(days=7), CUTOFF])))
+def test_sql_matches_independent_pandas_implementation(ev: pd.DataFrame) -> None:
+    windows = (7, 30)
+    got = build_features(_con(ev), as_of=CUTOFF, windows=windows)
+    ref = _pandas_reference()(ev, as_of=str(CUTOFF), windows=windows)
+    assert list(got["user_id"]) == list(ref["user_id"]) and list(got["platform"]) == list(ref["platform"])
+    for c in got.columns[2:]:
+        np.testing.assert_allclose(got[c].to_numpy(float), ref[c].to_numpy(float), rtol=1e-9, atol=1e-9,
+                                   equal_nan=True, err_msg=c)
