@@ -19,6 +19,7 @@ import pytest
 from buyerscore.events.store import EventStore
 
 N_ROWS = 300_000
+CHUNK_ROWS = 100_000  # three chunks in one transaction: kills also land between chunks
 N_KILLS = 4
 
 # The child reports each step on stdout, so kills can be aimed at the write/commit window too.
@@ -27,7 +28,8 @@ import sys, time
 from buyerscore.events.store import EventStore
 store = EventStore(sys.argv[1])
 print("opened", time.monotonic(), flush=True)
-store.ingest_file(sys.argv[2], on_step=lambda m: print(m.split()[0], time.monotonic(), flush=True))
+store.ingest_file(sys.argv[2], chunk_rows=int(sys.argv[3]),
+                  on_step=lambda m: print(m.split()[0], time.monotonic(), flush=True))
 store.close()
 print("done", time.monotonic(), flush=True)
 """
@@ -63,7 +65,7 @@ def _state(db: Path) -> dict[str, object]:
 
 def _child(db: Path, src: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(src)], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(src), str(CHUNK_ROWS)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env)
 
 
@@ -84,7 +86,9 @@ def test_kill_9_leaves_store_before_or_after_the_batch(tmp_path):
     full = tmp_path / "full.duckdb"
     shutil.copy(base, full)
     p = _child(full, src)
-    marks = {line.split()[0]: float(line.split()[1]) for line in p.stdout}  # type: ignore[union-attr]
+    marks: dict[str, float] = {}
+    for line in p.stdout:  # type: ignore[union-attr]
+        marks.setdefault(line.split()[0], float(line.split()[1]))  # first time each step starts
     assert p.wait() == 0
     after = _state(full)
     assert after["events"] == 1 + N_ROWS - N_ROWS // 100 and after["rejects"] == 1 + N_ROWS // 100
@@ -98,7 +102,8 @@ def test_kill_9_leaves_store_before_or_after_the_batch(tmp_path):
         shutil.copy(base, db)
         p = _child(db, src)
         assert p.stdout is not None
-        # first kill during validation; the others inside the write/commit window (or just after it)
+        # first kill while the first chunk is validated; the others between the first write and the commit
+        # (chunks 2 and 3 are validated and written in that window) or just after it
         wait_for = "validating" if k == 0 else "storing"
         for line in p.stdout:
             if line.startswith(wait_for):

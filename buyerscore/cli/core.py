@@ -19,7 +19,7 @@ from buyerscore.events.schema import (
     USER_FIELDS,
     data_model_markdown,
 )
-from buyerscore.events.store import EventStore
+from buyerscore.events.store import DEFAULT_CHUNK_ROWS, EventStore
 from buyerscore.exceptions import BuyerscoreError, StrictModeError
 
 
@@ -56,6 +56,9 @@ def ingest(
     strict: bool = typer.Option(False, "--strict",
                                 help="Store nothing and exit with code 1 if any row would be rejected."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    chunk_rows: int = typer.Option(DEFAULT_CHUNK_ROWS, "--chunk-rows", min=1,
+                                   help="Rows validated at a time (about 1 GB of memory per million rows); "
+                                        "all chunks are still one atomic batch."),
 ) -> None:
     """Validate a file of behaviour events and store it; bad rows go to the rejects table with a reason.
 
@@ -69,7 +72,7 @@ def ingest(
             task = bar.add_task(f"ingesting {path.name}", total=None)
             try:
                 s = store.ingest_file(path, fmt=fmt, mapping=m, default_platform=platform, strict=strict,
-                                      on_step=lambda msg: bar.update(task, description=msg))
+                                      on_step=lambda msg: bar.update(task, description=msg), chunk_rows=chunk_rows)
             except StrictModeError as exc:
                 failed, s = exc, exc.summary  # type: ignore[attr-defined]
             bar.update(task, total=1, completed=1, description=f"ingested {path.name}")

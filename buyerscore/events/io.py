@@ -32,6 +32,7 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -235,7 +236,7 @@ def _read_csv_slow(p: Path) -> RawInput:
             numbers.append(i)
     frame = pd.DataFrame(good, columns=header, dtype="string") if good else pd.DataFrame(
         {c: pd.Series(dtype="string") for c in header})
-    return RawInput(frame, np.asarray(numbers, dtype="int64"),
+    return RawInput(_strip_header(frame), np.asarray(numbers, dtype="int64"),
                     _malformed(bad_n, bad_lines, f"more fields than the {k} header columns"))
 
 
@@ -322,10 +323,7 @@ def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
                 if sep != ",":
                     raise
                 return _read_csv_slow(p)
-            stripped = [str(c).strip() for c in df.columns]
-            if len(set(stripped)) == len(stripped):  # ' user_id' -> 'user_id' (spaces after commas in headers)
-                df.columns = stripped
-            return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
+            return RawInput(_strip_header(df), np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
         if fmt == "parquet":
             df = pd.read_parquet(p)
             return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
@@ -345,6 +343,109 @@ def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
             return _read_jsonl_slow(p)
         return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
     except UnreadableInputError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise UnreadableInputError(f"Could not read {p} as {fmt}: it is not UTF-8 text ({exc.reason} at byte "
+                                   f"{exc.start}). Re-save it as UTF-8, e.g. 'iconv -f latin1 -t utf-8'.") from exc
+    except (ValueError, OSError, EOFError, ImportError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UnreadableInputError(f"Could not read {p} as {fmt}: {msg}. Check that the file is complete and "
+                                   f"pass the right --format ({', '.join(FORMATS)}).") from exc
+
+
+class RaggedInput(Exception):
+    """Internal: the fast chunked reader met a malformed line; read the file line by line instead."""
+
+
+def _strip_header(df: pd.DataFrame) -> pd.DataFrame:
+    stripped = [str(c).strip() for c in df.columns]
+    if len(set(stripped)) == len(stripped):  # ' user_id' -> 'user_id' (spaces after commas in headers)
+        df.columns = stripped
+    return df
+
+
+def iter_input(path: str | Path, fmt: str | None = None, chunk_rows: int = 500_000) -> Iterator[RawInput]:
+    r"""Read a file in chunks of at most ``chunk_rows`` data rows (row numbers continue across chunks).
+
+    Raises :class:`RaggedInput` (possibly after some chunks were yielded) when a CSV or JSON line is
+    malformed: the caller then falls back to :func:`read_input`, which reads line by line and keeps
+    malformed lines as ``MALFORMED_ROW`` rejects.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "e.csv")
+    >>> _ = open(f, "w").write("user_id,ts,event_type\nu1,2024-01-01,view\nu2,2024-01-02,cart\nu3,x,view\n")
+    >>> [c.row_numbers.tolist() for c in iter_input(f, chunk_rows=2)]
+    [[1, 2], [3]]
+    """
+    p = Path(path)
+    fmt = check_input(p, fmt)
+    offset = 0
+
+    def chunk(df: pd.DataFrame) -> RawInput:
+        nonlocal offset
+        out = RawInput(df.reset_index(drop=True), np.arange(offset + 1, offset + len(df) + 1, dtype="int64"),
+                       empty_rejects())
+        offset += len(df)
+        return out
+
+    try:
+        if fmt == "csv":
+            sep = "\t" if p.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+            try:
+                reader = pd.read_csv(p, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+                                     sep=sep, chunksize=chunk_rows)
+            except pd.errors.EmptyDataError:
+                raise UnreadableInputError(f"{p} is empty; a CSV file needs a header row naming its columns.") \
+                    from None
+            with reader:
+                while True:
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            df = next(reader)
+                    except StopIteration:
+                        break
+                    except pd.errors.ParserError:
+                        if sep != ",":
+                            raise
+                        raise RaggedInput(str(p)) from None
+                    yield chunk(_strip_header(df))
+            return
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(p)
+            if pf.metadata.num_rows == 0:
+                yield chunk(pf.schema_arrow.empty_table().to_pandas())
+                return
+            for batch in pf.iter_batches(batch_size=chunk_rows):
+                yield chunk(batch.to_pandas())
+            return
+        if p.stat().st_size == 0:
+            raise UnreadableInputError(f"{p} is empty; a JSON-lines file needs one JSON object per line.")
+        with _open_text(p) as fh:
+            head = fh.read(4096).lstrip()
+        if head.startswith("["):
+            raise UnreadableInputError(f"{p} holds a JSON array, not JSON lines; write one object per line "
+                                       f"(e.g. jq -c '.[]' {p.name} > {p.stem}.jsonl).")
+        with warnings.catch_warnings():  # convert_dates is deprecated but still defaults to True
+            warnings.simplefilter("ignore")
+            jreader = pd.read_json(p, lines=True, dtype=False, convert_dates=False, keep_default_dates=False,
+                                   encoding="utf-8-sig", chunksize=chunk_rows)
+        with jreader:
+            while True:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        df = next(jreader)
+                except StopIteration:
+                    break
+                except ValueError:
+                    raise RaggedInput(str(p)) from None
+                yield chunk(df)
+    except (UnreadableInputError, RaggedInput):
         raise
     except UnicodeDecodeError as exc:
         raise UnreadableInputError(f"Could not read {p} as {fmt}: it is not UTF-8 text ({exc.reason} at byte "

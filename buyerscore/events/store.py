@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -23,9 +24,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from buyerscore.events.io import ColumnMapping, check_input, file_digest, read_input
+from buyerscore._validation import check_param
+from buyerscore.events.io import (
+    ColumnMapping,
+    RaggedInput,
+    RawInput,
+    check_input,
+    file_digest,
+    iter_input,
+    read_input,
+)
 from buyerscore.events.schema import APPLICANT_FIELDS, EVENT_FIELDS, USER_FIELDS
-from buyerscore.events.validate import validate_events
+from buyerscore.events.validate import _raw_json, empty_rejects, validate_events
 from buyerscore.exceptions import SchemaError, StrictModeError, UnreadableInputError
 
 logger = logging.getLogger(__name__)
@@ -42,6 +52,8 @@ CREATE TABLE IF NOT EXISTS users ({_USERS_DDL});
 """
 _CMP_A = ", ".join(f'a."{f.name}"' for f in EVENT_FIELDS if f.name != "event_id")
 _CMP_E = ", ".join(f'e."{f.name}"' for f in EVENT_FIELDS if f.name != "event_id")
+DEFAULT_CHUNK_ROWS = 500_000
+"""Rows read and validated at a time by :meth:`EventStore.ingest_file` (all chunks are one transaction)."""
 REJECT_TABLE_COLUMNS = ("batch_id", "source", "row_number", "reason", "detail", "raw")
 
 
@@ -181,6 +193,7 @@ class EventStore:
     def ingest_file(
         self, path: str | Path, *, fmt: str | None = None, mapping: ColumnMapping | None = None,
         default_platform: str = "default", strict: bool = False, on_step: Callable[[str], None] | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ) -> IngestSummary:
         """Read, map, validate and store one file as one atomic batch.
 
@@ -198,12 +211,18 @@ class EventStore:
             If any row is rejected, store nothing and raise :class:`StrictModeError`.
         on_step : callable, optional
             Called with a short description as each step starts (for progress displays).
+        chunk_rows : int
+            Rows read and validated at a time (memory use is about 1 GB per million rows); all chunks
+            are written in one transaction, so the batch stays atomic and the result is the same as
+            with one chunk.  A file with malformed lines is read line by line in one piece.
 
         Returns
         -------
         IngestSummary
             ``read == accepted + rejected``; ``inserted`` counts events new to the store.
         """
+        check_param("EventStore.ingest_file", "chunk_rows", chunk_rows, lambda v: int(v) == v and v >= 1,
+                    "an integer >= 1")
         step = on_step or (lambda _msg: None)
         mapping = mapping or ColumnMapping()
         check_input(path, fmt)
@@ -211,12 +230,15 @@ class EventStore:
         prior = self._prior(batch_id, str(path))
         if prior is not None:  # the same bytes with the same mapping: nothing to read
             return prior
+        kw = {"source": str(path), "batch_id": batch_id, "default_platform": default_platform, "strict": strict,
+              "step": step, "mapping": mapping}
         step(f"reading {Path(path).name}")
-        inp = read_input(path, fmt)
-        mapped = mapping.apply(inp.frame, source=str(path))
-        return self._ingest(mapped, source=str(path), batch_id=batch_id, default_platform=default_platform,
-                            original=inp.frame, row_numbers=inp.row_numbers, malformed=inp.malformed,
-                            ts_format=mapping.timestamp_format, timezone=mapping.timezone, strict=strict, step=step)
+        try:
+            return self._ingest(iter_input(path, fmt, chunk_rows), **kw)  # type: ignore[arg-type]
+        except RaggedInput:  # rolled back; read line by line, keeping malformed lines as rejects
+            logger.info("%s has malformed lines; reading it line by line", path)
+            step(f"reading {Path(path).name} line by line")
+            return self._ingest(iter([read_input(path, fmt)]), **kw)  # type: ignore[arg-type]
 
     def ingest_frame(
         self, raw: pd.DataFrame, *, source: str, batch_id: str | None = None, default_platform: str = "default",
@@ -228,8 +250,12 @@ class EventStore:
         ingesting the same frame twice changes nothing the second time.
         """
         batch_id = batch_id or hashlib.sha1((frame_digest(raw) + default_platform).encode()).hexdigest()
-        return self._ingest(raw, source=source, batch_id=batch_id, default_platform=default_platform,
-                            strict=strict, step=on_step or (lambda _msg: None))
+        prior = self._prior(batch_id, source)
+        if prior is not None:
+            return prior
+        inp = RawInput(raw.reset_index(drop=True), np.arange(1, len(raw) + 1, dtype="int64"), empty_rejects())
+        return self._ingest(iter([inp]), source=source, batch_id=batch_id, default_platform=default_platform,
+                            strict=strict, step=on_step or (lambda _msg: None), mapping=None)
 
     def _prior(self, batch_id: str, source: str) -> IngestSummary | None:
         row = self.con.execute("SELECT summary FROM ingest_batches WHERE batch_id = ?", [batch_id]).fetchone()
@@ -241,60 +267,99 @@ class EventStore:
         return s
 
     def _ingest(
-        self, raw: pd.DataFrame, *, source: str, batch_id: str, default_platform: str, strict: bool,
-        step: Callable[[str], None], original: pd.DataFrame | None = None, row_numbers: np.ndarray | None = None,
-        malformed: pd.DataFrame | None = None, ts_format: str | None = None, timezone: str = "UTC",
+        self, chunks: Iterator[RawInput], *, source: str, batch_id: str, default_platform: str, strict: bool,
+        step: Callable[[str], None], mapping: ColumnMapping | None,
     ) -> IngestSummary:
-        prior = self._prior(batch_id, source)
-        if prior is not None:
-            return prior
-        step(f"validating {len(raw):,} rows")
-        res = validate_events(raw, source=source, default_platform=default_platform, original=original,
-                              row_numbers=row_numbers, ts_format=ts_format, timezone=timezone)
-        rejects = res.rejects
-        read = res.read
-        if malformed is not None and len(malformed):
-            rejects = pd.concat([malformed, rejects], ignore_index=True).sort_values("row_number", kind="stable")
-            read += len(malformed)
-        by_reason = {str(k): int(v) for k, v in rejects["reason"].value_counts().sort_index().items()}
-        acc = res.accepted.assign(batch_id=batch_id)
-        rej = rejects.assign(batch_id=batch_id, source=source)[list(REJECT_TABLE_COLUMNS)]
-        if strict and len(rej):
-            ex = "; ".join(f"row {r.row_number}: {r.reason} ({r.detail})" for r in rej.head(3).itertuples())
-            summary = IngestSummary(source=source, batch_id=batch_id, read=read, accepted=len(acc), rejected=len(rej),
-                                    inserted=0, already_present=0, by_reason=by_reason, stored=False)
-            err = StrictModeError(f"{source}: {len(rej):,} of {read:,} rows rejected ({by_reason}); e.g. {ex}. "
-                                  "Nothing was stored (--strict). Fix the rows or ingest without --strict to keep "
-                                  "them in the rejects table.")
-            err.summary = summary  # type: ignore[attr-defined]
-            raise err
-        step(f"storing {len(acc):,} events and {len(rej):,} rejects")
+        """Validate and write chunks in one transaction; ids repeated across chunks are DUPLICATE_EVENT."""
+        read = accepted = inserted = conflicts = 0
+        by_reason: Counter[str] = Counter()
+        examples: list[str] = []
         with self.transaction() as con:
-            con.register("_acc", acc)
-            con.register("_rej", rej)
+            con.execute("CREATE OR REPLACE TEMP TABLE _batch_ids (event_id VARCHAR)")
             try:
-                conflicts = con.execute(f"""
-                    SELECT count(*) FROM _acc a JOIN events e ON e.event_id = a.event_id
-                    WHERE ({_CMP_A}) IS DISTINCT FROM ({_CMP_E})""").fetchone()[0]  # type: ignore[index]
-                inserted = con.execute("""
-                    INSERT INTO events SELECT a.* FROM _acc a
-                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = a.event_id)""").fetchone()[0]  # type: ignore[index]
-                con.execute("INSERT INTO rejects SELECT * FROM _rej")
-                summary = IngestSummary(source=source, batch_id=batch_id, read=read, accepted=len(acc),
-                                        rejected=len(rej), inserted=int(inserted),
-                                        already_present=len(acc) - int(inserted), by_reason=by_reason,
-                                        conflicts=int(conflicts))
+                for k, inp in enumerate(chunks):
+                    original = inp.frame
+                    raw = mapping.apply(original, source=source) if mapping is not None else original
+                    if len(inp.row_numbers):
+                        step(f"validating rows {inp.row_numbers[0]:,}..{inp.row_numbers[-1]:,}" if k else
+                             f"validating {len(raw):,} rows")
+                    res = validate_events(
+                        raw, source=source, default_platform=default_platform,
+                        original=original if mapping is not None else None, row_numbers=inp.row_numbers,
+                        ts_format=mapping.timestamp_format if mapping else None,
+                        timezone=mapping.timezone if mapping else "UTC")
+                    acc, rejects = res.accepted, res.rejects
+                    if k and len(acc):  # an id accepted in an earlier chunk of this batch
+                        con.register("_ids", acc[["event_id"]])
+                        try:
+                            seen = set(con.execute("SELECT i.event_id FROM _ids i SEMI JOIN _batch_ids b "
+                                                   "ON b.event_id = i.event_id").fetchnumpy()["event_id"].tolist())
+                        finally:
+                            con.unregister("_ids")
+                        if seen:
+                            dup = acc["event_id"].isin(seen).to_numpy()
+                            pos = res.accepted_positions[dup]
+                            rejects = pd.concat([rejects, pd.DataFrame({
+                                "row_number": inp.row_numbers[pos], "reason": "DUPLICATE_EVENT",
+                                "detail": ("event_id=" + acc.loc[dup, "event_id"].astype(str)).to_numpy(),
+                                "raw": _raw_json(original.iloc[pos])})], ignore_index=True)
+                            acc = acc.loc[~dup].reset_index(drop=True)
+                    if len(inp.malformed):
+                        rejects = pd.concat([inp.malformed, rejects], ignore_index=True)
+                    rejects = rejects.sort_values("row_number", kind="stable")
+                    read += res.read + len(inp.malformed)
+                    accepted += len(acc)
+                    by_reason.update(rejects["reason"].tolist())
+                    examples += [f"row {r.row_number}: {r.reason} ({r.detail})"
+                                 for r in rejects.head(3 - len(examples)).itertuples()] if len(examples) < 3 else []
+                    step(f"storing {len(acc):,} events and {len(rejects):,} rejects")
+                    c, i = self._write_chunk(con, acc.assign(batch_id=batch_id),
+                                             rejects.assign(batch_id=batch_id, source=source))
+                    conflicts, inserted = conflicts + c, inserted + i
+                rejected = sum(by_reason.values())
+                reasons = dict(sorted(by_reason.items()))
+                if strict and rejected:  # raising rolls back every chunk written so far
+                    summary = IngestSummary(source=source, batch_id=batch_id, read=read, accepted=accepted,
+                                            rejected=rejected, inserted=0, already_present=0, by_reason=reasons,
+                                            stored=False)
+                    err = StrictModeError(
+                        f"{source}: {rejected:,} of {read:,} rows rejected ({reasons}); e.g. {'; '.join(examples)}. "
+                        "Nothing was stored (--strict). Fix the rows or ingest without --strict to keep them in "
+                        "the rejects table.")
+                    err.summary = summary  # type: ignore[attr-defined]
+                    raise err
+                summary = IngestSummary(source=source, batch_id=batch_id, read=read, accepted=accepted,
+                                        rejected=rejected, inserted=inserted, already_present=accepted - inserted,
+                                        by_reason=reasons, conflicts=conflicts)
                 con.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, ?)",
                             [batch_id, source, datetime.now(UTC).replace(tzinfo=None), json.dumps(summary.to_dict())])
             finally:
-                con.unregister("_acc")
-                con.unregister("_rej")
+                con.execute("DROP TABLE IF EXISTS _batch_ids")
         if summary.conflicts:
             logger.warning("%s: %d event(s) have an event_id already stored with other values; the stored "
                            "versions were kept", source, summary.conflicts)
         logger.info("ingested batch %s from %s: read=%d accepted=%d rejected=%d inserted=%d", batch_id[:12], source,
                     summary.read, summary.accepted, summary.rejected, summary.inserted)
         return summary
+
+    @staticmethod
+    def _write_chunk(con: duckdb.DuckDBPyConnection, acc: pd.DataFrame, rej: pd.DataFrame) -> tuple[int, int]:
+        """Insert one chunk's new events and rejects; returns (conflicts, inserted)."""
+        con.register("_acc", acc)
+        con.register("_rej", rej[list(REJECT_TABLE_COLUMNS)])
+        try:
+            conflicts = con.execute(f"""
+                SELECT count(*) FROM _acc a JOIN events e ON e.event_id = a.event_id
+                WHERE ({_CMP_A}) IS DISTINCT FROM ({_CMP_E})""").fetchone()[0]  # type: ignore[index]
+            inserted = con.execute("""
+                INSERT INTO events SELECT a.* FROM _acc a
+                WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = a.event_id)""").fetchone()[0]  # type: ignore[index]
+            con.execute("INSERT INTO _batch_ids SELECT event_id FROM _acc")
+            con.execute("INSERT INTO rejects SELECT * FROM _rej")
+        finally:
+            con.unregister("_acc")
+            con.unregister("_rej")
+        return int(conflicts), int(inserted)
 
     # -- other canonical tables ------------------------------------------------------------------
     def write_users(self, users: pd.DataFrame) -> int:

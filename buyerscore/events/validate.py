@@ -65,11 +65,14 @@ class ValidationResult:
         field and value) and ``raw`` (the original row as JSON).
     read : int
         Rows read; always ``len(accepted) + len(rejects)``.
+    accepted_positions : ndarray
+        0-based position in the input frame of each accepted row.
     """
 
     accepted: pd.DataFrame
     rejects: pd.DataFrame
     read: int
+    accepted_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
 
     @property
     def by_reason(self) -> dict[str, int]:
@@ -463,7 +466,7 @@ def validate_events(
     else:
         rejects = empty_rejects()
     accepted = out.loc[~bad, list(EVENT_COLUMNS)].reset_index(drop=True)
-    return ValidationResult(accepted=accepted, rejects=rejects, read=n)
+    return ValidationResult(accepted=accepted, rejects=rejects, read=n, accepted_positions=np.flatnonzero(~bad))
 
 
 def empty_rejects() -> pd.DataFrame:
