@@ -93,3 +93,38 @@ def test_view_storms_detected_on_real_taobao(data_dir, store) -> None:
     top = np.argsort(-s)[: y.sum()]
     assert y[top].mean() >= 0.3                     # precision@10; random ranking gives about 0.012
     assert (F.loc[y, "max_events_1h"] > F.loc[~y, "max_events_1h"].max()).all()
+
+
+def test_cli_anomaly_fit_and_score(store, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from buyerscore.cli import app
+    from buyerscore.testing.synthetic import generate_events
+
+    data = generate_events(150, seed=3, days=90, start="2024-01-01")
+    ev = data.events.astype({c: "object" for c in data.events.columns if str(data.events[c].dtype) == "category"})
+    res = inject_anomalies(ev, as_of="2024-03-25", n_per_type={"card_testing": 3}, random_state=0)
+    store.ingest_frame(res.events, source="synthetic+injected")
+    db = store.path if hasattr(store, "path") else tmp_path / "store.duckdb"
+    store.close()
+    runner = CliRunner()
+    model = tmp_path / "anomaly_model"
+    r = runner.invoke(app, ["anomaly", "fit", "--db", str(db), "--as-of", "2024-03-25", "--out", str(model),
+                            "--contamination", "0.05", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_train"] == 150
+    out = tmp_path / "scores.csv"
+    r = runner.invoke(app, ["anomaly", "score", "--model", str(model), "--db", str(db), "--as-of", "2024-03-25",
+                            "--out", str(out), "--json", "--lang", "zh", "--top", "5"])
+    assert r.exit_code == 0, r.output
+    top = json.loads(r.stdout)["top"]
+    testers = set(res.labels["user_id"])
+    assert {t["user_id"] for t in top} & testers  # 3 card testers among 150 users
+    assert all("异常" in t["reasons"] for t in top)
+    scores = pd.read_csv(out, dtype={"user_id": str})
+    assert len(scores) == 150
+    assert (scores.loc[scores["user_id"].isin(testers), "anomaly_score"] >= 0.9).all()
+    r = runner.invoke(app, ["anomaly", "fit", "--db", str(db), "--out", str(model)])
+    assert r.exit_code == 2 and "--as-of" in r.output
