@@ -6,6 +6,7 @@
 from buyerscore.features import credit_columns as _credit_columns  # noqa: F401  (registers column texts)
 from buyerscore.models.base import split_applicants
 from buyerscore.models.credit.binning import FeatureBinning, fit_feature
+from buyerscore.models.credit.features import add_ratio_features
 from buyerscore.models.credit.gbm import CreditGBM
 from buyerscore.models.credit.scorecard import CreditScorecard
 
@@ -21,5 +22,5 @@ def special_codes_for(dataset: str | None) -> dict[str, list[float]]:
     return dict(SPECIAL_CODES.get(dataset or "", {}))
 
 
-__all__ = ["CreditGBM", "CreditScorecard", "FeatureBinning", "SPECIAL_CODES", "fit_feature", "special_codes_for",
+__all__ = ["add_ratio_features", "CreditGBM", "CreditScorecard", "FeatureBinning", "SPECIAL_CODES", "fit_feature", "special_codes_for",
            "split_applicants"]

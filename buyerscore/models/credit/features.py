@@ -1,0 +1,61 @@
+"""Row-wise ratio features for the public credit tables (stateless: no fitting, no leakage).
+
+:func:`add_ratio_features` recognises the Give Me Some Credit and Taiwan columns and adds
+ratios that scorecards cannot build themselves (a scorecard is additive in its inputs).
+Tables without those columns are returned unchanged.  The new columns are described in
+:mod:`buyerscore.features.credit_columns`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+GMSC_PAST_DUE = ("NumberOfTime30-59DaysPastDueNotWorse", "NumberOfTime60-89DaysPastDueNotWorse",
+                 "NumberOfTimes90DaysLate")
+
+
+def add_ratio_features(X: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of ``X`` with ratio features added where the source columns exist.
+
+    Give Me Some Credit: ``TotalPastDue`` (the three past-due counts added up; the 96/98
+    codes kept as 96), ``MonthlyDebt`` (``DebtRatio`` x income; the file holds the raw debt
+    in ``DebtRatio`` when income is missing), ``IncomePerPerson``, ``RevolvingLinesShare``;
+    ``DebtRatio`` becomes missing where income is missing (it is not a ratio there).
+    Taiwan: ``PAY_MAX`` (worst delay over 6 months), ``UTIL_1`` (last bill / limit),
+    ``PAY_RATIO_1`` (last payment / last bill).
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"DebtRatio": [0.5, 800.0], "MonthlyIncome": [2000.0, np.nan], "NumberOfDependents": [1, 0],
+    ...                   "NumberOfOpenCreditLinesAndLoans": [4, 0], "NumberRealEstateLoansOrLines": [1, 0],
+    ...                   "NumberOfTime30-59DaysPastDueNotWorse": [1, 98], "NumberOfTime60-89DaysPastDueNotWorse": [0, 98],
+    ...                   "NumberOfTimes90DaysLate": [2, 98]})
+    >>> add_ratio_features(X)[["TotalPastDue", "MonthlyDebt", "IncomePerPerson", "RevolvingLinesShare"]].to_numpy().tolist()
+    [[3.0, 1000.0, 1000.0, 0.75], [96.0, 800.0, nan, nan]]
+    """
+    X = X.copy()
+    cols = set(X.columns)
+    if set(GMSC_PAST_DUE) <= cols:
+        v = X[list(GMSC_PAST_DUE)].astype(float)
+        coded = (v >= 90).any(axis=1)
+        X["TotalPastDue"] = v.where(v < 90).sum(axis=1).where(~coded, 96.0)
+    if {"DebtRatio", "MonthlyIncome"} <= cols:
+        inc = X["MonthlyIncome"].astype(float)
+        dr = X["DebtRatio"].astype(float)
+        X["MonthlyDebt"] = (dr * inc).where(inc.notna(), dr)
+        if "NumberOfDependents" in cols:
+            X["IncomePerPerson"] = inc / (X["NumberOfDependents"].astype(float).fillna(0) + 1)
+        X["DebtRatio"] = dr.where(inc.notna())
+    if {"NumberOfOpenCreditLinesAndLoans", "NumberRealEstateLoansOrLines"} <= cols:
+        lines = X["NumberOfOpenCreditLinesAndLoans"].astype(float)
+        X["RevolvingLinesShare"] = (lines - X["NumberRealEstateLoansOrLines"].astype(float)) / lines.replace(0, np.nan)
+    pay = [f"PAY_{i}" for i in (0, 2, 3, 4, 5, 6)]
+    if set(pay) <= cols:
+        X["PAY_MAX"] = X[pay].max(axis=1)
+    if {"BILL_AMT1", "LIMIT_BAL"} <= cols:
+        X["UTIL_1"] = X["BILL_AMT1"] / X["LIMIT_BAL"].replace(0, np.nan)
+    if {"PAY_AMT1", "BILL_AMT1"} <= cols:
+        bill = X["BILL_AMT1"].where(X["BILL_AMT1"] > 0)
+        X["PAY_RATIO_1"] = X["PAY_AMT1"] / bill
+    return X
