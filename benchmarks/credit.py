@@ -48,9 +48,9 @@ from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from buyerscore.datasets import DATASETS, default_data_dir, read_applicants  # noqa: E402
-from buyerscore.models import metrics as mt  # noqa: E402
-from buyerscore.models.credit import (  # noqa: E402
+from buyerscore.datasets import DATASETS, default_data_dir, read_applicants
+from buyerscore.models import metrics as mt
+from buyerscore.models.credit import (
     CreditGBM,
     CreditScorecard,
     add_ratio_features,
@@ -226,7 +226,7 @@ def bench_dataset(dataset: str, data_dir: Path, quick: bool, log: Callable[[str]
     if dataset != "give_me_some_credit":
         models.insert(4, ("buyerscore_gbm_no_sensitive", bs_gbm(dataset, sensitive=False)))
     res: dict[str, Any] = {"rows": len(y), "bad_rate": round(float(y.mean()), 4), "folds": len(splits),
-                           "protocol": ("RepeatedStratifiedKFold(5 x %d, seed 0)" % (len(splits) // 5)) if german
+                           "protocol": f"RepeatedStratifiedKFold(5 x {len(splits) // 5}, seed 0)" if german
                            else "StratifiedKFold(5, shuffle, seed 0)" + (" (first 2 folds: --quick)" if quick else ""),
                            "sensitive_columns": list(DATASETS[dataset].sensitive), "models": {}}
     store: dict[str, Any] = {}
@@ -353,10 +353,10 @@ def _target_text(k: str, t: dict[str, Any]) -> str:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    lines = ["# Credit benchmark", "", f"Command: `{res['command']}`  ", f"Run: {res['started']} - {res['finished']} UTC on "
-             f"{res['machine']} (shared machine: fit times are noisy).", "",
-             "All models use the sensitive columns for comparability with peers and published results; "
-             "`*_no_sensitive` rows are buyerscore's default (protected columns left out).", ""]
+    lines = ["# Credit benchmark", "", f"Command: `{res['command']}`  ", (f"Run: {res['started']} - {res['finished']} UTC on "
+             f"{res['machine']} (shared machine: fit times are noisy)."), "",
+             ("All models use the sensitive columns for comparability with peers and published results; "
+             "`*_no_sensitive` rows are buyerscore's default (protected columns left out)."), ""]
     for ds, r in res.get("datasets", {}).items():
         lines += [f"## {ds}", "", f"{r['rows']:,} rows, bad rate {r['bad_rate']:.2%}, {r['protocol']}.", ""]
         cost = ds == "german_credit"
@@ -373,10 +373,10 @@ def markdown(res: dict[str, Any]) -> str:
     sp = res.get("speed", {})
     if sp:
         b = sp.get("binning_one_feature", {})
-        lines += ["## Speed", "", f"- Binning one feature of {b.get('rows', 0):,} rows: optbinning defaults "
+        lines += ["## Speed", "", (f"- Binning one feature of {b.get('rows', 0):,} rows: optbinning defaults "
                   f"{b.get('optbinning_default_s')} s (IV {b.get('optbinning_iv')}), buyerscore pre-aggregated "
                   f"{b.get('buyerscore_fast_s')} s (IV {b.get('buyerscore_iv')}): {b.get('speedup')}x faster at "
-                  f"{b.get('iv_ratio', 0):.1%} of the IV ({'met' if b.get('met') else 'not met'})."]
+                  f"{b.get('iv_ratio', 0):.1%} of the IV ({'met' if b.get('met') else 'not met'}).")]
         lat = sp.get("single_record_latency", {})
         lines.append(f"- Single-record scoring (`score_record`, median / p99 us): scorecard "
                      f"{lat.get('buyerscore_scorecard_score_record_us')}, GBM {lat.get('buyerscore_gbm_score_record_us')}; "

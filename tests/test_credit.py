@@ -328,3 +328,19 @@ def test_german_credit_sensitive_columns_and_quality(data_dir) -> None:  # type:
     assert mt.auc(yte, g.predict_proba(Xte)[:, 1]) > 0.72
     rc = g.reason_codes(Xte.iloc[:3], k=2)
     assert all(r.text for row in rc for r in row)
+
+
+@pytest.mark.parametrize("cls", [CreditScorecard, CreditGBM])
+def test_sklearn_contract(cls, data) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.base import clone, is_classifier
+
+    est = cls(pdo=-5)  # __init__ only stores; validation happens in fit
+    assert est.get_params()["pdo"] == -5
+    est.set_params(pdo=25)
+    c = clone(est)
+    assert c.get_params()["pdo"] == 25 and is_classifier(c)
+    X, y = data
+    kw = {"n_estimators": 30} if cls is CreditGBM else {}
+    fitted = c.set_params(**kw).fit(X.iloc[:1500], y[:1500])
+    assert fitted is c and list(c.classes_) == [0, 1]
+    assert c.predict(X.iloc[:10]).tolist() == (c.predict_proba(X.iloc[:10])[:, 1] > 0.5).astype(int).tolist()

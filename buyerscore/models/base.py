@@ -17,6 +17,7 @@ default accuracy; use ``scoring="roc_auc"`` with ``cross_val_score``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -116,7 +117,7 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
         check_param(name, "base_odds", self.base_odds, lambda v: float(v) > 0, "a float > 0")
         check_param(name, "pdo", self.pdo, lambda v: float(v) > 0, "a float > 0")
         check_param(name, "grade_bands", self.grade_bands,
-                    lambda v: v is None or (len(v) == 4 and all(a > b for a, b in zip(v, v[1:], strict=False))),
+                    lambda v: v is None or (len(v) == 4 and all(a > b for a, b in itertools.pairwise(v))),
                     "None or 4 strictly decreasing score cut points (A/B, B/C, C/D, D/E)")
         check_param(name, "include_sensitive", self.include_sensitive, lambda v: isinstance(v, bool), "a bool")
         check_param(name, "sensitive_features", self.sensitive_features,
@@ -288,7 +289,7 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
 def check_fitted(est: BaseEstimator) -> None:
     try:
         check_is_fitted(est)
-    except Exception as exc:  # sklearn's NotFittedError -> ours (same message)
+    except ValueError as exc:  # sklearn's NotFittedError (a ValueError) -> ours, same message
         raise NotFittedError(str(exc)) from None
 
 

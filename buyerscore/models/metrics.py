@@ -23,8 +23,16 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 __all__ = [
-    "auc", "ks", "gini", "brier", "log_loss", "expected_calibration_error", "lift_table", "psi",
-    "misclassification_cost", "summary",
+    "auc",
+    "brier",
+    "expected_calibration_error",
+    "gini",
+    "ks",
+    "lift_table",
+    "log_loss",
+    "misclassification_cost",
+    "psi",
+    "summary",
 ]
 
 _EPS = 1e-15

@@ -22,5 +22,13 @@ def special_codes_for(dataset: str | None) -> dict[str, list[float]]:
     return dict(SPECIAL_CODES.get(dataset or "", {}))
 
 
-__all__ = ["add_ratio_features", "CreditGBM", "CreditScorecard", "FeatureBinning", "SPECIAL_CODES", "fit_feature", "special_codes_for",
-           "split_applicants"]
+__all__ = [
+    "SPECIAL_CODES",
+    "CreditGBM",
+    "CreditScorecard",
+    "FeatureBinning",
+    "add_ratio_features",
+    "fit_feature",
+    "special_codes_for",
+    "split_applicants",
+]

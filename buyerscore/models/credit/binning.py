@@ -112,7 +112,7 @@ class FeatureBinning:
         if v is None:
             return self.missing_index
         f = float(v)
-        if f != f:
+        if math.isnan(f):
             return self.missing_index
         sp = self._special_lookup.get(f)
         if sp is not None:

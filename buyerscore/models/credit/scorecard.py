@@ -201,7 +201,7 @@ class CreditScorecard(CreditModelBase):
         radix = np.array([self.bins_[c].n_bins for c in sel], dtype=np.int64)
         if np.sum(np.log2(radix)) < 62:  # one int64 key per bin combination: a 1-D sort
             mult = np.r_[1, np.cumprod(radix[:-1])]
-            keys, first, inv = np.unique(B @ mult, return_index=True, return_inverse=True)
+            _, first, inv = np.unique(B @ mult, return_index=True, return_inverse=True)
             uniq = B[first]
         else:
             uniq, inv = np.unique(B, axis=0, return_inverse=True)
