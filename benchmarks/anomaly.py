@@ -92,7 +92,7 @@ def run_dataset(name: str, data_dir: Path, seeds: list[int]) -> dict[str, Any]:
     t0 = time.perf_counter()
     store = EventStore(tmp / "bench.duckdb")
     load_dataset(name, store, data_dir)
-    events = store.con.execute("SELECT * FROM events").df()
+    events = store.con.execute("SELECT * FROM events ORDER BY event_id").df()
     LOG.info("%s: %d events loaded in %.1fs", name, len(events), time.perf_counter() - t0)
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONFIGS}
     fit_s: dict[str, list[float]] = {c: [] for c in CONFIGS}

@@ -58,6 +58,9 @@ def test_deterministic_and_mapping_counts() -> None:
     a = inject_anomalies(ev, as_of=AS_OF, n_per_type={"spend_spike": 2}, random_state=5)
     b = inject_anomalies(ev, as_of=AS_OF, n_per_type={"spend_spike": 2}, random_state=5)
     pd.testing.assert_frame_equal(a.injected, b.injected)
+    shuffled = inject_anomalies(ev.sample(frac=1.0, random_state=9), as_of=AS_OF, n_per_type={"spend_spike": 2},
+                                random_state=5)
+    pd.testing.assert_frame_equal(shuffled.injected, a.injected)  # independent of the input row order
     assert a.labels["anomaly_type"].tolist() == ["spend_spike", "spend_spike"]
 
 

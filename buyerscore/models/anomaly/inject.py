@@ -135,7 +135,7 @@ def inject_anomalies(
     has_amount = "amount" in ev.columns and pd.to_numeric(ev["amount"], errors="coerce").notna().any()
     purchases = ev[ev["event_type"] == "purchase"]
     amounts = pd.to_numeric(purchases["amount"], errors="coerce").dropna() if has_amount else pd.Series(dtype=float)
-    amounts = amounts[amounts > 0]
+    amounts = amounts[amounts > 0].sort_values(ignore_index=True)  # sorted: the result does not depend on row order
     if any(t in _NEEDS_AMOUNTS for t in counts) and amounts.empty:
         raise ModelInputError(f"inject_anomalies: types {sorted(set(counts) & _NEEDS_AMOUNTS)} need purchase amounts "
                               "and these events have none; use types=('view_storm',) for logs without prices.")
@@ -148,7 +148,7 @@ def inject_anomalies(
     shop_median_order = float(user_median_order.median()) if len(user_median_order) else (
         float(amounts.median()) if len(amounts) else 1.0)
     tiny_lo, tiny_hi = (np.quantile(amounts, [0.01, 0.10]) if len(amounts) else (0.5, 2.0))
-    items = ev["item_id"].dropna().unique() if "item_id" in ev.columns else np.array([])
+    items = np.sort(ev["item_id"].dropna().astype(str).unique()) if "item_id" in ev.columns else np.array([])
 
     rows: list[dict[str, object]] = []
     labels: list[dict[str, object]] = []
