@@ -47,6 +47,14 @@ def test_equal_treatment_is_not_flagged_and_missing_is_a_group() -> None:
     assert set(rep.by_group["group"]) == {"<25", "missing"}
 
 
+def test_ratio_of_exactly_four_fifths_is_not_flagged() -> None:
+    # selection rates 36/55 and 27/33: the ratio is exactly 0.8 (0.7999999999999999 in floating point)
+    y_pred = [1] * 36 + [0] * 19 + [1] * 27 + [0] * 6
+    rep = fairness_audit([1] * 88, y_pred, pd.Series(["a"] * 55 + ["b"] * 33, name="g"))
+    assert rep.summary["g"]["disparate_impact_ratio"] == pytest.approx(0.8)
+    assert not rep.summary["g"]["di_flag"] and not rep.by_group["flag"].any()
+
+
 def test_audit_credit_converts_default_probability() -> None:
     y_bad = np.array([0, 0, 1, 1])
     pd_ = np.array([0.1, 0.7, 0.2, 0.9])

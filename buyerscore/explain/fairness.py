@@ -67,6 +67,11 @@ class FairnessReport:
                 "by_group": self.by_group.replace({np.nan: None}).to_dict(orient="records"), "notes": self.notes}
 
 
+def _below(ratio: float, threshold: float) -> bool:
+    """``ratio < threshold``, not counting floating-point noise (36/55 / 27/33 is exactly 0.8, not below it)."""
+    return bool(not np.isnan(ratio) and ratio < threshold and not np.isclose(ratio, threshold, rtol=0, atol=1e-9))
+
+
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
     if s is None or len(np.unique(y)) < 2:
         return float("nan")
@@ -145,7 +150,7 @@ def fairness_audit(y_true: Any, y_pred: Any, sensitive: pd.DataFrame | pd.Series
         summary[attr] = {
             "groups": len(bg),
             "disparate_impact_ratio": di,
-            "di_flag": bool(di < di_threshold) if not np.isnan(di) else False,
+            "di_flag": _below(di, di_threshold),
             "lowest_selection_group": str(sr.idxmin()),
             "highest_selection_group": str(sr.idxmax()),
             "equal_opportunity_difference": eo,
@@ -156,7 +161,7 @@ def fairness_audit(y_true: Any, y_pred: Any, sensitive: pd.DataFrame | pd.Series
     by_group = pd.DataFrame(rows)
     top = by_group.groupby("attribute")["selection_rate"].transform("max")
     by_group["di_ratio"] = by_group["selection_rate"] / top.where(top > 0)
-    by_group["flag"] = by_group["di_ratio"] < di_threshold
+    by_group["flag"] = [_below(v, di_threshold) for v in by_group["di_ratio"]]
     return FairnessReport(by_group=by_group, summary=summary, di_threshold=di_threshold, notes=notes)
 
 
