@@ -121,6 +121,9 @@ def test_inputs_round_trip_and_registry(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["report", "--registry", str(tmp_path / "reg"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "<section id='drift'>" in out.read_text(encoding="utf-8")
+    # models only (e.g. a serving registry): every empty section says where its inputs should come from
+    only_models = inputs_from_registry(tmp_path / "reg" / "models")
+    assert "no precomputed report inputs" in render_report(only_models)
     res = CliRunner().invoke(app, ["report", "--registry", str(tmp_path / "empty"), "--out", str(out)])
     assert res.exit_code == 2 and "does not exist" in " ".join(res.output.split())
 

@@ -125,7 +125,15 @@ def inputs_from_registry(path: str | Path) -> ReportInputs:
                 inputs.scorecard_table = model.scorecard_table()
     if found:
         inputs.metadata = {**inputs.metadata, "models": "; ".join(found)}
-    if not found and not any(src.glob("*.parquet")):
+    has_inputs = any(src.glob("*.parquet"))
+    if found and not has_inputs:
+        from buyerscore.explain.report.build import SECTIONS
+
+        why = (f"no precomputed report inputs in {root / INPUTS_DIR} (write them with "
+               "buyerscore.explain.report.save_inputs after scoring a labelled sample)")
+        for sid, _ in SECTIONS:
+            inputs.notes.setdefault(sid, why)
+    if not found and not has_inputs:
         raise FileNotFoundError(f"{root} holds neither saved models (metadata.json) nor report inputs (*.parquet); "
                                 "write inputs with buyerscore.explain.report.save_inputs or train a model first.")
     return inputs
