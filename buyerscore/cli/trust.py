@@ -47,6 +47,12 @@ def _features(db: Path | None, features: Path | None, as_of: str | None, platfor
     return F
 
 
+def _num(v: Any) -> Any:
+    """A float for the table, or an empty cell for NaN."""
+    f = float(v)
+    return "" if f != f else f
+
+
 # -- anomaly ---------------------------------------------------------------------------------------
 @anomaly_app.command("fit")
 def anomaly_fit(
@@ -225,8 +231,8 @@ def monitor(
         style = {"alert": "[bold red]alert[/]", "warn": "[yellow]warn[/]", "ok": "[green]ok[/]"}
         tab = table(f"drift: {len(ref):,} reference vs {len(cur):,} current rows", ["column", "kind", "PSI", "status",
                                                                                    "ref mean", "cur mean"],
-                    [[r["column"], r["kind"], float(r["psi"]), style.get(r["status"], r["status"]),
-                      float(r["ref_mean"]), float(r["cur_mean"])] for _, r in t.iterrows()])
+                    [[r["column"], r["kind"], _num(r["psi"]), style.get(r["status"], r["status"]),
+                      _num(r["ref_mean"]), _num(r["cur_mean"])] for _, r in t.iterrows()])
         out.print(tab)
         if rep.performance:
             out.print(table("performance", list(rep.performance), [list(rep.performance.values())]))
