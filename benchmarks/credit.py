@@ -68,7 +68,7 @@ FitPredict = Callable[[pd.DataFrame, np.ndarray, pd.DataFrame], np.ndarray]
 
 
 # ------------------------------------------------------------------ models
-def bs_scorecard(dataset: str, *, sensitive: bool = True, tuned: bool = True) -> FitPredict:
+def bs_scorecard(dataset: str, *, sensitive: bool = True, tuned: bool = True, trend: str = "auto_asc_desc") -> FitPredict:
     def f(Xtr: pd.DataFrame, ytr: np.ndarray, Xte: pd.DataFrame) -> np.ndarray:
         if not tuned:
             m = CreditScorecard(special_codes=special_codes_for(dataset), include_sensitive=sensitive)
@@ -76,7 +76,7 @@ def bs_scorecard(dataset: str, *, sensitive: bool = True, tuned: bool = True) ->
         small = len(Xtr) < 5000
         m = CreditScorecard(special_codes=special_codes_for(dataset), include_sensitive=sensitive,
                             max_n_prebins=20 if small else 50, min_prebin_size=0.05 if small else 0.01,
-                            max_corr=0.9, min_iv=0.0 if not small else 0.02)
+                            max_corr=0.9, min_iv=0.0 if not small else 0.02, monotonic_trend=trend)
         return m.fit(add_ratio_features(Xtr), ytr).predict_proba(add_ratio_features(Xte))[:, 1]
     return f
 
@@ -190,10 +190,11 @@ def run_cv(name: str, f: FitPredict, X: pd.DataFrame, y: np.ndarray, splits: lis
     return r
 
 
-def ensemble_row(store: dict[str, Any], y: np.ndarray, splits: list, german: bool) -> dict[str, Any]:
-    a, b = store.get("buyerscore_scorecard"), store.get("buyerscore_gbm")
+def ensemble_row(store: dict[str, Any], y: np.ndarray, splits: list, german: bool,
+                 card: str = "buyerscore_scorecard") -> dict[str, Any]:
+    a, b = store.get(card), store.get("buyerscore_gbm")
     if a is None or b is None:
-        return {"error": "needs both buyerscore_scorecard and buyerscore_gbm"}
+        return {"error": f"needs both {card} and buyerscore_gbm"}
     aucs, kss, briers, costs = [], [], [], []
     for (_, te), pa, pb in zip(splits, a, b, strict=True):
         p = 0.5 * (pa + pb)
@@ -203,13 +204,14 @@ def ensemble_row(store: dict[str, Any], y: np.ndarray, splits: list, german: boo
         if german:
             costs.append(mt.misclassification_cost(y[te], (p > 1 / 6).astype(int)))
     r = {"auc": _ms(aucs), "ks": _ms(kss), "brier": _ms(briers), "fit_s_median": None, "folds": len(aucs),
-         "note": "mean PD of buyerscore_scorecard and buyerscore_gbm (fixed 1/2 weights, same folds)"}
+         "note": f"mean PD of {card} and buyerscore_gbm (fixed 1/2 weights, same folds)"}
     if german:
         r["statlog_cost"] = _ms(costs)
     return r
 
 
-def bench_dataset(dataset: str, data_dir: Path, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def bench_dataset(dataset: str, data_dir: Path, quick: bool, log: Callable[[str], None],
+                  only: list[str] | None = None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     X, y = split_applicants(read_applicants(dataset, data_dir))
     splits = folds(dataset, X, y, quick)
     german = dataset == "german_credit"
@@ -225,17 +227,24 @@ def bench_dataset(dataset: str, data_dir: Path, quick: bool, log: Callable[[str]
     ]
     if dataset != "give_me_some_credit":
         models.insert(4, ("buyerscore_gbm_no_sensitive", bs_gbm(dataset, sensitive=False)))
+    models.insert(1, ("buyerscore_scorecard_peak_valley", bs_scorecard(dataset, trend="auto_heuristic")))
+    if only:
+        models = [(n, f) for n, f in models if n in only]
     res: dict[str, Any] = {"rows": len(y), "bad_rate": round(float(y.mean()), 4), "folds": len(splits),
                            "protocol": f"RepeatedStratifiedKFold(5 x {len(splits) // 5}, seed 0)" if german
                            else "StratifiedKFold(5, shuffle, seed 0)" + (" (first 2 folds: --quick)" if quick else ""),
-                           "sensitive_columns": list(DATASETS[dataset].sensitive), "models": {}}
+                           "sensitive_columns": list(DATASETS[dataset].sensitive),
+                           "models": dict((previous or {}).get("models", {}))}
     store: dict[str, Any] = {}
     for name, f in models:
         t = time.perf_counter()
         res["models"][name] = run_cv(name, f, X, y, splits, german, store)
         log(f"{dataset} {name}: {res['models'][name]} ({time.perf_counter() - t:.0f}s)")
-    res["models"]["buyerscore_ensemble"] = ensemble_row(store, y, splits, german)
-    log(f"{dataset} buyerscore_ensemble: {res['models']['buyerscore_ensemble']}")
+    for card, row in (("buyerscore_scorecard", "buyerscore_ensemble"),
+                      ("buyerscore_scorecard_peak_valley", "buyerscore_ensemble_peak_valley")):
+        if card in store and "buyerscore_gbm" in store:
+            res["models"][row] = ensemble_row(store, y, splits, german, card)
+            log(f"{dataset} {row}: {res['models'][row]}")
     res["targets"] = {}
     for model, target in TARGETS.get(dataset, {}).items():
         got = res["models"].get(model, {}).get("auc", {}).get("mean")
@@ -398,6 +407,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 folds (German: 5 x 2) for a fast look")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--models", nargs="+", default=None, help="run only these model rows")
+    ap.add_argument("--merge", action="store_true", help="update rows of the existing results file instead of "
+                    "replacing it (use with --models)")
     args = ap.parse_args()
     data_dir = args.data_dir or default_data_dir()
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
@@ -415,13 +427,21 @@ def main() -> None:
             out_json.write_text(json.dumps(res, indent=1), encoding="utf-8")
             out_md.write_text(markdown(res), encoding="utf-8")
 
+    if args.merge and out_json.exists():
+        old = json.loads(out_json.read_text(encoding="utf-8"))
+        res["datasets"] = old.get("datasets", {})
+        if "speed" in old:
+            res["speed"] = old["speed"]
+        res["command"] = old.get("command", "") + " ; then " + res["command"]
+        res["started"] = old.get("started", started)
     for ds in args.datasets:
-        res["datasets"][ds] = bench_dataset(ds, data_dir, args.quick, log)
+        res["datasets"][ds] = bench_dataset(ds, data_dir, args.quick, log, args.models, res["datasets"].get(ds))
         write()
     if not args.no_speed:
         res["speed"] = bench_speed(data_dir, log)
+    if "speed" in res:
         res["speed"]["scorecard_fit"] = scorecard_fit_comparison(res)
-        write()
+    write()
     write()
     log("done")
 

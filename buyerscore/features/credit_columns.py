@@ -50,6 +50,13 @@ _SPECS: list[tuple[str, str, str, str]] = [
     ("PAY_MAX", "Worst repayment delay over 6 months", "months", "近6个月最长逾期月数"),
     ("PAY_RATIO_1", "Last payment to last bill", "ratio", "最近一期还款额与账单额之比"),
     ("UTIL_1", "Last bill to credit limit", "ratio", "最近一期账单额与信用额度之比"),
+    ("PAY_MEAN", "Average repayment status over 6 months", "months", "近6个月平均还款状态"),
+    ("N_DELAY", "Months with a repayment delay (of 6)", "count", "近6个月中逾期的月数"),
+    ("UTIL_MEAN", "Average bill to credit limit over 6 months", "ratio", "近6个月平均账单额与信用额度之比"),
+    ("PAY_TO_BILL_6M", "Payments to bills over 6 months", "ratio", "近6个月还款总额与账单总额之比"),
+    ("BILL_TREND", "Change of the bill over 6 months, relative to the limit", "ratio", "近6个月账单变化（相对信用额度）"),
+    *[(f"PAYR_{i}", f"Payment {i} month(s) ago to the bill it paid", "ratio", f"{i}个月前还款额与对应账单之比")
+      for i in range(1, 6)],
     # German credit (Statlog)
     ("status_of_existing_checking_account", "Status of the checking account", "category", "支票账户状态"),
     ("duration_in_month", "Loan duration", "months", "贷款期限"),

@@ -23,7 +23,9 @@ def add_ratio_features(X: pd.DataFrame) -> pd.DataFrame:
     in ``DebtRatio`` when income is missing), ``IncomePerPerson``, ``RevolvingLinesShare``;
     ``DebtRatio`` becomes missing where income is missing (it is not a ratio there).
     Taiwan: ``PAY_MAX`` (worst delay over 6 months), ``UTIL_1`` (last bill / limit),
-    ``PAY_RATIO_1`` (last payment / last bill).
+    ``PAY_RATIO_1`` (last payment / last bill), ``PAY_MEAN``, ``N_DELAY`` (months with a
+    delay), ``UTIL_MEAN``, ``PAY_TO_BILL_6M``, ``BILL_TREND`` and ``PAYR_1..5`` (payment of
+    month i / bill of month i + 1, the bill it pays).
 
     Examples
     --------
@@ -58,4 +60,16 @@ def add_ratio_features(X: pd.DataFrame) -> pd.DataFrame:
     if {"PAY_AMT1", "BILL_AMT1"} <= cols:
         bill = X["BILL_AMT1"].where(X["BILL_AMT1"] > 0)
         X["PAY_RATIO_1"] = X["PAY_AMT1"] / bill
+    bills = [f"BILL_AMT{i}" for i in range(1, 7)]
+    pays = [f"PAY_AMT{i}" for i in range(1, 7)]
+    if set(pay) | set(bills) | set(pays) | {"LIMIT_BAL"} <= cols:
+        limit = X["LIMIT_BAL"].replace(0, np.nan)
+        X["PAY_MEAN"] = X[pay].mean(axis=1)
+        X["N_DELAY"] = (X[pay] > 0).sum(axis=1)
+        X["UTIL_MEAN"] = X[bills].mean(axis=1) / limit
+        X["PAY_TO_BILL_6M"] = X[pays].sum(axis=1) / X[bills].clip(lower=0).sum(axis=1).replace(0, np.nan)
+        X["BILL_TREND"] = (X["BILL_AMT1"] - X["BILL_AMT6"]) / limit
+        for i in range(1, 6):
+            prev = X[f"BILL_AMT{i + 1}"]
+            X[f"PAYR_{i}"] = X[f"PAY_AMT{i}"] / prev.where(prev > 0)
     return X
