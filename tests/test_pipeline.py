@@ -32,7 +32,7 @@ def pipe(frame: pd.DataFrame) -> ScoringPipeline:
     spend = np.clip(3 * frame["a"].fillna(0) + frame["c"] + 2, 0, None)
     tier = np.where(spend > spend.quantile(0.9), "high", np.where(spend > spend.median(), "mid", "low"))
     bad = (frame["c"] > 1).astype(int)
-    p = dict(n_estimators=20, num_leaves=7, min_child_samples=5, verbose=-1, n_jobs=1)
+    p = {"n_estimators": 20, "num_leaves": 7, "min_child_samples": 5, "verbose": -1, "n_jobs": 1}
     models = {"power_spend": lgb.LGBMRegressor(**p).fit(Xf, spend),
               "power_tier": lgb.LGBMClassifier(**p).fit(Xf, tier),
               "credit": LogisticRegression().fit(frame[["a", "c"]], bad),

@@ -181,7 +181,7 @@ def test_openapi_served_equals_committed(served) -> None:
 
 
 def test_hot_reload_of_promoted_bundle(served) -> None:
-    srv, registry, db = served
+    srv, registry, _db = served
     reg = ModelRegistry(registry)
     # a second bundle (the same models without the anomaly detector) is registered, then promoted
     old = srv.client.get("/healthz").json()["model_version"]

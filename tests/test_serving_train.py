@@ -38,7 +38,7 @@ def trained(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_train_writes_an_unpromoted_bundle(trained) -> None:
-    _, _, reg, manifest = trained
+    _, _, _reg, manifest = trained
     assert manifest["version"] == "v1" and not manifest["promoted"]
     assert {"anomaly", "credit"} <= set(manifest["models"])
     assert manifest["models"]["credit"]["metrics"]["auc"] > 0.6

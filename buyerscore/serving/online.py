@@ -15,6 +15,7 @@ recomputed from their own events at the next request).  An entry built for the d
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -51,6 +52,18 @@ def to_naive_utc(ts: datetime | str | pd.Timestamp) -> datetime:
     return t.to_pydatetime()
 
 
+def _py(v: Any) -> Any:
+    """numpy scalar -> Python value (NaN and NA become None)."""
+    if v is None or v is pd.NA:
+        return None
+    item = getattr(v, "item", None)
+    if item is not None:
+        v = item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
 class AmbiguousUserError(LookupError):
     """A user id exists on several platforms and no platform was given."""
 
@@ -64,11 +77,25 @@ class _Entry:
     as_of: datetime
     explicit: bool
     built_at: float
-    row: pd.DataFrame  # one row (platform, user_id, features...) or empty
+    _row: pd.DataFrame | None  # one row (platform, user_id, features...) or empty; lazy for bulk entries
     scores: dict[str, Any]  # model version -> cached response payload
-    scored: pd.Series | None = None  # pipeline output row precomputed by a bulk warm-up
+    scored: dict[str, Any] | None = None  # pipeline output row precomputed by a bulk warm-up
     scored_version: str | None = None
     bulk: bool = False
+    values: dict[str, Any] | None = None  # the row as a dict (bulk entries; no pandas on the hot path)
+    _src: tuple[pd.DataFrame, int] | None = None
+
+    @property
+    def row(self) -> pd.DataFrame:
+        if self._row is None:
+            assert self._src is not None
+            frame, pos = self._src
+            self._row = frame.iloc[[pos]].reset_index(drop=True)
+        return self._row
+
+    @property
+    def has_features(self) -> bool:
+        return self.values is not None or not self.row.empty
 
 
 @dataclass
@@ -78,6 +105,8 @@ class _Bulk:
     as_of: datetime
     frame: pd.DataFrame
     pos: dict[tuple[str, str], int]
+    arrays: dict[str, Any]  # column -> numpy array of frame
+    scored_arrays: dict[str, Any] | None
     seq: int  # invalidation sequence number when the build started
     built_at: float
     scored: pd.DataFrame | None
@@ -247,7 +276,7 @@ class OnlineFeatures:
             us = self.store.con.sql("SELECT * FROM users WHERE user_id = $1 AND platform = $2",
                                     params=[user_id, platform]).to_arrow_table()
         row = self.sandbox.build(ev, us, as_of=cut, windows=self.windows)
-        e = _Entry(as_of=cut, explicit=as_of is not None, built_at=time.monotonic(), row=row.reset_index(drop=True),
+        e = _Entry(as_of=cut, explicit=as_of is not None, built_at=time.monotonic(), _row=row.reset_index(drop=True),
                    scores={})
         self._put(key, e)
         return e
@@ -278,9 +307,10 @@ class OnlineFeatures:
         pos = b.pos.get(key)
         if pos is None:
             return None
-        e = _Entry(as_of=b.as_of, explicit=False, built_at=b.built_at, row=b.frame.iloc[[pos]].reset_index(drop=True),
-                   scores={}, scored=None if b.scored is None else b.scored.iloc[pos], scored_version=b.version,
-                   bulk=True)
+        values = {c: _py(a[pos]) for c, a in b.arrays.items()}
+        scored = None if b.scored_arrays is None else {c: _py(a[pos]) for c, a in b.scored_arrays.items()}
+        e = _Entry(as_of=b.as_of, explicit=False, built_at=b.built_at, _row=None, scores={}, scored=scored,
+                   scored_version=b.version, bulk=True, values=values, _src=(b.frame, pos))
         self._put(key, e)
         return e
 
@@ -308,8 +338,10 @@ class OnlineFeatures:
             cur.close()
         scored = pipeline.score_frame(frame) if pipeline is not None and len(frame) else None
         pos = {(p, u): i for i, (p, u) in enumerate(zip(frame["platform"], frame["user_id"], strict=True))}
-        self._bulk = _Bulk(as_of=cut, frame=frame, pos=pos, seq=seq, built_at=time.monotonic(), scored=scored,
-                           version=getattr(pipeline, "version", None))
+        arrays = {c: frame[c].to_numpy() for c in frame.columns}
+        scored_arrays = None if scored is None else {c: scored[c].to_numpy() for c in scored.columns}
+        self._bulk = _Bulk(as_of=cut, frame=frame, pos=pos, arrays=arrays, scored_arrays=scored_arrays, seq=seq,
+                           built_at=time.monotonic(), scored=scored, version=getattr(pipeline, "version", None))
         with self._cache_lock:  # entries of the previous build give way to the new one
             for k in [k for k, e in self._cache.items() if e.bulk]:
                 del self._cache[k]

@@ -35,7 +35,7 @@ ID = ("platform", "user_id")
 def _holdout(n: int, seed: int = 0, share: float = 0.2) -> np.ndarray:
     rng = np.random.default_rng(seed)
     test = np.zeros(n, dtype=bool)
-    test[rng.choice(n, size=max(1, int(round(n * share))), replace=False)] = True
+    test[rng.choice(n, size=max(1, round(n * share)), replace=False)] = True
     return test
 
 
@@ -97,8 +97,8 @@ def train_credit(store: EventStore, cfg: BuyerscoreConfig) -> tuple[dict[str, Mo
     if not name:
         return {}, None
     try:
-        from buyerscore.models.credit import CreditGBM, CreditScorecard
         from buyerscore.models.base import split_applicants
+        from buyerscore.models.credit import CreditGBM, CreditScorecard
     except ImportError:
         logger.warning("credit models are not available; skipping the credit model")
         return {}, None
@@ -160,5 +160,5 @@ def train_bundle(cfg: BuyerscoreConfig, registry: str | Path, *, as_of: Any, des
     spec = {f: {"description": describe(f), "unit": unit(f)} for f in names}
     return ModelRegistry(registry).create(
         entries, as_of=str(ts), training_data_hash=feature_hash, feature_spec=spec, description=description,
-        metrics={"n_users": int(len(X)), "credit_dataset": credit_dataset},
+        metrics={"n_users": len(X), "credit_dataset": credit_dataset},
         config={**cfg.model_dump(mode="json"), "windows": list(windows)})

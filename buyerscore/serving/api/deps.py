@@ -17,7 +17,6 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
 from buyerscore.events.store import EventStore
-from buyerscore.explain.reason_codes import ReasonCode
 from buyerscore.features.registry import describe
 from buyerscore.pipeline import ScoringPipeline
 from buyerscore.registry import Bundle, ModelRegistry
@@ -233,7 +232,7 @@ def _value(v: Any) -> float | str | None:
     return _f(v)
 
 
-def _reasons(scored: pd.Series, X: pd.Series, section: str, k: int, lang: str) -> list[dict[str, Any]]:
+def _reasons(scored: dict[str, Any], X: dict[str, Any], section: str, k: int, lang: str) -> list[dict[str, Any]]:
     out = []
     verb = _VERB["zh" if lang == "zh" else "en"][section]
     for i in range(1, k + 1):
@@ -247,22 +246,24 @@ def _reasons(scored: pd.Series, X: pd.Series, section: str, k: int, lang: str) -
             text = f"{describe(name, 'zh')}（值 {vtxt}）{verb}"
         else:
             text = f"{describe(name)} ({vtxt}) {verb}"
-        out.append(ReasonCode(str(name), c, v, text).to_dict())
+        out.append({"feature": str(name), "contribution": c, "value": v, "text": text})
     return out
 
 
-def sections(pipeline: ScoringPipeline, X: pd.DataFrame, *, lang: str = "en",
-             scored: pd.Series | None = None) -> dict[str, Any]:
+def sections(pipeline: ScoringPipeline, X: pd.DataFrame | None, *, lang: str = "en",
+             scored: dict[str, Any] | None = None, row: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a one-row frame and shape the response sections (power, credit, anomaly, unavailable).
 
-    ``scored`` is the pipeline's output row when already computed (bulk warm-up).
+    With ``scored`` and ``row`` (the pipeline's output and the feature values of one user, as
+    precomputed by the bulk warm-up) nothing is scored again and ``X`` is not needed.
     """
-    if scored is None:
-        scored = pipeline.score_frame(X).iloc[0]
-    row = X.iloc[0]
+    if scored is None or row is None:
+        assert X is not None
+        scored = pipeline.score_frame(X).iloc[0].to_dict()  # plain dicts: cheaper than Series look-ups
+        row = X.iloc[0].to_dict()
     k = pipeline.reason_k
     res: dict[str, Any] = {"model_version": pipeline.version, "unavailable": {}}
-    missing = pipeline.missing_features(X.columns)
+    missing = pipeline.missing_features(tuple(row))
     power_kinds = [kd for kd in ("power_spend", "power_tier") if kd in pipeline.models]
     if power_kinds:
         if all(missing[kd] for kd in power_kinds):
@@ -270,10 +271,11 @@ def sections(pipeline: ScoringPipeline, X: pd.DataFrame, *, lang: str = "en",
             res["unavailable"]["power"] = f"missing {len(m)} feature(s), e.g. {m[:3]}"
         else:
             probs = None
-            if "power_p_high" in scored.index:
+            if "power_p_high" in scored:
                 probs = {t: float(scored[f"power_p_{t}"]) for t in ("high", "mid", "low")}
+            tier = scored.get("power_tier")
             res["power"] = {"expected_spend": _f(scored.get("power_expected_spend")),
-                            "tier": None if scored.get("power_tier") is None else str(scored.get("power_tier")),
+                            "tier": None if tier is None or pd.isna(tier) else str(tier),
                             "probabilities": probs,
                             "reasons": _reasons(scored, row, "power", k, lang)}
     if "credit" in pipeline.models:

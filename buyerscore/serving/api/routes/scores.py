@@ -46,46 +46,52 @@ async def user_score(
     """
     cut = to_naive_utc(as_of) if as_of is not None else None
     entry = state.online.peek(user_id, platform, cut)  # no database access: safe on the event loop
-    if entry is not None and not entry.row.empty:
+    if entry is not None and entry.has_features:
         key = f"{pipeline.version}:{lang}"
         cached = entry.scores.get(key)
         if cached is not None:
             return Response(cached, media_type="application/json")
         dataset = state.credit_dataset()
-        needs_applicant = bool(dataset and "credit" in pipeline.models
-                               and pipeline.missing_features(entry.row.columns)["credit"])
+        cols = tuple(entry.values) if entry.values is not None else tuple(entry.row.columns)
+        needs_applicant = bool(dataset and "credit" in pipeline.models and pipeline.missing_features(cols)["credit"])
         if not needs_applicant or state.applicants_loaded(dataset):
-            return _score_entry(state, pipeline, user_id, entry.row.iloc[0]["platform"], entry, lang)
+            plat = entry.values["platform"] if entry.values is not None else entry.row["platform"].iloc[0]
+            return _score_entry(state, pipeline, user_id, str(plat), entry, lang)
     return await run_in_threadpool(_user_score_sync, state, pipeline, user_id, platform, cut, lang)
 
 
 def _score_entry(state: AppState, pipeline: ScoringPipeline, user_id: str, plat: str | None, entry: _Entry | None,
                  lang: str) -> Response:
     key = f"{pipeline.version}:{lang}"
-    pre = None
-    if entry is not None and not entry.row.empty:
-        X = entry.row.reset_index(drop=True)
-        if entry.scored is not None and entry.scored_version == pipeline.version:
-            pre = entry.scored
+    pre: dict | None = None
+    row: dict | None = None
+    X: pd.DataFrame | None = None
+    has = entry is not None and entry.has_features
+    if has and entry.values is not None and entry.scored is not None and entry.scored_version == pipeline.version:
+        pre, row = entry.scored, entry.values  # bulk-scored: plain dicts, no pandas
+        cols = tuple(row)
     else:
-        X = pd.DataFrame({"user_id": [user_id]})
+        X = entry.row.reset_index(drop=True) if has else pd.DataFrame({"user_id": [user_id]})
+        cols = tuple(X.columns)
     dataset = state.credit_dataset()
-    if dataset and "credit" in pipeline.models and pipeline.missing_features(X.columns)["credit"]:
+    if dataset and "credit" in pipeline.models and pipeline.missing_features(cols)["credit"]:
         app = state.applicant_row(dataset, user_id)  # credit predictors of an applicant with this id
         if app is not None:
+            if X is None:
+                X = entry.row.reset_index(drop=True)
             X = pd.concat([X, app.drop(columns=[c for c in app.columns if c in X.columns]).reset_index(drop=True)],
                           axis=1)
-            pre = None
-    if len(X.columns) == 1:
+            pre = row = None
+    if X is not None and len(X.columns) == 1:
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail="no events for this user at or before the cut-off, and no applicant record")
     try:
-        res = sections(pipeline, X, lang=lang, scored=pre)
+        res = sections(pipeline, X, lang=lang, scored=pre, row=row)
     except (ModelInputError, ValueError, TypeError) as exc:
         raise _422(["path", "user_id"], str(exc)) from None
     res.update(user_id=user_id, platform=plat, as_of=entry.as_of if entry is not None else None)
     body = ScoreResponse.model_validate(res).model_dump_json().encode()
-    if entry is not None and not entry.row.empty:
+    if has:
         entry.scores[key] = body  # served as is until the user's events or the model change
     return Response(body, media_type="application/json")
 
@@ -97,7 +103,7 @@ def _user_score_sync(state: AppState, pipeline: ScoringPipeline, user_id: str, p
     except AmbiguousUserError as exc:
         raise _422(["query", "platform"], str(exc), "missing") from None
     entry = state.online.entry(user_id, plat, cut) if plat is not None else None
-    if entry is not None and not entry.row.empty:
+    if entry is not None and entry.has_features:
         cached = entry.scores.get(f"{pipeline.version}:{lang}")
         if cached is not None:
             return Response(cached, media_type="application/json")
