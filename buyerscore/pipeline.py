@@ -309,12 +309,14 @@ class ScoringPipeline:
         else:
             s = np.asarray(model.score_samples(Xf), dtype=float)
         out["anomaly_score"] = s
+        thr = getattr(model, "threshold_", None)
         flag = getattr(model, "flag", None)
-        if callable(flag):
+        if thr is not None:  # flag = score >= threshold_ (buyerscore detectors): no second pass over X
+            out["anomaly_flag"] = s >= float(thr)
+        elif callable(flag):
             out["anomaly_flag"] = np.asarray(flag(Xf), dtype=bool)
         else:
-            thr = float(getattr(model, "threshold_", 0.5))
-            out["anomaly_flag"] = s >= thr
+            out["anomaly_flag"] = s >= 0.5
 
 
 def _is_points_method(model: Any) -> bool:
