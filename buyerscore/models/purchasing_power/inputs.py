@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from buyerscore.exceptions import LeakageError, SchemaError
+from buyerscore.features.sql import to_timestamp as _features_ts
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +36,17 @@ KEYS = ["platform", "user_id"]
 
 
 def to_timestamp(as_of: str | datetime | pd.Timestamp | None, *, name: str = "as_of") -> pd.Timestamp:
-    """Parse a cut-off into a naive UTC timestamp; a date without a time means the *end* of that day.
+    """Parse a cut-off like :func:`buyerscore.features.build_features` does (naive UTC; a date means
+    midnight at its start).  To include a whole day pass its last instant, e.g. ``"2011-06-30 23:59:59"``.
 
     Examples
     --------
-    >>> to_timestamp("2011-06-30")
-    Timestamp('2011-06-30 23:59:59.999999')
     >>> to_timestamp("2011-06-30 12:00")
     Timestamp('2011-06-30 12:00:00')
     """
     if as_of is None:
         raise LeakageError(f"{name} is required: features use only events at or before it and labels only after it.")
-    is_date_only = isinstance(as_of, str) and len(as_of.strip()) <= 10
-    ts = pd.Timestamp(as_of)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    if is_date_only:
-        ts = ts.normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    return ts
+    return _features_ts(as_of, name)
 
 
 def _platform_clause(platforms: Sequence[str] | None) -> tuple[str, list[object]]:

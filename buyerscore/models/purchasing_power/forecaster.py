@@ -1,0 +1,360 @@
+"""``SpendForecaster`` (expected future spend) and ``SpendTier`` (high / mid / low with calibrated
+probabilities).
+
+``SpendForecaster`` fits two candidates on a training part and keeps the one with the higher
+normalised Gini on a held-out validation part, then refits it on all rows:
+
+* ``tweedie`` – a LightGBM with a Tweedie loss (log link) on the features, started from an *offset*:
+  the customer's past spend rate extrapolated over the horizon (when ``net_spend`` and
+  ``days_since_first`` are among the features, as :func:`~.inputs.power_features` builds them), so the
+  trees learn multiplicative corrections and the heavy tail keeps its scale;
+* ``two_part`` – P(purchase) (LightGBM classifier) × E[spend | purchase] (LightGBM with a Gamma loss).
+
+When the features hold the RFM summary (``frequency, recency, T, monetary_value``) the forecaster first
+fits a :class:`~.clv.ProbabilisticCLV` and adds its expected purchases, P(alive), expected value per
+purchase and expected spend as features (stacking).  Predictions are never negative.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from buyerscore._validation import check_param
+from buyerscore.exceptions import ModelInputError
+from buyerscore.models.purchasing_power._base import ensure_fitted
+from buyerscore.models.purchasing_power.clv import ProbabilisticCLV
+from buyerscore.models.purchasing_power.metrics import normalized_gini
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SpendForecaster", "SpendTier"]
+
+_ID_COLS = ("platform", "user_id")
+_RFM = ("frequency", "recency", "T", "monetary_value")
+TIERS = ("low", "mid", "high")
+
+
+def _numeric(X: pd.DataFrame, owner: str) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        raise ModelInputError(f"{owner} needs a pandas DataFrame of features; got {type(X).__name__}.")
+    X = X.drop(columns=[c for c in _ID_COLS if c in X.columns])
+    bad = [c for c in X.columns if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))]
+    if bad:
+        raise ModelInputError(f"{owner} needs numeric feature columns; {bad[:3]} are not (encode or drop them).")
+    return X.astype(float)
+
+
+def _lgbm(kind: str, params: dict[str, Any], seed: int) -> Any:
+    import lightgbm as lgb
+
+    base = dict(n_estimators=params["n_estimators"], learning_rate=params["learning_rate"],
+                num_leaves=params["num_leaves"], min_child_samples=params["min_child_samples"],
+                subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0,
+                random_state=seed, n_jobs=params["n_jobs"], verbose=-1)
+    if kind == "classifier":
+        return lgb.LGBMClassifier(**base)
+    return lgb.LGBMRegressor(objective=kind, **base)
+
+
+class SpendForecaster(RegressorMixin, BaseEstimator):
+    """Expected spend of each user in the next ``horizon_days``.
+
+    Parameters
+    ----------
+    horizon_days : float
+        Length of the forecast window in days (used by the offset and the stacked BG/NBD).
+    method : {"auto", "tweedie", "two_part"}
+        "auto" picks the candidate with the higher normalised Gini on a validation split.
+    n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings.
+    clv_features : bool
+        Stack a ProbabilisticCLV when the RFM columns are present.
+    rate_offset : bool
+        Start the Tweedie model from the past spend rate (needs ``net_spend`` and ``days_since_first``).
+    validation_fraction : float
+        Share of rows held out to choose the method.
+    random_state : int
+    n_jobs : int
+
+    Attributes
+    ----------
+    method_ : str
+        The chosen candidate.
+    validation_scores_ : dict
+        Normalised Gini of each candidate on the validation part.
+    feature_names_in_ : ndarray
+        Input feature names (identifier columns ``platform``/``user_id`` are dropped).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"past": rng.gamma(1.0, 50, 400), "visits": rng.poisson(3, 400).astype(float)})
+    >>> y = np.where(rng.random(400) < 0.5, 0.0, X["past"] * rng.gamma(2, 0.5, 400))
+    >>> m = SpendForecaster(horizon_days=30, n_estimators=50).fit(X, y)
+    >>> bool((m.predict(X) >= 0).all())
+    True
+    """
+
+    def __init__(self, *, horizon_days: float = 30.0, method: Literal["auto", "tweedie", "two_part"] = "auto",
+                 n_estimators: int = 300, learning_rate: float = 0.01, num_leaves: int = 15,
+                 min_child_samples: int = 50, clv_features: bool = True, rate_offset: bool = True,
+                 validation_fraction: float = 0.25, random_state: int = 0, n_jobs: int = 1) -> None:
+        self.horizon_days = horizon_days
+        self.method = method
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.clv_features = clv_features
+        self.rate_offset = rate_offset
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("n_estimators", "learning_rate", "num_leaves", "min_child_samples",
+                                              "n_jobs")}
+
+    def _check(self) -> None:
+        check_param(self, "horizon_days", self.horizon_days, lambda v: float(v) > 0, "a float > 0")
+        check_param(self, "method", self.method, lambda v: v in ("auto", "tweedie", "two_part"),
+                    "one of 'auto', 'tweedie', 'two_part'")
+        check_param(self, "n_estimators", self.n_estimators, lambda v: int(v) == v and v > 0, "an int > 0")
+        check_param(self, "learning_rate", self.learning_rate, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
+        check_param(self, "num_leaves", self.num_leaves, lambda v: int(v) == v and v > 1, "an int > 1")
+        check_param(self, "min_child_samples", self.min_child_samples, lambda v: int(v) == v and v > 0,
+                    "an int > 0")
+        check_param(self, "validation_fraction", self.validation_fraction, lambda v: 0 < float(v) < 1,
+                    "a float in (0, 1)")
+
+    def _augment(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = X.copy()
+        if self.clv_ is not None:
+            X["clv_expected_purchases"] = self.clv_.expected_purchases(X)
+            X["clv_p_alive"] = self.clv_.p_alive(X)
+            if self.clv_.gg_params_ is not None:
+                X["clv_value_per_purchase"] = self.clv_.expected_average_value(X)
+                X["clv_expected_spend"] = X["clv_expected_purchases"] * X["clv_value_per_purchase"]
+        return X
+
+    def _offset(self, X: pd.DataFrame) -> np.ndarray | None:
+        if not self.offset_:
+            return None
+        rate = np.clip(X["net_spend"].to_numpy(float), 0, None) / (X["days_since_first"].to_numpy(float) + 1)
+        return np.log(np.nan_to_num(rate, nan=0.0) * float(self.horizon_days) + self.offset_floor_)
+
+    def _fit_candidate(self, method: str, X: pd.DataFrame, y: np.ndarray, off: np.ndarray | None) -> Any:
+        p = self._params()
+        if method == "tweedie":
+            m = _lgbm("tweedie", p, self.random_state)
+            m.fit(X, y, init_score=off)
+            return m
+        clf = _lgbm("classifier", p, self.random_state)
+        pos = y > 0
+        if pos.all() or not pos.any():
+            raise ModelInputError("two_part needs both buyers (y > 0) and non-buyers (y == 0) in the training data.")
+        clf.fit(X, pos.astype(int))
+        reg = _lgbm("gamma", {**p, "min_child_samples": max(5, min(p["min_child_samples"], int(pos.sum()) // 10))},
+                    self.random_state)
+        reg.fit(X[pos], y[pos])
+        return (clf, reg)
+
+    def _predict_candidate(self, method: str, model: Any, X: pd.DataFrame, off: np.ndarray | None) -> np.ndarray:
+        if method == "tweedie":
+            raw = model.predict(X, raw_score=True)
+            return np.exp(raw + (off if off is not None else 0.0))
+        clf, reg = model
+        return clf.predict_proba(X)[:, 1] * reg.predict(X)
+
+    # -- API -----------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: Any) -> SpendForecaster:
+        """Fit on features ``X`` (one row per user) and future spend ``y`` (>= 0)."""
+        self._check()
+        Xn = _numeric(X, "SpendForecaster")
+        yv = np.asarray(y, dtype=float).ravel()
+        if len(yv) != len(Xn):
+            raise ModelInputError(f"X has {len(Xn)} rows but y has {len(yv)}.")
+        if not np.isfinite(yv).all() or (yv < 0).any():
+            bad = np.flatnonzero(~np.isfinite(yv) | (yv < 0))[:3]
+            raise ModelInputError(f"y must be finite and >= 0 (future spend); rows {bad.tolist()} are not. "
+                                  "Floor net spend at 0 (spend_labels does).")
+        self.feature_names_in_ = np.array(Xn.columns, dtype=object)
+        self.n_features_in_ = Xn.shape[1]
+        self.clv_: ProbabilisticCLV | None = None
+        if self.clv_features and all(c in Xn.columns for c in _RFM):
+            try:
+                self.clv_ = ProbabilisticCLV(horizon=float(self.horizon_days)).fit(Xn)
+            except ModelInputError as exc:  # too few repeat buyers: go on without stacking
+                logger.info("no stacked BG/NBD: %s", exc)
+        self.offset_ = bool(self.rate_offset and {"net_spend", "days_since_first"} <= set(Xn.columns))
+        if self.offset_:
+            r = np.clip(Xn["net_spend"].to_numpy(float), 0, None) / (Xn["days_since_first"].to_numpy(float) + 1)
+            r = r * float(self.horizon_days)
+            self.offset_floor_ = float(0.05 * np.median(r[r > 0])) if (r > 0).any() else 1.0
+        Xa = self._augment(Xn)
+        off = self._offset(Xn)
+        self.feature_names_ = list(Xa.columns)
+        candidates = ["tweedie", "two_part"] if self.method == "auto" else [self.method]
+        if (yv > 0).all() or not (yv > 0).any():
+            candidates = ["tweedie"]
+        self.validation_scores_: dict[str, float] = {}
+        if len(candidates) > 1:
+            rng = np.random.default_rng(self.random_state)
+            val = rng.random(len(yv)) < float(self.validation_fraction)
+            for c in candidates:
+                m = self._fit_candidate(c, Xa[~val], yv[~val], None if off is None else off[~val])
+                p = self._predict_candidate(c, m, Xa[val], None if off is None else off[val])
+                self.validation_scores_[c] = float(normalized_gini(yv[val], p)) if yv[val].sum() > 0 else 0.0
+            self.method_ = max(self.validation_scores_, key=lambda k: self.validation_scores_[k])
+        else:
+            self.method_ = candidates[0]
+        self.model_ = self._fit_candidate(self.method_, Xa, yv, off)
+        logger.info("SpendForecaster chose %s (validation %s)", self.method_, self.validation_scores_)
+        return self
+
+    def _prepare(self, X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        ensure_fitted(self, "model_")
+        Xn = _numeric(X, "SpendForecaster")
+        missing = [c for c in self.feature_names_in_ if c not in Xn.columns]
+        if missing:
+            raise ModelInputError(f"SpendForecaster input lacks column(s) {missing[:5]}; score with the features "
+                                  "the model was trained on (see feature_names_in_).")
+        Xn = Xn[list(self.feature_names_in_)]
+        return Xn, self._augment(Xn)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Expected spend over the horizon (>= 0)."""
+        Xn, Xa = self._prepare(X)
+        p = self._predict_candidate(self.method_, self.model_, Xa, self._offset(Xn))
+        return np.clip(np.nan_to_num(p, nan=0.0, posinf=0.0), 0, None)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per-feature contributions to log expected spend (LightGBM ``pred_contrib``; > 0 raises spend).
+
+        For the two-part model it is the sum of the log-odds contributions of P(purchase) and the
+        log contributions of E[spend | purchase] (an additive approximation of log expected spend).
+        """
+        _, Xa = self._prepare(X)
+        if self.method_ == "tweedie":
+            c = self.model_.predict(Xa, pred_contrib=True)
+        else:
+            c = self.model_[0].predict(Xa, pred_contrib=True) + self.model_[1].predict(Xa, pred_contrib=True)
+        return pd.DataFrame(c[:, :-1], columns=self.feature_names_, index=X.index)
+
+    def reason_codes(self, X: pd.DataFrame, *, k: int = 4, lang: str = "en") -> list[list[Any]]:
+        """Top ``k`` reasons that *lower* each user's expected spend (reason-code convention:
+        contribution > 0 = toward the adverse outcome, so the spend contributions are negated)."""
+        from buyerscore.explain.reason_codes import top_reasons
+
+        contrib = -self.contributions(X)
+        _, Xa = self._prepare(X)
+        return top_reasons(contrib, Xa.set_index(contrib.index), k=k, direction="adverse", lang=lang)
+
+
+class SpendTier(ClassifierMixin, BaseEstimator):
+    """High / mid / low purchasing power with calibrated probabilities (they sum to 1 per row).
+
+    Parameters
+    ----------
+    thresholds : tuple of two floats
+        Cut points between low|mid and mid|high: quantiles of the training spend (``kind="quantile"``,
+        default 50 % and 90 %) or spend amounts (``kind="amount"``).  Spend above a cut point is in the
+        upper tier.
+    kind : {"quantile", "amount"}
+    calibration : {"isotonic", "sigmoid"}
+        Calibration of the LightGBM class probabilities (cross-validated, ``cv`` folds).
+    cv : int
+    n_estimators, learning_rate, num_leaves, min_child_samples, random_state, n_jobs : LightGBM settings.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        ``["high", "low", "mid"]`` (sorted, as scikit-learn orders labels).
+    cut_points_ : tuple of float
+        The spend amounts separating the tiers.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"past": rng.gamma(1.0, 50, 600)})
+    >>> y = X["past"] * rng.gamma(2, 0.5, 600)
+    >>> t = SpendTier(n_estimators=30).fit(X, y)
+    >>> bool(np.allclose(t.predict_proba(X).sum(axis=1), 1.0))
+    True
+    """
+
+    def __init__(self, *, thresholds: tuple[float, float] = (0.5, 0.9), kind: Literal["quantile", "amount"] = "quantile",
+                 calibration: Literal["isotonic", "sigmoid"] = "isotonic", cv: int = 3, n_estimators: int = 200,
+                 learning_rate: float = 0.03, num_leaves: int = 15, min_child_samples: int = 30,
+                 random_state: int = 0, n_jobs: int = 1) -> None:
+        self.thresholds = thresholds
+        self.kind = kind
+        self.calibration = calibration
+        self.cv = cv
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def tiers_of(self, spend: Any) -> np.ndarray:
+        """Tier labels of spend amounts under the fitted cut points."""
+        ensure_fitted(self, "cut_points_")
+        lo, hi = self.cut_points_
+        s = np.asarray(spend, dtype=float)
+        return np.where(s > hi, "high", np.where(s > lo, "mid", "low"))
+
+    def fit(self, X: pd.DataFrame, y: Any) -> SpendTier:
+        """Fit on features ``X`` and future spend ``y`` (the tiers are derived from ``y``)."""
+        from sklearn.calibration import CalibratedClassifierCV
+
+        check_param(self, "kind", self.kind, lambda v: v in ("quantile", "amount"), "'quantile' or 'amount'")
+        check_param(self, "calibration", self.calibration, lambda v: v in ("isotonic", "sigmoid"),
+                    "'isotonic' or 'sigmoid'")
+        check_param(self, "thresholds", self.thresholds, lambda v: len(v) == 2 and float(v[0]) < float(v[1]),
+                    "two increasing numbers")
+        if self.kind == "quantile":
+            check_param(self, "thresholds", self.thresholds, lambda v: 0 < v[0] < v[1] < 1,
+                        "two increasing quantiles in (0, 1)")
+        check_param(self, "cv", self.cv, lambda v: int(v) == v and v >= 2, "an int >= 2")
+        Xn = _numeric(X, "SpendTier")
+        yv = np.asarray(y, dtype=float).ravel()
+        if len(yv) != len(Xn):
+            raise ModelInputError(f"X has {len(Xn)} rows but y has {len(yv)}.")
+        lo, hi = (np.quantile(yv, self.thresholds) if self.kind == "quantile" else self.thresholds)
+        self.cut_points_ = (float(lo), float(hi))
+        labels = self.tiers_of(yv)
+        counts = {t: int((labels == t).sum()) for t in TIERS}
+        if min(counts.values()) < self.cv:
+            raise ModelInputError(
+                f"Tier sizes {counts} at cut points {self.cut_points_}: every tier needs at least cv={self.cv} "
+                "users. Move the thresholds (with many zero spenders use kind='amount' or a higher first quantile).")
+        self.feature_names_in_ = np.array(Xn.columns, dtype=object)
+        self.n_features_in_ = Xn.shape[1]
+        base = _lgbm("classifier", {"n_estimators": self.n_estimators, "learning_rate": self.learning_rate,
+                                    "num_leaves": self.num_leaves, "min_child_samples": self.min_child_samples,
+                                    "n_jobs": self.n_jobs}, self.random_state)
+        self.model_ = CalibratedClassifierCV(base, method=self.calibration, cv=int(self.cv)).fit(Xn, labels)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities of the tiers, columns in ``classes_`` order; rows sum to 1."""
+        ensure_fitted(self, "model_")
+        Xn = _numeric(X, "SpendTier")
+        missing = [c for c in self.feature_names_in_ if c not in Xn.columns]
+        if missing:
+            raise ModelInputError(f"SpendTier input lacks column(s) {missing[:5]}.")
+        p = self.model_.predict_proba(Xn[list(self.feature_names_in_)])
+        p = np.clip(p, 0, None)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The most probable tier."""
+        return np.asarray(self.classes_)[np.argmax(self.predict_proba(X), axis=1)]
