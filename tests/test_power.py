@@ -205,3 +205,24 @@ def test_metrics_known_answers():
     assert decile_calibration_error(y, y) == 0.0
     r = spend_report(y, y)
     assert r["ngini"] == 1.0 and r["mae"] == 0.0 and r["tier_macro_f1"] == 1.0
+
+
+def test_sequence_module_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torch' or name.startswith('torch.'):\n"
+            "            raise ImportError('no torch here')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import pandas as pd\n"
+            "from buyerscore.models.purchasing_power import SequenceSpendModel\n"
+            "try:\n"
+            "    SequenceSpendModel().fit(pd.DataFrame({'platform': ['p'], 'user_id': ['u']}), [1.0],\n"
+            "                             sequences=pd.DataFrame())\n"
+            "except ImportError as e:\n"
+            "    print('OK', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "OK" in out.stdout and "buyerscore[deep]" in out.stdout, out.stderr[-500:]
