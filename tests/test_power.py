@@ -226,3 +226,27 @@ def test_sequence_module_imports_without_torch():
             "    print('OK', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "OK" in out.stdout and "buyerscore[deep]" in out.stdout, out.stderr[-500:]
+
+
+def test_cli_train_and_score(tmp_path):
+    from typer.testing import CliRunner
+
+    from buyerscore.cli import app
+    from buyerscore.events.store import EventStore
+
+    db = str(tmp_path / "cli.duckdb")
+    with EventStore(db) as s:
+        s.ingest_frame(_events(200, seed=5), source="synthetic")
+    runner = CliRunner()
+    r = runner.invoke(app, ["power", "train", "--db", db, "--cutoff", AS_OF, "--horizon", "60",
+                            "--out", str(tmp_path / "m"), "--json"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["power", "score", "--model", str(tmp_path / "m"), "--db", db, "--cutoff", "2024-04-01",
+                            "--out", str(tmp_path / "s.parquet")])
+    assert r.exit_code == 0, r.output
+    s = pd.read_parquet(tmp_path / "s.parquet")
+    assert (s["expected_spend"] >= 0).all()
+    np.testing.assert_allclose(s[["p_low", "p_mid", "p_high"]].sum(axis=1), 1.0)
+    r = runner.invoke(app, ["power", "score", "--model", str(tmp_path / "m"), "--db", db,
+                            "--out", str(tmp_path / "x.parquet")])
+    assert r.exit_code == 2 and "--cutoff is required" in r.output

@@ -1,9 +1,125 @@
-"""CLI commands of the power area (filled in by its issue)."""
+"""``buyerscore power train|score``: future-spend forecasts and value tiers from the event store."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from buyerscore.cli._common import console, friendly_errors, out, print_json, step, table
+
+power_app = typer.Typer(help="Purchasing power: expected future spend and high/mid/low tiers.", no_args_is_help=True)
+
+KEYS = ["platform", "user_id"]
+
+
+@power_app.command("train")
+def train(
+    db: Path = typer.Option(..., "--db", help="DuckDB store with the events."),
+    cutoff: str = typer.Option(..., "--cutoff", help="Training cut-off: features use events at or before it "
+                               "(a date means midnight at its start)."),
+    horizon: int = typer.Option(..., "--horizon", help="Label window in days after the cut-off."),
+    out_dir: Path = typer.Option(..., "--out", help="Model directory to write."),
+    platform: list[str] | None = typer.Option(None, "--platform", help="Only these platforms (repeatable)."),
+    method: str = typer.Option("auto", "--method", help="auto, tweedie or two_part."),
+    tiers: bool = typer.Option(True, "--tiers/--no-tiers", help="Also fit the high/mid/low SpendTier."),
+    behaviour: bool = typer.Option(True, "--behaviour/--no-behaviour",
+                                   help="Add the generic behaviour features of build_features."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Fit a SpendForecaster (and SpendTier) on features as of CUTOFF and spend in (CUTOFF, CUTOFF+HORIZON]."""
+    with friendly_errors():
+        import numpy as np
+
+        from buyerscore.artifacts import data_hash, save_model
+        from buyerscore.events.store import EventStore
+        from buyerscore.models.purchasing_power import SpendForecaster, SpendTier
+        from buyerscore.models.purchasing_power.inputs import model_features, spend_labels, to_timestamp
+        from buyerscore.models.purchasing_power.metrics import spend_report
+
+        if not db.exists():
+            raise FileNotFoundError(f"No store at {db}; create it with 'buyerscore ingest' or 'buyerscore datasets load'.")
+        ts = to_timestamp(cutoff, name="--cutoff")
+        with EventStore(db, read_only=True) as store, step("building features and labels"):
+            X = model_features(store.con, as_of=ts, platforms=platform or None, behaviour=behaviour)
+            y = spend_labels(store.con, as_of=ts, horizon_days=horizon, users=X)["future_spend"].to_numpy()
+        if len(X) < 20:
+            raise ValueError(f"Only {len(X)} user(s) have events at or before {ts}; move --cutoff later.")
+        with step(f"fitting SpendForecaster on {len(X):,} users"):
+            fc = SpendForecaster(horizon_days=horizon, method=method).fit(X, y)  # type: ignore[arg-type]
+        metrics = {"train": spend_report(y, fc.predict(X)), "validation_ngini": fc.validation_scores_,
+                   "method": fc.method_, "users": len(X), "buyers_share": float(np.mean(y > 0))}
+        feats = list(fc.feature_names_in_)
+        common = dict(features=feats, training_data_hash=data_hash(X), as_of=str(ts),
+                      extra={"horizon_days": horizon, "behaviour_features": behaviour, "platforms": platform or []})
+        save_model(fc, out_dir, kind="spend_forecaster", params=fc.get_params(), metrics=metrics, **common)
+        if tiers:
+            with step("fitting SpendTier"):
+                tier = SpendTier().fit(X, y)
+            save_model(tier, out_dir / "tier", kind="spend_tier", params=tier.get_params(),
+                       metrics={"cut_points": list(tier.cut_points_)}, **common)
+    if as_json:
+        print_json({"model": str(out_dir), **metrics})
+    else:
+        r = metrics["train"]
+        out.print(table(f"power model -> {out_dir}", ["users", "method", "train ngini", "top decile", "validation"],
+                        [[len(X), fc.method_, r["ngini"], r["top_decile"], str(fc.validation_scores_)]]))
+
+
+@power_app.command("score")
+def score(
+    model: Path = typer.Option(..., "--model", help="Model directory written by 'buyerscore power train'."),
+    out_path: Path = typer.Option(..., "--out", help="Parquet file of scores."),
+    db: Path | None = typer.Option(None, "--db", help="DuckDB store with the events."),
+    cutoff: str | None = typer.Option(None, "--cutoff", help="Scoring cut-off (required with --db)."),
+    features: Path | None = typer.Option(None, "--features", help="Or: a features parquet (platform, user_id, ...)."),
+    reasons: int = typer.Option(3, "--reasons", help="Reason codes per user (0 = none)."),
+    lang: str = typer.Option("en", "--lang", help="Language of the reason texts (en or zh)."),
+) -> None:
+    """Score users: expected spend over the model's horizon, tier probabilities and spend-lowering reasons."""
+    with friendly_errors():
+        import pandas as pd
+
+        from buyerscore.artifacts import load_model
+        from buyerscore.events.store import EventStore
+        from buyerscore.models.purchasing_power.inputs import model_features, to_timestamp
+
+        fc, meta = load_model(model)
+        if (db is None) == (features is None):
+            raise ValueError("Give either --db with --cutoff, or --features.")
+        if db is not None:
+            if cutoff is None:
+                raise ValueError("--cutoff is required with --db: scores use only events at or before it.")
+            ts = to_timestamp(cutoff, name="--cutoff")
+            plats = meta.extra.get("platforms") or None
+            with EventStore(db, read_only=True) as store, step("building features"):
+                X = model_features(store.con, as_of=ts, platforms=plats,
+                                   behaviour=bool(meta.extra.get("behaviour_features", True)))
+        else:
+            assert features is not None
+            X = pd.read_parquet(features)
+            ts = None
+        with step(f"scoring {len(X):,} users"):
+            res = X[[c for c in KEYS if c in X.columns]].copy()
+            res["expected_spend"] = fc.predict(X)
+            res["horizon_days"] = meta.extra.get("horizon_days")
+            res["as_of"] = str(ts) if ts is not None else None
+            tier_dir = Path(model) / "tier"
+            if (tier_dir / "metadata.json").exists():
+                tier, _ = load_model(tier_dir)
+                proba = tier.predict_proba(X)
+                for j, c in enumerate(tier.classes_):
+                    res[f"p_{c}"] = proba[:, j]
+                res["tier"] = [tier.classes_[i] for i in proba.argmax(axis=1)]
+            if reasons > 0:
+                rc = fc.reason_codes(X, k=reasons, lang=lang)
+                res["reasons"] = ["; ".join(r.text for r in row) for row in rc]
+                res["reason_features"] = [[r.feature for r in row] for row in rc]
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        res.to_parquet(out_path, index=False)
+    console.print(f"wrote {len(res):,} scores to {out_path}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.add_typer(power_app, name="power")

@@ -233,3 +233,22 @@ def daily_sequences(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | p
     d["rank"] = d.groupby(KEYS).cumcount(ascending=False)
     d = d[d["rank"] < max_len].drop(columns="rank")
     return d.reset_index(drop=True)
+
+
+def model_features(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | pd.Timestamp,
+                   platforms: Sequence[str] | None = None, behaviour: bool = True) -> pd.DataFrame:
+    """The feature frame of :class:`~.forecaster.SpendForecaster`: :func:`power_features` joined with the
+    generic behaviour features of :func:`buyerscore.features.build_features` (same cut-off; on a name clash
+    the power feature is kept).  ``behaviour=False`` uses the power features only."""
+    ts = to_timestamp(as_of)
+    pf = power_features(con, as_of=ts, platforms=platforms)
+    if not behaviour:
+        return pf
+    from buyerscore.features import build_features
+
+    bf = build_features(con, as_of=ts, platforms=list(platforms) if platforms else None)
+    bf = bf[[*KEYS, *[c for c in bf.columns if c not in pf.columns]]]
+    out = pf.merge(bf, on=KEYS, how="left")
+    num = [c for c in out.columns if c not in KEYS]
+    out[num] = out[num].apply(pd.to_numeric, errors="coerce").astype(float)
+    return out
