@@ -118,7 +118,7 @@ def test_forecaster_non_negative_and_ranks(frame, fitted):
     F, y = frame
     p = fitted.predict(F)
     assert (p >= 0).all() and np.isfinite(p).all()
-    assert fitted.method_ in ("tweedie", "two_part")
+    assert fitted.method_ in ("tweedie", "two_part", "rate")
     assert normalized_gini(y, p) > 0.5  # past rate is a strong signal in this shop
     assert "clv_expected_purchases" in fitted.feature_names_
 

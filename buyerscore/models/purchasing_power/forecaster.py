@@ -8,7 +8,8 @@ normalised Gini on a held-out validation part, then refits it on all rows:
   the customer's past spend rate extrapolated over the horizon (when ``net_spend`` and
   ``days_since_first`` are among the features, as :func:`~.inputs.power_features` builds them), so the
   trees learn multiplicative corrections and the heavy tail keeps its scale;
-* ``two_part`` – P(purchase) (LightGBM classifier) × E[spend | purchase] (LightGBM with a Gamma loss).
+* ``two_part`` – P(purchase) (LightGBM classifier) × E[spend | purchase] (LightGBM with a Gamma loss);
+* ``rate`` – the offset alone (past spend rate × horizon), kept when no model beats it on validation.
 
 When the features hold the RFM summary (``frequency, recency, T, monetary_value``) the forecaster first
 fits a :class:`~.clv.ProbabilisticCLV` and adds its expected purchases, P(alive), expected value per
@@ -68,8 +69,9 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
     ----------
     horizon_days : float
         Length of the forecast window in days (used by the offset and the stacked BG/NBD).
-    method : {"auto", "tweedie", "two_part"}
-        "auto" picks the candidate with the higher normalised Gini on a validation split.
+    method : {"auto", "tweedie", "two_part", "rate"}
+        "auto" picks the candidate with the highest normalised Gini on a validation split; "rate" is the
+        past spend rate extrapolated over the horizon (no trees; a candidate only when the offset exists).
     n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings.
     clv_features : bool
         Stack a ProbabilisticCLV when the RFM columns are present.
@@ -99,7 +101,7 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, *, horizon_days: float = 30.0, method: Literal["auto", "tweedie", "two_part"] = "auto",
+    def __init__(self, *, horizon_days: float = 30.0, method: Literal["auto", "tweedie", "two_part", "rate"] = "auto",
                  n_estimators: int = 300, learning_rate: float = 0.01, num_leaves: int = 15,
                  min_child_samples: int = 50, clv_features: bool = True, rate_offset: bool = True,
                  validation_fraction: float = 0.25, random_state: int = 0, n_jobs: int = 1) -> None:
@@ -122,8 +124,8 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
 
     def _check(self) -> None:
         check_param(self, "horizon_days", self.horizon_days, lambda v: float(v) > 0, "a float > 0")
-        check_param(self, "method", self.method, lambda v: v in ("auto", "tweedie", "two_part"),
-                    "one of 'auto', 'tweedie', 'two_part'")
+        check_param(self, "method", self.method, lambda v: v in ("auto", "tweedie", "two_part", "rate"),
+                    "one of 'auto', 'tweedie', 'two_part', 'rate'")
         check_param(self, "n_estimators", self.n_estimators, lambda v: int(v) == v and v > 0, "an int > 0")
         check_param(self, "learning_rate", self.learning_rate, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
         check_param(self, "num_leaves", self.num_leaves, lambda v: int(v) == v and v > 1, "an int > 1")
@@ -150,6 +152,10 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
 
     def _fit_candidate(self, method: str, X: pd.DataFrame, y: np.ndarray, off: np.ndarray | None) -> Any:
         p = self._params()
+        if method == "rate":
+            if off is None:
+                raise ModelInputError("method='rate' needs the columns net_spend and days_since_first.")
+            return float(np.median(off))  # reference level of log expected spend, for contributions
         if method == "tweedie":
             m = _lgbm("tweedie", p, self.random_state)
             m.fit(X, y, init_score=off)
@@ -165,6 +171,9 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         return (clf, reg)
 
     def _predict_candidate(self, method: str, model: Any, X: pd.DataFrame, off: np.ndarray | None) -> np.ndarray:
+        if method == "rate":
+            assert off is not None
+            return np.exp(off) - self.offset_floor_
         if method == "tweedie":
             raw = model.predict(X, raw_score=True)
             return np.exp(raw + (off if off is not None else 0.0))
@@ -200,8 +209,10 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         off = self._offset(Xn)
         self.feature_names_ = list(Xa.columns)
         candidates = ["tweedie", "two_part"] if self.method == "auto" else [self.method]
+        if self.method == "auto" and self.offset_:
+            candidates.append("rate")
         if (yv > 0).all() or not (yv > 0).any():
-            candidates = ["tweedie"]
+            candidates = [c for c in candidates if c != "two_part"]
         self.validation_scores_: dict[str, float] = {}
         if len(candidates) > 1:
             rng = np.random.default_rng(self.random_state)
@@ -240,7 +251,10 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         log contributions of E[spend | purchase] (an additive approximation of log expected spend).
         """
         _, Xa = self._prepare(X)
-        if self.method_ == "tweedie":
+        if self.method_ == "rate":
+            c = np.zeros((len(Xa), len(self.feature_names_) + 1))
+            c[:, self.feature_names_.index("net_spend")] = self._offset(Xa) - self.model_
+        elif self.method_ == "tweedie":
             c = self.model_.predict(Xa, pred_contrib=True)
         else:
             c = self.model_[0].predict(Xa, pred_contrib=True) + self.model_[1].predict(Xa, pred_contrib=True)

@@ -69,8 +69,8 @@ def _build_net(torch: Any, n_step: int, n_static: int, hidden: int, emb: int) ->
     return _Net()
 
 
-def _ziln_loss(torch: Any, out: Any, y: Any) -> Any:
-    logit, mu, log_sigma = out[:, 0], out[:, 1], out[:, 2].clamp(-4, 3)
+def _ziln_loss(torch: Any, out: Any, y: Any, log_scale: float = 0.0) -> Any:
+    logit, mu, log_sigma = out[:, 0], out[:, 1] + log_scale, out[:, 2].clamp(-4, 3)
     pos = (y > 0).float()
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, pos)
     sigma = torch.exp(log_sigma)
@@ -188,6 +188,13 @@ class SequenceSpendModel(RegressorMixin, BaseEstimator):
         steps, buckets, lengths, st = self._arrays(X, sequences, fit=True)
         net = _build_net(torch, steps.shape[2], st.shape[1], int(self.hidden_size), int(self.embedding_dim))
         opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
+        pos = yv[yv > 0]
+        self.log_scale_ = float(np.mean(np.log(pos))) if pos.size else 0.0
+        with torch.no_grad():  # start at the base rate and a unit log-spread
+            last = net.head[-1]
+            last.bias[0] = float(np.log((len(pos) + 1) / (len(yv) - len(pos) + 1)))
+            last.bias[1] = 0.0
+            last.bias[2] = float(np.log(np.std(np.log(pos)) + 1e-3)) if pos.size > 1 else 0.0
         T = [torch.from_numpy(a) for a in (steps, buckets, lengths, st)]
         ty = torch.from_numpy(yv.astype(np.float32))
         rng = np.random.default_rng(self.random_state)
@@ -202,7 +209,7 @@ class SequenceSpendModel(RegressorMixin, BaseEstimator):
             for b in range(0, len(order), int(self.batch_size)):
                 i = torch.from_numpy(order[b:b + int(self.batch_size)])
                 opt.zero_grad()
-                loss = _ziln_loss(torch, net(*(t[i] for t in T)), ty[i])
+                loss = _ziln_loss(torch, net(*(t[i] for t in T)), ty[i], self.log_scale_)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
                 opt.step()
@@ -210,7 +217,7 @@ class SequenceSpendModel(RegressorMixin, BaseEstimator):
                 net.eval()
                 with torch.no_grad():
                     i = torch.from_numpy(val)
-                    vl = float(_ziln_loss(torch, net(*(t[i] for t in T)), ty[i]))
+                    vl = float(_ziln_loss(torch, net(*(t[i] for t in T)), ty[i], self.log_scale_))
                 self.history_.append(vl)
                 if vl < best:
                     best, best_state = vl, {k: v.clone() for k, v in net.state_dict().items()}
@@ -232,7 +239,7 @@ class SequenceSpendModel(RegressorMixin, BaseEstimator):
                 out = self.net_(*(torch.from_numpy(a[b:b + 4096]) for a in arrays))
                 p = torch.sigmoid(out[:, 0])
                 ls = out[:, 2].clamp(-4, 3)
-                outs.append((p * torch.exp(torch.clamp(out[:, 1] + 0.5 * torch.exp(2 * ls), max=30))).numpy())
+                outs.append((p * torch.exp(torch.clamp(out[:, 1] + self.log_scale_ + 0.5 * torch.exp(2 * ls), max=50))).numpy())
         pred = np.concatenate(outs) if outs else np.zeros(0)
         return np.clip(np.nan_to_num(pred.astype(float), nan=0.0), 0, None)
 
