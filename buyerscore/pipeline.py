@@ -76,8 +76,8 @@ def _lgbm_contrib(model: Any, Xf: pd.DataFrame) -> np.ndarray | None:
         booster = model.booster_
     elif isinstance(model, lgb.Booster):
         booster = model
-    if booster is None:
-        return None
+    if booster is None or getattr(model, "n_classes_", 2) > 2 or booster.num_model_per_iteration() > 1:
+        return None  # multiclass: contributions have no single adverse direction
     c = booster.predict(Xf.to_numpy(dtype=np.float64), pred_contrib=True)
     nf = Xf.shape[1]
     if c.shape[1] != nf + 1:  # multiclass: not a single direction
