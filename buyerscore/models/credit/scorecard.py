@@ -46,8 +46,9 @@ class CreditScorecard(CreditModelBase):
     monotonic_trend : str
         optbinning's ``monotonic_trend`` for numerical features ("auto_asc_desc" = monotone,
         direction chosen by the data; "auto" also allows peaks and valleys).
-    max_n_prebins, min_prebin_size : int, float
-        optbinning's pre-binning resolution.
+    max_n_prebins, min_prebin_size : int, float or "auto"
+        optbinning's pre-binning resolution; "auto" = pre-bins of at least 500 rows, between
+        2 % and 5 % of the rows.
     fast_binning : bool
         Pre-aggregate each feature to weighted counts before optbinning's solver (exactly the
         same solver; much faster on large data). ``False`` runs ``BinningProcess`` on raw rows.
@@ -91,9 +92,10 @@ class CreditScorecard(CreditModelBase):
     """
 
     def __init__(self, *, base_score: float = 600.0, base_odds: float = 50.0, pdo: float = 20.0,
-                 grade_bands: Sequence[float] | None = None, min_iv: float = 0.02, max_corr: float = 0.7,
+                 grade_bands: Sequence[float] | None = None, min_iv: float = 0.02, max_corr: float = 0.9,
                  max_features: int | None = None, special_codes: Mapping[str, Any] | None = None,
-                 monotonic_trend: str = "auto_asc_desc", max_n_prebins: int = 20, min_prebin_size: float = 0.05,
+                 monotonic_trend: str = "auto_asc_desc", max_n_prebins: int = 30,
+                 min_prebin_size: float | str = "auto",
                  fast_binning: bool = True, max_hist_bins: int = 1024, C: float = 1.0,
                  drop_negative_coef: bool = True, sensitive_features: Sequence[str] | str = "auto",
                  include_sensitive: bool = False) -> None:
@@ -129,7 +131,8 @@ class CreditScorecard(CreditModelBase):
                                     "convex", "concave", "peak", "valley", "peak_heuristic", "valley_heuristic", None),
                     "one of optbinning's monotonic_trend values (e.g. 'auto_asc_desc')")
         check_param(n, "max_n_prebins", self.max_n_prebins, lambda v: isinstance(v, int) and v >= 2, "an int >= 2")
-        check_param(n, "min_prebin_size", self.min_prebin_size, lambda v: 0 < float(v) <= 0.5, "a float in (0, 0.5]")
+        check_param(n, "min_prebin_size", self.min_prebin_size, lambda v: v == "auto" or 0 < float(v) <= 0.5,
+                    "'auto' or a float in (0, 0.5]")
         check_param(n, "max_hist_bins", self.max_hist_bins, lambda v: isinstance(v, int) and v >= 16, "an int >= 16")
         check_param(n, "C", self.C, lambda v: float(v) > 0, "a float > 0")
         check_param(n, "fast_binning", self.fast_binning, lambda v: isinstance(v, bool), "a bool")
@@ -155,8 +158,11 @@ class CreditScorecard(CreditModelBase):
         unknown = [c for c in codes if c not in X.columns]
         if unknown:
             logger.info("special_codes given for absent column(s) %s; ignored", unknown)
+        # "auto": pre-bins of >= 500 rows, between 2 % and 5 % of the data
+        self.min_prebin_size_ = (float(np.clip(500 / len(yv), 0.02, 0.05)) if self.min_prebin_size == "auto"
+                                 else float(self.min_prebin_size))
         solver = {"monotonic_trend": self.monotonic_trend, "max_n_prebins": self.max_n_prebins,
-                  "min_prebin_size": self.min_prebin_size}
+                  "min_prebin_size": self.min_prebin_size_}
         cat = [c for c, d in self.feature_dtypes_.items() if d == "categorical"]
         if self.fast_binning:
             self.bins_: dict[str, FeatureBinning] = {}
