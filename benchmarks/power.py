@@ -36,7 +36,12 @@ import pandas as pd
 
 from buyerscore.datasets import default_data_dir, load_dataset
 from buyerscore.events.store import EventStore
-from buyerscore.models.purchasing_power import ProbabilisticCLV, SequenceSpendModel, SpendForecaster, SpendTier
+from buyerscore.models.purchasing_power import (
+    ProbabilisticCLV,
+    SequenceSpendModel,
+    SpendForecaster,
+    SpendTier,
+)
 from buyerscore.models.purchasing_power.clv import simulate_bgnbd
 from buyerscore.models.purchasing_power.inputs import (
     daily_sequences,

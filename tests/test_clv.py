@@ -75,7 +75,7 @@ def test_fit_from_event_store_matches_published_summary_and_fit(data_dir, store)
 
 def _hand_bgnbd(r, alpha, a, b, x, tx, T):
     """Equation (6) of Fader, Hardie & Lee (2005), written with math only."""
-    beta = lambda u, v: math.gamma(u) * math.gamma(v) / math.gamma(u + v)  # noqa: E731
+    beta = lambda u, v: math.gamma(u) * math.gamma(v) / math.gamma(u + v)
     lik = (beta(a, b + x) / beta(a, b)) * (math.gamma(r + x) * alpha**r / math.gamma(r)) / (alpha + T) ** (r + x)
     if x > 0:
         lik += (beta(a + 1, b + x - 1) / beta(a, b)) * (math.gamma(r + x) * alpha**r / math.gamma(r)) \

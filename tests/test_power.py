@@ -224,7 +224,7 @@ def test_sequence_module_imports_without_torch():
             "                             sequences=pd.DataFrame())\n"
             "except ImportError as e:\n"
             "    print('OK', e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert "OK" in out.stdout and "buyerscore[deep]" in out.stdout, out.stderr[-500:]
 
 

@@ -55,3 +55,12 @@ def test_sequence_input_errors():
         SequenceSpendModel(epochs=1).fit(X, y, sequences=seq.drop(columns=["gap"]))
     with pytest.raises(ValueError, match="'epochs' parameter"):
         SequenceSpendModel(epochs=0).fit(X, y, sequences=seq)
+
+
+def test_missing_static_values_give_finite_predictions():
+    X, seq, y = _synthetic(120, 2)
+    X["days_since_last"] = np.where(np.arange(120) % 3 == 0, np.nan, 5.0)
+    seq.loc[seq.index[::4], "max_line"] = np.nan
+    m = SequenceSpendModel(hidden_size=4, epochs=2, max_len=8).fit(X, y, sequences=seq)
+    p = m.predict(X, sequences=seq)
+    assert np.isfinite(p).all() and p.std() > 0

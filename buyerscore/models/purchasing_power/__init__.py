@@ -13,8 +13,13 @@ from __future__ import annotations
 
 from buyerscore.models.purchasing_power.clv import ProbabilisticCLV
 from buyerscore.models.purchasing_power.forecaster import SpendForecaster, SpendTier
+from buyerscore.models.purchasing_power.inputs import (
+    daily_sequences,
+    power_features,
+    rfm_summary,
+    spend_labels,
+)
 from buyerscore.models.purchasing_power.sequence import SequenceSpendModel
-from buyerscore.models.purchasing_power.inputs import daily_sequences, power_features, rfm_summary, spend_labels
 
 __all__ = [
     "ProbabilisticCLV",

@@ -28,10 +28,10 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 from sklearn.base import BaseEstimator, RegressorMixin
-from buyerscore.models.purchasing_power._base import ensure_fitted
 
 from buyerscore._validation import check_param
 from buyerscore.exceptions import ModelInputError
+from buyerscore.models.purchasing_power._base import ensure_fitted
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class ProbabilisticCLV(RegressorMixin, BaseEstimator):
             gstarts = [np.log([p0, 3.0, max(2.0 * mean / p0, 1e-3)])]
             gfixed = [(6.0, 4.0, 15.0 / mscale * 1.0), (1.0, 1.0, 1.0), (2.0, 10.0, 10.0), (10.0, 2.0, 0.2)]
             gstarts += [np.log(np.maximum(s, 1e-3)) for s in gfixed[: int(self.n_restarts)]]
-            gtheta, gfun, gok, _ = _fit_mle(_gg_terms, (xr, ms), wr, gstarts, float(self.penalizer),
+            gtheta, _gfun, gok, _ = _fit_mle(_gg_terms, (xr, ms), wr, gstarts, float(self.penalizer),
                                             int(self.max_iter), float(self.tol))
             p, q, v = np.exp(gtheta)
             self.gg_params_ = {"p": float(p), "q": float(q), "v": float(v * mscale)}

@@ -252,3 +252,46 @@ def model_features(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | pd
     num = [c for c in out.columns if c not in KEYS]
     out[num] = out[num].apply(pd.to_numeric, errors="coerce").astype(float)
     return out
+
+
+def _register_specs() -> None:
+    """Describe the power features in the feature registry (without replacing existing entries)."""
+    from buyerscore.features.registry import REGISTRY, FeatureSpec, register
+
+    specs = [
+        ("frequency", "Repeat purchase days before the cut-off", "days", "截止日前重复购买天数"),
+        ("recency", "Days from first to last purchase day", "days", "首次到最近一次购买的天数"),
+        ("T", "Days from first purchase to the cut-off", "days", "首次购买至截止日的天数"),
+        ("monetary_value", "Mean value of repeat purchase days", "currency", "重复购买日的平均金额"),
+        ("first_value", "Value of the first purchase day", "currency", "首个购买日的金额"),
+        ("net_spend", "Net spend (purchases minus refunds) before the cut-off", "currency", "截止日前净消费"),
+        ("purchase_total", "Gross purchase amount before the cut-off", "currency", "截止日前购买总额"),
+        ("refund_total", "Refunded amount before the cut-off", "currency", "截止日前退款总额"),
+        ("refund_share", "Refunds as a share of purchases", "ratio", "退款占购买的比例"),
+        ("spend_{w}d", "Net spend in the last {w} days", "currency", "最近{w}天净消费"),
+        ("days_{w}d", "Purchase days in the last {w} days", "days", "最近{w}天购买天数"),
+        ("days_since_last", "Days since the last purchase", "days", "距最近一次购买的天数"),
+        ("days_since_first", "Days since the first event", "days", "距首次行为的天数"),
+        ("gap_mean", "Mean days between purchase days", "days", "购买间隔平均天数"),
+        ("gap_std", "Spread of days between purchase days", "days", "购买间隔标准差"),
+        ("gap_last", "Days between the last two purchase days", "days", "最近两次购买间隔"),
+        ("day_value_max", "Largest purchase-day value", "currency", "单日最高消费"),
+        ("day_value_median", "Median purchase-day value", "currency", "单日消费中位数"),
+        ("day_value_std", "Spread of purchase-day values", "currency", "单日消费标准差"),
+        ("day_value_last", "Value of the last purchase day", "currency", "最近购买日的金额"),
+        ("line_max", "Largest single purchase line", "currency", "单笔最高金额"),
+        ("lines_per_day", "Purchase lines per purchase day", "count", "每个购买日的购买行数"),
+        ("qty_total", "Items bought before the cut-off", "count", "截止日前购买件数"),
+        ("spend_rate", "Net spend per day since the first event", "currency/day", "每日平均净消费"),
+        ("spend_trend", "Last-90-day spend rate over the overall rate", "ratio", "近90天消费速度与整体之比"),
+        ("clv_expected_purchases", "BG/NBD expected purchases in the horizon", "count", "BG/NBD预期购买次数"),
+        ("clv_p_alive", "BG/NBD probability the customer is still active", "probability", "BG/NBD仍活跃概率"),
+        ("clv_value_per_purchase", "Gamma-Gamma expected value per purchase", "currency", "Gamma-Gamma单次预期金额"),
+        ("clv_expected_spend", "BG/NBD x Gamma-Gamma expected spend", "currency", "BG/NBD×Gamma-Gamma预期消费"),
+    ]
+    for name, en, unit, zh in specs:
+        if name not in REGISTRY:
+            register(FeatureSpec(name, en, unit, zh))
+
+
+_register_specs()

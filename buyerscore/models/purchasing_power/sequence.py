@@ -142,7 +142,7 @@ class SequenceSpendModel(RegressorMixin, BaseEstimator):
         keep = row >= 0
         s, row = s[keep], row[keep]
         pos = s.groupby(KEYS).cumcount().to_numpy()
-        vals = np.log1p(np.clip(s[STEP_COLS].to_numpy(float), 0, None))
+        vals = np.log1p(np.clip(np.nan_to_num(s[STEP_COLS].to_numpy(float), nan=0.0), 0, None))
         value = np.clip(s["buy"].to_numpy(float) - s["refund"].to_numpy(float), 0, None)
         if fit:
             self.step_mean_ = vals.mean(axis=0)
@@ -164,7 +164,8 @@ class SequenceSpendModel(RegressorMixin, BaseEstimator):
             if lack:
                 raise ModelInputError(f"X lacks static feature column(s) {lack[:5]} the model was trained on.")
         st = static[self.static_columns_].to_numpy(float) if self.static_columns_ else np.zeros((n, 0))
-        st = np.sign(st) * np.log1p(np.abs(np.nan_to_num(st, nan=0.0)))
+        st = np.nan_to_num(st, nan=0.0, posinf=0.0, neginf=0.0)
+        st = np.sign(st) * np.log1p(np.abs(st))
         if fit:
             self.static_mean_ = st.mean(axis=0) if st.shape[1] else np.zeros(0)
             self.static_std_ = (st.std(axis=0) + 1e-6) if st.shape[1] else np.zeros(0)
