@@ -14,12 +14,13 @@ recomputed from their own events at the next request).  An entry built for the d
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +65,28 @@ def _py(v: Any) -> Any:
     return v
 
 
+class RowView(Mapping[str, Any]):
+    """Read-only view of one row of column arrays (no per-user objects are created until read)."""
+
+    __slots__ = ("_arrays", "_pos")
+
+    def __init__(self, arrays: dict[str, Any], pos: int) -> None:
+        self._arrays = arrays
+        self._pos = pos
+
+    def __getitem__(self, key: str) -> Any:
+        return _py(self._arrays[key][self._pos])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._arrays
+
+
 class AmbiguousUserError(LookupError):
     """A user id exists on several platforms and no platform was given."""
 
@@ -79,10 +102,10 @@ class _Entry:
     built_at: float
     _row: pd.DataFrame | None  # one row (platform, user_id, features...) or empty; lazy for bulk entries
     scores: dict[str, Any]  # model version -> cached response payload
-    scored: dict[str, Any] | None = None  # pipeline output row precomputed by a bulk warm-up
+    scored: Mapping[str, Any] | None = None  # pipeline output row precomputed by a bulk warm-up
     scored_version: str | None = None
     bulk: bool = False
-    values: dict[str, Any] | None = None  # the row as a dict (bulk entries; no pandas on the hot path)
+    values: Mapping[str, Any] | None = None  # the row as a mapping (bulk entries; no pandas on the hot path)
     _src: tuple[pd.DataFrame, int] | None = None
 
     @property
@@ -307,8 +330,8 @@ class OnlineFeatures:
         pos = b.pos.get(key)
         if pos is None:
             return None
-        values = {c: _py(a[pos]) for c, a in b.arrays.items()}
-        scored = None if b.scored_arrays is None else {c: _py(a[pos]) for c, a in b.scored_arrays.items()}
+        values = RowView(b.arrays, pos)
+        scored = None if b.scored_arrays is None else RowView(b.scored_arrays, pos)
         e = _Entry(as_of=b.as_of, explicit=False, built_at=b.built_at, _row=None, scores={}, scored=scored,
                    scored_version=b.version, bulk=True, values=values, _src=(b.frame, pos))
         self._put(key, e)
@@ -347,6 +370,8 @@ class OnlineFeatures:
                 del self._cache[k]
             self._inval = {k: v for k, v in self._inval.items() if v > seq}
         self.bulk_seconds = time.perf_counter() - t0
+        gc.collect()
+        gc.freeze()  # the bulk arrays and models are long-lived: keep them out of future GC passes
         logger.info("warmed online features of %d users in %.2fs", len(frame), self.bulk_seconds)
         return len(frame)
 

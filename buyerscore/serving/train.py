@@ -56,14 +56,16 @@ def train_power(X: pd.DataFrame, spend: np.ndarray, cfg: BuyerscoreConfig) -> di
     Xf = X[feats]
     test = _holdout(len(Xf))
     out: dict[str, ModelEntry] = {}
-    m = SpendForecaster().fit(Xf[~test], spend[~test])
+    fkw = {"horizon_days": float(cfg.power.horizon_days)} if _accepts(SpendForecaster, "horizon_days") else {}
+    m = SpendForecaster(**fkw).fit(Xf[~test], spend[~test])
     pred = np.asarray(m.predict(Xf[test]), dtype=float)
     met = _metrics({"normalized_gini": normalized_gini(spend[test], pred), "spearman": spearman(spend[test], pred),
                     "top_decile_capture": top_decile_capture(spend[test], pred), "n_train": int((~test).sum()),
                     "n_test": int(test.sum())})
-    out["power_spend"] = ModelEntry(SpendForecaster().fit(Xf, spend), feats, metrics=met,
+    out["power_spend"] = ModelEntry(SpendForecaster(**fkw).fit(Xf, spend), feats, metrics=met,
                                     params={"horizon_days": cfg.power.horizon_days})
-    tier = SpendTier(quantiles=tuple(cfg.power.tier_quantiles)) if _accepts(SpendTier, "quantiles") else SpendTier()
+    tq = tuple(cfg.power.tier_quantiles)
+    tier = SpendTier(thresholds=tq, kind="quantile") if _accepts(SpendTier, "thresholds") else SpendTier()
     t = tier.fit(Xf[~test], spend[~test])
     proba = np.asarray(t.predict_proba(Xf[test]), dtype=float)
     classes = [str(c) for c in t.classes_]

@@ -6,6 +6,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -125,6 +126,8 @@ class AppState:
     def start_warmer(self) -> None:
         """Re-build every user's features (and scores) in the background every ``warm_interval_s`` seconds."""
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.holder.listeners.append(lambda _bundle: self._wake.set())  # re-score everyone with a new bundle
 
         def loop() -> None:
             while not self._stop.is_set():
@@ -138,7 +141,8 @@ class AppState:
                                      help="Duration of the last bulk warm-up.")
                 except Exception:  # never kill the service; per-user builds still work
                     logger.exception("bulk warm-up of online features failed")
-                self._stop.wait(self.settings.warm_interval_s)
+                self._wake.wait(self.settings.warm_interval_s)
+                self._wake.clear()
 
         self._warmer = threading.Thread(target=loop, name="buyerscore-warmer", daemon=True)
         self._warmer.start()
@@ -147,6 +151,7 @@ class AppState:
         stop = getattr(self, "_stop", None)
         if stop is not None:
             stop.set()
+            self._wake.set()
             self._warmer.join(timeout=30)
         with self.store_lock:
             self.store.close()
@@ -232,7 +237,8 @@ def _value(v: Any) -> float | str | None:
     return _f(v)
 
 
-def _reasons(scored: dict[str, Any], X: dict[str, Any], section: str, k: int, lang: str) -> list[dict[str, Any]]:
+def _reasons(scored: Mapping[str, Any], X: Mapping[str, Any], section: str, k: int,
+             lang: str) -> list[dict[str, Any]]:
     out = []
     verb = _VERB["zh" if lang == "zh" else "en"][section]
     for i in range(1, k + 1):
@@ -251,7 +257,7 @@ def _reasons(scored: dict[str, Any], X: dict[str, Any], section: str, k: int, la
 
 
 def sections(pipeline: ScoringPipeline, X: pd.DataFrame | None, *, lang: str = "en",
-             scored: dict[str, Any] | None = None, row: dict[str, Any] | None = None) -> dict[str, Any]:
+             scored: Mapping[str, Any] | None = None, row: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score a one-row frame and shape the response sections (power, credit, anomaly, unavailable).
 
     With ``scored`` and ``row`` (the pipeline's output and the feature values of one user, as

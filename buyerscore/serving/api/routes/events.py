@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"], dependencies=[ApiKeyDep])
 
 
-def events_frame(events: list, platform_default: str | None = None) -> pd.DataFrame:
+def events_frame(events: list) -> pd.DataFrame:
     """Request events -> a raw frame with canonical column names (values untouched)."""
     rows = [e.model_dump() for e in events]
     return pd.DataFrame.from_records(rows).astype(object)
