@@ -74,8 +74,9 @@ def bgnbd_loglik(params: dict[str, float] | tuple[float, float, float, float], f
 
     Examples
     --------
+    >>> # x = 0: r * (log(alpha) - log(alpha + T))
     >>> float(bgnbd_loglik((0.243, 4.414, 0.793, 2.426), [0], [0.0], [38.86])[0])  # doctest: +ELLIPSIS
-    -0.39...
+    -0.55...
     """
     p = np.array([params[k] for k in ("r", "alpha", "a", "b")] if isinstance(params, dict) else params, float)
     x, tx, TT = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
