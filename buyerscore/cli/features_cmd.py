@@ -68,19 +68,29 @@ def demo(
     users: int = typer.Option(2000, "--users", min=1, help="Synthetic shoppers to generate."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic generator."),
 ) -> None:
-    """End to end on synthetic (or real) data: generate/load -> ingest -> features and labels -> summary."""
-    from buyerscore.features.demo import run_demo
+    """End to end: generate (or load) data -> ingest -> features -> train power, credit, anomaly -> score ->
+    fairness and drift -> HTML report (see buyerscore/demo.py)."""
+    from buyerscore.demo import run_full_demo
 
     with friendly_errors():
-        res = run_demo(out_dir, data_dir, n_users=users, seed=seed, progress=step)
+        full = run_full_demo(out_dir, data_dir, n_users=users, seed=seed, progress=step)
+    res = full.base
     s = res.summary
     out.print(table(f"buyerscore demo ({res.source})",
                     ["platform", "as of", "events", "users", "buyers", "spend/user", "buy next",
                      "next spend/user", "rank corr"],
                     [[r.platform, r.as_of, int(r.events), int(r.users), int(r.purchasers), r.mean_spend_before,
                       r.future_buyers_share, r.mean_future_spend, r.spend_corr] for r in s.itertuples()]))
-    console.print(f"store {res.db_path} | features {res.features_path} ({res.features.shape[1] - 2} features) | "
-                  f"labels {res.labels_path}")
+    m = full.metrics
+    out.print(table("hold-out quality (30 % of users / applicants)", ["model", "metric", "value"], [
+        ["purchasing power", "normalised Gini of future spend", m["power"]["normalized_gini"]],
+        ["purchasing power", "top-decile capture", m["power"]["top_decile_capture"]],
+        ["credit scorecard", "AUC", m["credit"]["auc"]],
+        ["credit scorecard", "KS", m["credit"]["ks"]],
+    ]))
+    console.print(f"store {res.db_path} | features {res.features_path} | scores {full.scores_path} | "
+                  f"models {full.models_dir}")
+    out.print(f"report: {full.report_path}")
 
 
 def register(app: typer.Typer) -> None:

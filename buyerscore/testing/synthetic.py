@@ -36,6 +36,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -260,3 +261,36 @@ def generate_n_events(n_events: int, *, seed: int = 0, **kwargs: object) -> Synt
     probe = generate_events(500, seed=seed, with_event_id=False, **probe_kw)  # type: ignore[arg-type]
     per_user = len(probe.events) / 500
     return generate_events(max(1, round(n_events / per_user)), seed=seed, **kwargs)  # type: ignore[arg-type]
+
+
+DEFAULT_LOGIT = {"intercept": -1.8, "log_value": -3.0, "refund_prob": 20.0, "instalment_prob": 2.0,
+                 "propensity": -6.0, "noise_sd": 0.3}
+"""Coefficients of the synthetic default model of :func:`synthetic_applicants` (on the latent traits)."""
+
+
+def synthetic_applicants(data: SyntheticData, *, as_of: str, user_ids: Any = None, seed: int = 0,
+                         coefficients: dict[str, float] | None = None) -> pd.DataFrame:
+    """A synthetic credit applicant table for the users of ``data``, labels drawn from their latent traits.
+
+    ``P(bad) = sigmoid(intercept + log_value * log(value) + refund_prob * refund_prob
+    + instalment_prob * instalment_prob + propensity * propensity + N(0, noise_sd))`` with
+    :data:`DEFAULT_LOGIT`: cheaper shoppers, frequent refunders and instalment users default more,
+    which their *behaviour* reveals, so a credit model on behaviour features can learn it.  The
+    label is the outcome after ``as_of``; the table has the canonical applicant columns only
+    (``user_id, as_of, label, dataset``): predictors are joined from behaviour features on
+    ``user_id`` as of the same date.
+
+    >>> d = generate_events(200, seed=3)
+    >>> a = synthetic_applicants(d, as_of="2024-10-01")
+    >>> list(a.columns), bool(0.05 < a["label"].mean() < 0.4)
+    (['user_id', 'as_of', 'label', 'dataset'], True)
+    """
+    c = {**DEFAULT_LOGIT, **(coefficients or {})}
+    lat = data.latent if user_ids is None else data.latent[data.latent["user_id"].isin(list(user_ids))]
+    rng = np.random.default_rng(seed + 7919)
+    logit = (c["intercept"] + c["log_value"] * np.log(lat["value"].to_numpy())
+             + c["refund_prob"] * lat["refund_prob"].to_numpy() + c["instalment_prob"] * lat["instalment_prob"].to_numpy()
+             + c["propensity"] * lat["propensity"].to_numpy() + rng.normal(0, c["noise_sd"], len(lat)))
+    label = (rng.uniform(size=len(lat)) < 1 / (1 + np.exp(-logit))).astype("int32")
+    return pd.DataFrame({"user_id": lat["user_id"].astype(str).to_numpy(), "as_of": pd.Timestamp(as_of),
+                         "label": label, "dataset": "synthetic"})
