@@ -268,7 +268,12 @@ def fit_feature(name: str, x: Any, y: np.ndarray, *, dtype: Literal["numerical",
     xs_, ys_ = [], []
     ws_: list[np.ndarray] = []
     reps = None
-    if clean.any():
+    if clean.all():  # no masked copies of (possibly) millions of rows
+        reps, n_good, n_bad = aggregate(xv, y, max_hist_bins=max_hist_bins)
+        xs_ += [reps, reps]
+        ys_ += [np.zeros(len(reps)), np.ones(len(reps))]
+        ws_ += [n_good, n_bad]
+    elif clean.any():
         reps, n_good, n_bad = aggregate(xv[clean], y[clean], max_hist_bins=max_hist_bins)
         xs_ += [reps, reps]
         ys_ += [np.zeros(len(reps)), np.ones(len(reps))]
