@@ -359,7 +359,8 @@ def markdown(res: dict) -> str:
               "", f"Goal: p99 < 20 ms at 500 rps with 0 errors: **{'met' if res['goals']['p99_500'] else 'not met'}**.",
               "", "## Batch scoring", "",
               (f"{b['users']:,} users ({b['input_mb']} MB Parquet of features), `buyerscore score` in a subprocess "
-               f"(with reasons: the first {b['users_with_reasons']:,} users):"), "",
+               f"(with reasons: the first {b['users_with_reasons']:,} users)"
+               + (f"; {b['note']}, measured on {b.get('date', 'an earlier date')}" if b.get("note") else "") + ":"), "",
               "| run | users/s | scoring s | process wall s | peak RSS MB |", "|---|---|---|---|---|"]
     for k in ("no_reasons", "with_reasons"):
         r = b[k]
@@ -377,11 +378,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="short smoke run; results are not written")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--batch-users", type=int, default=1_000_000)
+    ap.add_argument("--render", action="store_true", help="only re-render serving.md from serving.json")
     ap.add_argument("--skip-batch", action="store_true",
                     help="reuse the batch results of benchmarks/results/serving.json (load test only)")
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
                     help="load generator: raw asyncio HTTP/1.1 (default) or httpx.AsyncClient")
     args = ap.parse_args()
+    if args.render:
+        (RESULTS / "serving.md").write_text(markdown(json.loads((RESULTS / "serving.json").read_text())))
+        return
     seconds = 5.0 if args.quick else args.seconds
     n_batch = 50_000 if args.quick else args.batch_users
     with tempfile.TemporaryDirectory(prefix="bs-serving-bench-") as d:
@@ -406,8 +411,9 @@ def main() -> None:
         finally:
             srv.stop()
         if args.skip_batch:
-            batch = json.loads((RESULTS / "serving.json").read_text())["batch"]
-            batch["note"] = "from the previous run (--skip-batch)"
+            prev = json.loads((RESULTS / "serving.json").read_text())
+            batch = {**prev["batch"], "note": "from the previous run (--skip-batch)",
+                     "date": prev["batch"].get("date", prev["date"])}
         else:
             batch = batch_bench(tmp, db, reg, n_batch, n_naive=100 if args.quick else 1000)
         print("batch", batch, flush=True)
