@@ -275,6 +275,7 @@ def test_not_fitted() -> None:
         (CreditGBM(learning_rate=2), r"'learning_rate'"),
         (CreditGBM(class_weight="auto"), r"'class_weight'"),
         (CreditGBM(validation_fraction=0.9), r"'validation_fraction'"),
+        (CreditGBM(min_child_samples=0), r"'min_child_samples' parameter of CreditGBM must be 'auto' or an int"),
     ],
 )
 def test_invalid_parameters(est, match, data) -> None:  # type: ignore[no-untyped-def]

@@ -86,7 +86,8 @@ class CreditGBM(CreditModelBase):
         ``{feature: -1 | 0 | 1}`` overrides features (others use "auto"); None = no constraints.
         +1 means a higher value never lowers the PD.
     n_estimators, learning_rate, num_leaves, min_child_samples, subsample, colsample_bytree, reg_lambda
-        LightGBM parameters (``n_estimators`` is the cap; early stopping picks the number).
+        LightGBM parameters (``n_estimators`` is the cap; early stopping picks the number;
+        ``min_child_samples="auto"`` = 1 % of the rows, between 20 and 100).
     early_stopping_rounds : int
         Rounds without improvement of the validation log loss before stopping.
     validation_fraction : float
@@ -121,7 +122,7 @@ class CreditGBM(CreditModelBase):
     def __init__(self, *, base_score: float = 600.0, base_odds: float = 50.0, pdo: float = 20.0,
                  grade_bands: Sequence[float] | None = None, monotone: Mapping[str, int] | str | None = "auto",
                  n_estimators: int = 3000, learning_rate: float = 0.02, num_leaves: int = 15,
-                 min_child_samples: int = 100, subsample: float = 0.8, colsample_bytree: float = 0.7,
+                 min_child_samples: int | str = "auto", subsample: float = 0.8, colsample_bytree: float = 0.7,
                  reg_lambda: float = 1.0, early_stopping_rounds: int = 150, validation_fraction: float = 0.2,
                  n_folds: int = 1, calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto",
                  class_weight: str | None = None, lgbm_params: Mapping[str, Any] | None = None,
@@ -159,8 +160,8 @@ class CreditGBM(CreditModelBase):
         check_param(n, "n_estimators", self.n_estimators, lambda v: isinstance(v, int) and v >= 1, "an int >= 1")
         check_param(n, "learning_rate", self.learning_rate, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
         check_param(n, "num_leaves", self.num_leaves, lambda v: isinstance(v, int) and v >= 2, "an int >= 2")
-        check_param(n, "min_child_samples", self.min_child_samples, lambda v: isinstance(v, int) and v >= 1,
-                    "an int >= 1")
+        check_param(n, "min_child_samples", self.min_child_samples,
+                    lambda v: v == "auto" or (isinstance(v, int) and v >= 1), "'auto' or an int >= 1")
         check_param(n, "subsample", self.subsample, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
         check_param(n, "colsample_bytree", self.colsample_bytree, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
         check_param(n, "reg_lambda", self.reg_lambda, lambda v: float(v) >= 0, "a float >= 0")
@@ -191,10 +192,13 @@ class CreditGBM(CreditModelBase):
             if d == "categorical":
                 self.cat_bins_[c] = fit_feature(c, Xs[c].to_numpy(), yv, dtype="categorical")
         M = self._matrix(Xs)
+        # "auto": 1 % of the rows, between 20 and 100 (100 on large tables, 20 on German credit)
+        self.min_child_samples_ = (int(np.clip(len(yv) // 100, 20, 100)) if self.min_child_samples == "auto"
+                                   else int(self.min_child_samples))
         self.monotone_constraints_ = self._constraints(Xs, yv)
         params = {
             "objective": "binary", "learning_rate": float(self.learning_rate), "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples, "bagging_fraction": float(self.subsample), "bagging_freq": 1,
+            "min_child_samples": self.min_child_samples_, "bagging_fraction": float(self.subsample), "bagging_freq": 1,
             "feature_fraction": float(self.colsample_bytree), "lambda_l2": float(self.reg_lambda),
             "monotone_constraints": [self.monotone_constraints_[c] for c in self.features_],
             "monotone_constraints_method": "advanced", "seed": self.random_state, "num_threads": self.n_jobs,
