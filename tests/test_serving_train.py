@@ -41,6 +41,13 @@ def test_train_writes_an_unpromoted_bundle(trained) -> None:
     _, _, _reg, manifest = trained
     assert manifest["version"] == "v1" and not manifest["promoted"]
     assert {"anomaly", "credit"} <= set(manifest["models"])
+    try:
+        from buyerscore.models.purchasing_power import SpendForecaster  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert {"power_spend", "power_tier"} <= set(manifest["models"])
+        assert manifest["models"]["power_spend"]["metrics"]["normalized_gini"] > 0
     assert manifest["models"]["credit"]["metrics"]["auc"] > 0.6
     assert manifest["as_of"].startswith(AS_OF) and len(manifest["training_data_hash"]) == 64
     assert manifest["config"]["features"]["windows"] == [7, 30, 90, 365]
