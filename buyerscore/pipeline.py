@@ -78,7 +78,7 @@ def _lgbm_contrib(model: Any, Xf: pd.DataFrame) -> np.ndarray | None:
         booster = model
     if booster is None or getattr(model, "n_classes_", 2) > 2 or booster.num_model_per_iteration() > 1:
         return None  # multiclass: contributions have no single adverse direction
-    c = booster.predict(Xf.to_numpy(dtype=np.float64), pred_contrib=True)
+    c: np.ndarray = np.asarray(booster.predict(Xf.to_numpy(dtype=np.float64), pred_contrib=True))
     nf = Xf.shape[1]
     if c.shape[1] != nf + 1:  # multiclass: not a single direction
         return None
@@ -263,11 +263,12 @@ class ScoringPipeline:
             getattr(self, f"_score_{kind}")(model, Xf, out)
             section = SECTIONS[kind]
             if reasons and self.reason_k and len(Xf) and section not in section_contrib:
-                c = contributions(model, Xf)
-                if c is not None:
-                    section_contrib[section] = (-c if kind in _FAVOURABLE_KINDS else c, self.features[kind])
-        for section, (c, feats) in section_contrib.items():
-            idx, vals = top_k_adverse(c, self.reason_k)
+                contrib = contributions(model, Xf)
+                if contrib is not None:
+                    section_contrib[section] = (-contrib if kind in _FAVOURABLE_KINDS else contrib,
+                                                self.features[kind])
+        for section, (contrib, feats) in section_contrib.items():
+            idx, vals = top_k_adverse(contrib, self.reason_k)
             names = np.asarray(list(feats) + [None], dtype=object)
             for i in range(self.reason_k):
                 out[f"{section}_reason_{i + 1}"] = pd.array(names[idx[:, i]], dtype="string")

@@ -59,7 +59,7 @@ def standin_bundle(con: Any, registry: str | Path, *, as_of: str, horizon_days: 
     Xf = df[feats].astype(float)
     spend = df["future_spend"].fillna(0.0).to_numpy()
     entries: dict[str, ModelEntry] = {}
-    params = {"n_estimators": n_estimators, "num_leaves": 15, "min_child_samples": 5, "verbose": -1,
+    params: dict[str, Any] = {"n_estimators": n_estimators, "num_leaves": 15, "min_child_samples": 5, "verbose": -1,
               "random_state": seed, "n_jobs": 1}
     if "power_spend" in kinds:
         entries["power_spend"] = ModelEntry(lgb.LGBMRegressor(**params).fit(Xf, spend), feats)

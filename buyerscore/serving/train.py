@@ -56,7 +56,7 @@ def train_power(X: pd.DataFrame, spend: np.ndarray, cfg: BuyerscoreConfig) -> di
     Xf = X[feats]
     test = _holdout(len(Xf))
     out: dict[str, ModelEntry] = {}
-    fkw = {"horizon_days": float(cfg.power.horizon_days)} if _accepts(SpendForecaster, "horizon_days") else {}
+    fkw: dict[str, Any] = {"horizon_days": float(cfg.power.horizon_days)} if _accepts(SpendForecaster, "horizon_days") else {}
     m = SpendForecaster(**fkw).fit(Xf[~test], spend[~test])
     pred = np.asarray(m.predict(Xf[test]), dtype=float)
     met = _metrics({"normalized_gini": normalized_gini(spend[test], pred), "spearman": spearman(spend[test], pred),
@@ -64,7 +64,7 @@ def train_power(X: pd.DataFrame, spend: np.ndarray, cfg: BuyerscoreConfig) -> di
                     "n_test": int(test.sum())})
     out["power_spend"] = ModelEntry(SpendForecaster(**fkw).fit(Xf, spend), feats, metrics=met,
                                     params={"horizon_days": cfg.power.horizon_days})
-    tq = tuple(cfg.power.tier_quantiles)
+    tq = (float(cfg.power.tier_quantiles[0]), float(cfg.power.tier_quantiles[1]))
     tier = SpendTier(thresholds=tq, kind="quantile") if _accepts(SpendTier, "thresholds") else SpendTier()
     t = tier.fit(Xf[~test], spend[~test])
     proba = np.asarray(t.predict_proba(Xf[test]), dtype=float)
@@ -78,7 +78,7 @@ def train_power(X: pd.DataFrame, spend: np.ndarray, cfg: BuyerscoreConfig) -> di
 
 def _accepts(cls: type, name: str) -> bool:
     import inspect
-    return name in inspect.signature(cls.__init__).parameters
+    return name in inspect.signature(cls).parameters
 
 
 def train_anomaly(X: pd.DataFrame, cfg: BuyerscoreConfig) -> dict[str, ModelEntry]:
@@ -117,7 +117,7 @@ def train_credit(store: EventStore, cfg: BuyerscoreConfig) -> tuple[dict[str, Mo
             return {}, None
     X, y = split_applicants(app, target=cfg.credit.target)
     cls = CreditScorecard if cfg.credit.model == "scorecard" else CreditGBM
-    kw = {"pdo": cfg.credit.pdo, "base_score": cfg.credit.base_score, "base_odds": cfg.credit.base_odds}
+    kw: dict[str, Any] = {"pdo": cfg.credit.pdo, "base_score": cfg.credit.base_score, "base_odds": cfg.credit.base_odds}
     test = _holdout(len(X))
     m = cls(**kw).fit(X[~test], y[~test])
     p = m.predict_proba(X[test])[:, 1]

@@ -8,7 +8,7 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, status
 
 from buyerscore.serving.api.deps import ApiKeyDep, StateDep
-from buyerscore.serving.api.schemas import EventsRequest, EventsResponse
+from buyerscore.serving.api.schemas import EventsRequest, EventsResponse, RejectOut
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"], dependencies=[ApiKeyDep])
@@ -58,4 +58,4 @@ def post_events(body: EventsRequest, state: StateDep) -> EventsResponse:
     return EventsResponse(batch_id=summary.batch_id, read=summary.read, accepted=summary.accepted,
                           rejected=summary.rejected, inserted=summary.inserted, already_present=summary.already_present,
                           by_reason=summary.by_reason,
-                          rejects=[{"index": int(r[0]) - 1, "reason": r[1], "detail": r[2]} for r in rej])
+                          rejects=[RejectOut(index=int(r[0]) - 1, reason=r[1], detail=r[2]) for r in rej], durable=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -63,21 +64,23 @@ async def user_score(
 def _score_entry(state: AppState, pipeline: ScoringPipeline, user_id: str, plat: str | None, entry: _Entry | None,
                  lang: str) -> Response:
     key = f"{pipeline.version}:{lang}"
-    pre: dict | None = None
-    row: dict | None = None
+    pre: Mapping[str, Any] | None = None
+    row: Mapping[str, Any] | None = None
     X: pd.DataFrame | None = None
     has = entry is not None and entry.has_features
-    if has and entry.values is not None and entry.scored is not None and entry.scored_version == pipeline.version:
-        pre, row = entry.scored, entry.values  # bulk-scored: plain dicts, no pandas
+    if (entry is not None and has and entry.values is not None and entry.scored is not None
+            and entry.scored_version == pipeline.version):
+        pre, row = entry.scored, entry.values  # bulk-scored: row views, no pandas
         cols = tuple(row)
     else:
-        X = entry.row.reset_index(drop=True) if has else pd.DataFrame({"user_id": [user_id]})
+        X = entry.row.reset_index(drop=True) if entry is not None and has else pd.DataFrame({"user_id": [user_id]})
         cols = tuple(X.columns)
     dataset = state.credit_dataset()
     if dataset and "credit" in pipeline.models and pipeline.missing_features(cols)["credit"]:
         app = state.applicant_row(dataset, user_id)  # credit predictors of an applicant with this id
         if app is not None:
             if X is None:
+                assert entry is not None
                 X = entry.row.reset_index(drop=True)
             X = pd.concat([X, app.drop(columns=[c for c in app.columns if c in X.columns]).reset_index(drop=True)],
                           axis=1)
@@ -91,7 +94,7 @@ def _score_entry(state: AppState, pipeline: ScoringPipeline, user_id: str, plat:
         raise _422(["path", "user_id"], str(exc)) from None
     res.update(user_id=user_id, platform=plat, as_of=entry.as_of if entry is not None else None)
     body = ScoreResponse.model_validate(res).model_dump_json().encode()
-    if has:
+    if entry is not None and has:
         entry.scores[key] = body  # served as is until the user's events or the model change
     return Response(body, media_type="application/json")
 
