@@ -344,13 +344,19 @@ def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
         return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
     except UnreadableInputError:
         raise
-    except UnicodeDecodeError as exc:
-        raise UnreadableInputError(f"Could not read {p} as {fmt}: it is not UTF-8 text ({exc.reason} at byte "
-                                   f"{exc.start}). Re-save it as UTF-8, e.g. 'iconv -f latin1 -t utf-8'.") from exc
-    except (ValueError, OSError, EOFError, ImportError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UnreadableInputError(f"Could not read {p} as {fmt}: {msg}. Check that the file is complete and "
-                                   f"pass the right --format ({', '.join(FORMATS)}).") from exc
+    except (UnicodeDecodeError, ValueError, OSError, EOFError, ImportError) as exc:
+        raise _unreadable(p, fmt, exc) from exc
+
+
+
+def _unreadable(p: Path, fmt: str, exc: Exception) -> UnreadableInputError:
+    """The error for a file that cannot be read at all, naming the file, the cause and the fix."""
+    if isinstance(exc, UnicodeDecodeError):
+        return UnreadableInputError(f"Could not read {p} as {fmt}: it is not UTF-8 text ({exc.reason} at byte "
+                                    f"{exc.start}). Re-save it as UTF-8, e.g. 'iconv -f latin1 -t utf-8'.")
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UnreadableInputError(f"Could not read {p} as {fmt}: {msg}. Check that the file is complete and "
+                                f"pass the right --format ({', '.join(FORMATS)}).")
 
 
 class RaggedInput(Exception):
@@ -447,13 +453,8 @@ def iter_input(path: str | Path, fmt: str | None = None, chunk_rows: int = 500_0
                 yield chunk(df)
     except (UnreadableInputError, RaggedInput):
         raise
-    except UnicodeDecodeError as exc:
-        raise UnreadableInputError(f"Could not read {p} as {fmt}: it is not UTF-8 text ({exc.reason} at byte "
-                                   f"{exc.start}). Re-save it as UTF-8, e.g. 'iconv -f latin1 -t utf-8'.") from exc
-    except (ValueError, OSError, EOFError, ImportError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UnreadableInputError(f"Could not read {p} as {fmt}: {msg}. Check that the file is complete and "
-                                   f"pass the right --format ({', '.join(FORMATS)}).") from exc
+    except (UnicodeDecodeError, ValueError, OSError, EOFError, ImportError) as exc:
+        raise _unreadable(p, fmt, exc) from exc
 
 
 def read_raw(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
