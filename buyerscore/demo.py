@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from buyerscore.artifacts import data_hash, save_model
-from buyerscore.features.demo import SYNTHETIC_START, DemoResult, _quiet, run_demo
+from buyerscore.features.demo import DemoResult, _quiet, run_demo
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,9 @@ def run_full_demo(out_dir: str | Path, data_dir: str | Path | None = None, *, n_
     # -- credit ----------------------------------------------------------------------------------
     with step("credit: monotone scorecard"):
         if data_dir is None:
-            from buyerscore.testing.synthetic import generate_events, synthetic_applicants
-            data = generate_events(n_users, seed=seed, start=SYNTHETIC_START)
+            from buyerscore.testing.synthetic import synthetic_applicants
+            data = base.synthetic
+            assert data is not None  # run_demo keeps what it generated
             apps = synthetic_applicants(data, as_of=as_of, user_ids=F["user_id"], seed=seed)
             A = apps.merge(F[["user_id", *feats]], on="user_id", how="inner")
             users = data.users.set_index("user_id")

@@ -21,6 +21,7 @@ import pandas as pd
 from buyerscore.events.store import EventStore
 from buyerscore.features.build import build_features, build_labels
 from buyerscore.features.definitions import DEFAULT_WINDOWS
+from buyerscore.testing.synthetic import SyntheticData
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class DemoResult:
     summary: pd.DataFrame
     cutoffs: dict[str, str] = field(default_factory=dict)
     source: str = "synthetic"
+    synthetic: SyntheticData | None = None
+    """The generated events, user attributes and latent traits (synthetic runs only)."""
 
 
 @contextmanager
@@ -120,6 +123,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "buyerscore.duckdb"
     feats, labs = [], []
+    data: SyntheticData | None = None
     cutoffs: dict[str, str] = {}
     horizons: dict[str, int] = {}
     with EventStore(db_path) as store:
@@ -154,4 +158,5 @@ def run_demo(
     labels.to_parquet(labels_path, index=False)
     summary = summarise(features, labels, cutoffs, horizons, {str(k): int(v) for k, v in counts.items()})
     logger.info("demo wrote %s and %s", features_path, labels_path)
-    return DemoResult(out, db_path, features_path, labels_path, features, labels, summary, cutoffs, source)
+    return DemoResult(out, db_path, features_path, labels_path, features, labels, summary, cutoffs, source,
+                      data)
