@@ -105,27 +105,44 @@ class _Marginals:
     def tails(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(P(X_j <= x), P(X_j >= x))`` per cell; beyond the sample range an exponential tail below 1/n."""
         m, d = X.shape
-        left = np.empty((m, d))
-        right = np.empty((m, d))
+        # filled feature by feature in (d, m) layout (contiguous rows), returned as (m, d) views
+        left = np.empty((d, m))
+        right = np.empty((d, m))
         floor = 1.0 / (self.n + 1)
         for j in range(d):
             u, le, ge, x = self.grids[j], self.le[j], self.ge[j], X[:, j]
             i = np.searchsorted(u, x, side="right") - 1          # last grid value <= x
-            lj = le[np.clip(i, 0, None)]
+            lj = le.take(np.maximum(i, 0))
             out = i < 0
-            lj[out] = floor * np.exp(-(u[0] - x[out]) / self.scales[j])
-            left[:, j] = lj
+            if out.any():
+                lj[out] = floor * np.exp(-(u[0] - x[out]) / self.scales[j])
+            left[j] = lj
             k = np.searchsorted(u, x, side="left")               # first grid value >= x
-            rj = ge[np.clip(k, None, u.size - 1)]
+            rj = ge.take(np.minimum(k, u.size - 1))
             out = k >= u.size
-            rj[out] = floor * np.exp(-(x[out] - u[-1]) / self.scales[j])
-            right[:, j] = rj
-        return np.maximum(left, 1e-300), np.maximum(right, 1e-300)
+            if out.any():
+                rj[out] = floor * np.exp(-(x[out] - u[-1]) / self.scales[j])
+            right[j] = rj
+        np.maximum(left, 1e-300, out=left)
+        np.maximum(right, 1e-300, out=right)
+        return left.T, right.T
 
-    def outlyingness(self, X: np.ndarray, method: Literal["ecod", "copod"]) -> np.ndarray:
-        """Per-cell ECOD / COPOD outlyingness (their row sums are the detector scores)."""
+    def neg_log_tails(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(-ln P(X_j <= x), -ln P(X_j >= x))`` per cell (the inputs of ECOD and COPOD)."""
         left, right = self.tails(X)
-        u_l, u_r = -np.log(left), -np.log(right)
+        np.log(left, out=left)
+        np.negative(left, out=left)
+        np.log(right, out=right)
+        np.negative(right, out=right)
+        return left, right
+
+    def outlyingness(self, X: np.ndarray, method: Literal["ecod", "copod"],
+                     neg_log_tails: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Per-cell ECOD / COPOD outlyingness (their row sums are the detector scores).
+
+        ``neg_log_tails`` (from :meth:`neg_log_tails` on the same ``X``) lets ECOD and COPOD share one pass.
+        """
+        u_l, u_r = neg_log_tails if neg_log_tails is not None else self.neg_log_tails(X)
         s = self.skew_sign
         u_skew = u_l * -np.sign(s - 1) + u_r * np.sign(s + 1)
         if method == "ecod":
@@ -273,12 +290,15 @@ class AnomalyDetector(BaseEstimator):
 
     def _raw(self, M: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
+        nlt = None
         for d in self.detectors:
             if d == "iforest":
                 assert self.iforest_ is not None
                 out[d] = -self.iforest_.score_samples(M)
             else:
-                out[d] = self.marginals_.outlyingness(M, d).sum(axis=1)  # type: ignore[arg-type]
+                if nlt is None:  # ECOD and COPOD share the per-cell tail probabilities
+                    nlt = self.marginals_.neg_log_tails(M)
+                out[d] = self.marginals_.outlyingness(M, d, nlt).sum(axis=1)  # type: ignore[arg-type]
         return out
 
     def _combine(self, norm: dict[str, np.ndarray]) -> np.ndarray:
