@@ -281,7 +281,10 @@ class SpendTier(ClassifierMixin, BaseEstimator):
         upper tier.
     kind : {"quantile", "amount"}
     calibration : {"isotonic", "sigmoid"}
-        Calibration of the LightGBM class probabilities (cross-validated, ``cv`` folds).
+        Calibration of the LightGBM class probabilities: one map per class, fitted on ``cv``-fold
+        out-of-fold predictions; predictions come from one booster refitted on all rows and passed
+        through those maps (``CalibratedClassifierCV(ensemble=False)``), so scoring evaluates one
+        booster per row instead of ``cv``.
     cv : int
     n_estimators, learning_rate, num_leaves, min_child_samples, random_state, n_jobs : LightGBM settings.
 
@@ -354,7 +357,8 @@ class SpendTier(ClassifierMixin, BaseEstimator):
         base = _lgbm("classifier", {"n_estimators": self.n_estimators, "learning_rate": self.learning_rate,
                                     "num_leaves": self.num_leaves, "min_child_samples": self.min_child_samples,
                                     "n_jobs": self.n_jobs}, self.random_state)
-        self.model_ = CalibratedClassifierCV(base, method=self.calibration, cv=int(self.cv)).fit(Xn, labels)
+        self.model_ = CalibratedClassifierCV(base, method=self.calibration, cv=int(self.cv),
+                                             ensemble=False).fit(Xn, labels)
         self.classes_ = self.model_.classes_
         return self
 
