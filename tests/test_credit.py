@@ -116,6 +116,23 @@ def test_fast_binning_matches_exact_solver() -> None:
     np.testing.assert_array_equal(np.bincount(idx, weights=y, minlength=fast.n_bins), fast.event)
 
 
+def test_fast_binning_counts_with_special_codes_and_missing() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.poisson(1.5, 50_000).astype(float)
+    x[rng.random(x.size) < 0.05] = np.nan
+    x[rng.random(x.size) < 0.01] = 96.0
+    x[rng.random(x.size) < 0.01] = 98.0
+    y = (rng.random(x.size) < np.where(np.isnan(x), 0.3, 0.05 + 0.04 * np.nan_to_num(np.minimum(x, 5)))).astype(int)
+    b = fit_feature("late", x, y, special_codes={"96": [96], "98": [98]}, fast=True)
+    assert b.labels[-3:] == ["special 96: [96.0]", "special 98: [98.0]", "Missing"]
+    idx = b.bin_index(x)
+    np.testing.assert_array_equal(np.bincount(idx, minlength=b.n_bins), b.event + b.nonevent)
+    np.testing.assert_array_equal(np.bincount(idx, weights=y, minlength=b.n_bins), b.event)
+    assert b.event[-1] == y[np.isnan(x)].sum() and b.event[-2] == y[x == 98].sum()
+    exact = fit_feature("late", x, y, special_codes={"96": [96], "98": [98]}, fast=False)
+    np.testing.assert_allclose(b.iv, exact.iv, rtol=0.02)
+
+
 # ---------------------------------------------------------------- monotonicity (property tests)
 @settings(max_examples=60, deadline=None)
 @given(a=st.floats(0, 1.2), b=st.floats(0, 1.2), late=st.sampled_from([0.0, 1.0, 3.0, 98.0, None]),
