@@ -44,7 +44,8 @@ def _numeric(X: pd.DataFrame, owner: str) -> pd.DataFrame:
     if not isinstance(X, pd.DataFrame):
         raise ModelInputError(f"{owner} needs a pandas DataFrame of features; got {type(X).__name__}.")
     X = X.drop(columns=[c for c in _ID_COLS if c in X.columns])
-    bad = [c for c in X.columns if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))]
+    dtypes = X.dtypes  # one look-up (not one Series per column): cheap for the API's one-row frames
+    bad = [c for c, t in dtypes.items() if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t))]
     if bad:
         raise ModelInputError(f"{owner} needs numeric feature columns; {bad[:3]} are not (encode or drop them).")
     return X.astype(float)
