@@ -51,9 +51,15 @@ def _categorical(model: Any) -> frozenset[str]:
 
 
 def _as_frame(X: pd.DataFrame, features: Sequence[str], categorical: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """The ``features`` columns of ``X`` as float64 (categorical columns kept as they are).
+
+    Dtypes are checked from ``X.dtypes`` (one look-up, not one Series per column), so the cost per
+    call stays small for the one-row frames of the API.
+    """
     sub = X.loc[:, list(features)]
+    dtypes = sub.dtypes
     num = [c for c in sub.columns if c not in categorical]
-    bad = [c for c in num if not (pd.api.types.is_numeric_dtype(sub[c]) or pd.api.types.is_bool_dtype(sub[c]))]
+    bad = [c for c in num if not (pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c]))]
     if bad:
         conv = {c: pd.to_numeric(sub[c], errors="coerce") for c in bad}
         broken = [c for c in bad if conv[c].isna().sum() > sub[c].isna().sum()]
@@ -62,6 +68,8 @@ def _as_frame(X: pd.DataFrame, features: Sequence[str], categorical: frozenset[s
                                   f"{sub[broken[0]].dtype}); pass numbers (null for unknown).")
         sub = sub.assign(**conv)
     if not categorical:
+        if all(dtypes[c] == np.float64 for c in num) and not bad:
+            return sub
         return sub.astype("float64")
     return sub.astype({c: "float64" for c in num})
 
@@ -250,6 +258,7 @@ class ScoringPipeline:
                 out[c] = X[c].to_numpy()
         missing = self.missing_features(X.columns)
         section_contrib: dict[str, tuple[np.ndarray, list[str]]] = {}
+        frames: dict[tuple[tuple[str, ...], frozenset[str]], pd.DataFrame] = {}  # one conversion per feature set
         for kind in kinds:
             if missing[kind]:
                 if strict:
@@ -259,7 +268,10 @@ class ScoringPipeline:
                 logger.debug("skipping %s: %d features missing", kind, len(missing[kind]))
                 continue
             model = self.models[kind]
-            Xf = _as_frame(X, self.features[kind], _categorical(model))
+            key = (tuple(self.features[kind]), _categorical(model))
+            Xf = frames.get(key)
+            if Xf is None:
+                Xf = frames[key] = _as_frame(X, *key)
             getattr(self, f"_score_{kind}")(model, Xf, out)
             section = SECTIONS[kind]
             if reasons and self.reason_k and len(Xf) and section not in section_contrib:
