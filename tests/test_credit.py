@@ -133,6 +133,16 @@ def test_fast_binning_counts_with_special_codes_and_missing() -> None:
     np.testing.assert_allclose(b.iv, exact.iv, rtol=0.02)
 
 
+def test_fast_binning_of_a_feature_without_ordinary_values() -> None:
+    # e.g. income inside a segment where it is always missing: no split to search, no crash
+    x = np.r_[np.full(300, np.nan), np.full(100, 98.0)]
+    y = np.r_[np.zeros(240), np.ones(60), np.zeros(50), np.ones(50)].astype(int)
+    b, idx = fit_feature("income", x, y, special_codes=[98], return_index=True)
+    assert b.n_regular == 1 and b.event[0] + b.nonevent[0] == 0
+    np.testing.assert_array_equal(b.event[1:], [50, 60])
+    np.testing.assert_array_equal(idx, b.bin_index(x))
+
+
 # ---------------------------------------------------------------- monotonicity (property tests)
 @settings(max_examples=60, deadline=None)
 @given(a=st.floats(0, 1.2), b=st.floats(0, 1.2), late=st.sampled_from([0.0, 1.0, 3.0, 98.0, None]),

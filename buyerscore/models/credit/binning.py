@@ -327,15 +327,19 @@ def _fit_feature(name: str, x: Any, y: np.ndarray, *, dtype: str, special_codes:
         xs_ += [np.array([np.nan, np.nan])]
         ys_ += [np.array([0.0, 1.0])]
         ws_ += [np.array([is_nan.sum() - b, b])]
-    xa, ya, wa = np.concatenate(xs_), np.concatenate(ys_), np.concatenate(ws_)
-    keep = wa > 0
-    ob = OptimalBinning(name=name, dtype="numerical", special_codes=codes or None, **params)
-    ob.fit(xa[keep], ya[keep].astype(int), sample_weight=wa[keep])
     if reps is None:
-        return _from_optbinning(ob, name, "numerical", codes, reps=reps), None
+        # no ordinary value at all (every row missing or a special code): nothing to split,
+        # one empty regular bin, the special and missing bins carry the rows
+        splits = np.array([], dtype=float)
+        reps, n_good, n_bad, cell_list = np.array([0.0]), np.zeros(1), np.zeros(1), [np.zeros(0, dtype=np.int64)]
+    else:
+        xa, ya, wa = np.concatenate(xs_), np.concatenate(ys_), np.concatenate(ws_)
+        keep = wa > 0
+        ob = OptimalBinning(name=name, dtype="numerical", special_codes=codes or None, **params)
+        ob.fit(xa[keep], ya[keep].astype(int), sample_weight=wa[keep])
+        splits = np.asarray(ob.splits, dtype=float)
     # the solver only chose the splits: every count is already known from the cells, so the
     # bins are built directly (optbinning's binning table would re-validate all the rows)
-    splits = np.asarray(ob.splits, dtype=float)
     if len(splits):
         pos = np.searchsorted(reps, splits, side="right")
         splits = np.unique(reps[np.minimum(pos, len(reps) - 1)])
