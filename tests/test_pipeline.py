@@ -122,3 +122,43 @@ def test_top_k_adverse_known_answer() -> None:
     idx, val = top_k_adverse(np.array([[1.0, 1.0, 5.0, -2.0], [np.nan, -1.0, 0.0, 0.1]]), 3)
     assert idx.tolist() == [[2, 0, 1], [3, -1, -1]]
     np.testing.assert_allclose(val, [[5.0, 1.0, 1.0], [0.1, np.nan, np.nan]])
+
+
+def test_batch_threads_give_the_same_file(pipe: ScoringPipeline, frame: pd.DataFrame, tmp_path) -> None:
+    from buyerscore.serving.batch import score_file
+
+    src = tmp_path / "f.parquet"
+    frame.to_parquet(src, index=False)
+    one = score_file(pipe, src, tmp_path / "one.parquet", chunk_rows=37, n_jobs=1)
+    two = score_file(pipe, src, tmp_path / "two.parquet", chunk_rows=37, n_jobs=2)
+    assert (one.rows, one.chunks) == (two.rows, two.chunks) == (400, 11)
+    a, b = pd.read_parquet(tmp_path / "one.parquet"), pd.read_parquet(tmp_path / "two.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    assert a["user_id"].tolist() == frame["user_id"].tolist()  # input order kept
+    direct = pipe.score_frame(frame, reasons=False).select_dtypes(["number", "bool"])
+    pd.testing.assert_frame_equal(a[direct.columns], direct, check_exact=False, rtol=1e-12)
+    with pytest.raises(ValueError, match="n_jobs"):
+        score_file(pipe, src, tmp_path / "x.parquet", n_jobs=0)
+
+
+def test_buyerscore_models_one_user_equals_batch() -> None:
+    """The API's one-row path gives the batch scores: AnomalyDetector's flat isolation forest (small inputs)
+    equals scikit-learn's score_samples exactly, and SpendTier evaluates one booster per row."""
+    from buyerscore.models.anomaly import AnomalyDetector
+    from buyerscore.models.purchasing_power import SpendTier
+
+    rng = np.random.default_rng(1)
+    n = 1500
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.exponential(size=n), "c": rng.integers(0, 5, n) * 1.0})
+    X.loc[::13, "b"] = np.nan
+    det = AnomalyDetector(n_estimators=50).fit(X)
+    M = det._matrix(X)
+    np.testing.assert_array_equal(det._iforest_raw(M[:300]), -det.iforest_.score_samples(M[:300]))
+    assert "_flat_forest" in det.__dict__ and "_flat_forest" not in det.__getstate__()
+    tier = SpendTier(n_estimators=20).fit(X, X["b"].fillna(0) * 10 + X["a"])
+    assert len(tier.model_.calibrated_classifiers_) == 1
+    p = ScoringPipeline({"anomaly": det, "power_tier": tier}, features={"anomaly": ["a", "b", "c"],
+                                                                       "power_tier": ["a", "b", "c"]})
+    batch = p.score_frame(X, reasons=False)  # > 1024 rows: scikit-learn's traversal
+    rows = pd.concat([p.score_frame(X.iloc[[i]], reasons=False) for i in range(0, n, 97)])
+    pd.testing.assert_frame_equal(rows, batch.loc[rows.index], check_exact=False, rtol=1e-12, atol=1e-12)

@@ -1,8 +1,8 @@
 """Batch scoring: stream a Parquet file of features (or raw events) through the pipeline in chunks.
 
 Memory stays bounded by the chunk size: the input is read ``chunk_rows`` rows at a time (only
-the columns the models need plus the ids) and every scored chunk is appended to the output
-Parquet file before the next is read.  Raw events are first validated and stored exactly like
+the columns the models need plus the ids), at most ``n_jobs`` chunks are scored at once (in
+threads), and every scored chunk is appended, in input order, to the output Parquet file.  Raw events are first validated and stored exactly like
 ``buyerscore ingest`` in a temporary DuckDB file; their features are computed there by the one
 offline SQL definition and spilled to a temporary Parquet file, which is then streamed the same way.
 """
@@ -10,9 +10,12 @@ offline SQL definition and spilled to a temporary Parquet file, which is then st
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from buyerscore._validation import check_param
 from buyerscore.exceptions import LeakageError, SchemaError
 from buyerscore.pipeline import ID_COLUMNS, ScoringPipeline
 
@@ -63,25 +67,56 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def default_jobs() -> int:
+    """Chunks scored at the same time by default: ``min(2, CPU count)`` (each holds one chunk in memory)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def score_frames(pipeline: ScoringPipeline, chunks: Any, out: str | Path, *, total: int, reasons: bool = True,
-                 on_progress: ProgressFn | None = None) -> tuple[int, int]:
-    """Score an iterable of frames, appending each result to the Parquet file ``out``."""
+                 on_progress: ProgressFn | None = None, n_jobs: int = 1) -> tuple[int, int]:
+    """Score an iterable of frames (or Arrow record batches), appending each result to the Parquet file ``out``.
+
+    With ``n_jobs > 1`` up to ``n_jobs`` chunks are scored at once in threads (the models' numeric
+    work -- LightGBM, tree traversal, numpy -- runs without the GIL); results are written in input
+    order, so the output is the same as with ``n_jobs=1``.
+    """
+    check_param("score_frames", "n_jobs", n_jobs, lambda v: isinstance(v, int) and v >= 1, "an int >= 1")
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
     rows = n = 0
     tmp = Path(str(out) + ".partial")
+
+    def work(X: Any) -> pa.Table:
+        if isinstance(X, pa.RecordBatch):
+            X = X.to_pandas()
+        return pa.Table.from_pandas(_normalise(pipeline.score_frame(X, reasons=reasons)), preserve_index=False)
+
+    def write(table: pa.Table) -> None:
+        nonlocal writer, schema, rows, n
+        if writer is None:
+            schema = table.schema
+            writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+        elif table.schema != schema:  # e.g. an all-missing column in this chunk: same types as the first
+            table = table.cast(schema)
+        writer.write_table(table)
+        rows += table.num_rows
+        n += 1
+        if on_progress is not None:
+            on_progress(rows, total)
+
     try:
-        for X in chunks:
-            res = _normalise(pipeline.score_frame(X, reasons=reasons))
-            table = pa.Table.from_pandas(res, schema=schema, preserve_index=False)
-            if writer is None:
-                schema = table.schema
-                writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-            writer.write_table(table)
-            rows += len(res)
-            n += 1
-            if on_progress is not None:
-                on_progress(rows, total)
+        if n_jobs == 1:
+            for X in chunks:
+                write(work(X))
+        else:
+            with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="buyerscore-batch") as pool:
+                pending: deque[Future[pa.Table]] = deque()
+                for X in chunks:  # at most n_jobs chunks in flight: memory stays bounded
+                    if len(pending) >= n_jobs:
+                        write(pending.popleft().result())
+                    pending.append(pool.submit(work, X))
+                while pending:
+                    write(pending.popleft().result())
         if writer is None:  # empty input: still write a valid (empty) file
             res = _normalise(pipeline.score_frame(pd.DataFrame(columns=[*ID_COLUMNS, *pipeline.input_features]),
                                                   reasons=reasons))
@@ -98,14 +133,15 @@ def score_frames(pipeline: ScoringPipeline, chunks: Any, out: str | Path, *, tot
 
 
 def _feature_chunks(path: Path, columns: list[str], chunk_rows: int) -> Any:
+    """Arrow record batches of ``chunk_rows`` rows (converted to pandas by the thread that scores them)."""
     pf = pq.ParquetFile(path)
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
-        yield batch.to_pandas()
+    yield from pf.iter_batches(batch_size=chunk_rows, columns=columns)
 
 
 def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *, as_of: Any = None,
                windows: tuple[int, ...] | None = None, chunk_rows: int = 200_000, reasons: bool = True,
-               on_progress: ProgressFn | None = None, workdir: str | Path | None = None) -> BatchSummary:
+               on_progress: ProgressFn | None = None, workdir: str | Path | None = None,
+               n_jobs: int | None = None) -> BatchSummary:
     """Score a Parquet file of features or of raw events into a Parquet file of scores.
 
     Parameters
@@ -122,11 +158,16 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
     windows : tuple of int, optional
         Feature windows for raw events (default: those the bundle was trained with).
     chunk_rows : int
-        Rows per chunk; memory is proportional to it.
+        Rows per chunk; memory is proportional to it (times ``n_jobs``).
     reasons : bool
         Include reason-code columns.
     on_progress : callable, optional
         Called as ``on_progress(rows_done, rows_total)`` after every chunk.
+    workdir : path, optional
+        Folder for temporary files (raw-event input).
+    n_jobs : int, optional
+        Chunks scored at the same time, in threads (default :func:`default_jobs`: ``min(2, CPUs)``).
+        The output does not depend on it.
 
     Examples
     --------
@@ -137,7 +178,7 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
     >>> X.to_parquet(f"{d}/f.parquet")
     >>> p = ScoringPipeline({"power_spend": LinearRegression().fit(X[["spend_90d"]], [2.0, 4.0, 6.0])},
     ...                     features={"power_spend": ["spend_90d"]}, version="v1")
-    >>> s = score_file(p, f"{d}/f.parquet", f"{d}/s.parquet", chunk_rows=2)
+    >>> s = score_file(p, f"{d}/f.parquet", f"{d}/s.parquet", chunk_rows=2, n_jobs=2)
     >>> s.rows, s.chunks, pd.read_parquet(f"{d}/s.parquet")["power_expected_spend"].round(6).tolist()
     (3, 2, [2.0, 4.0, 6.0])
     """
@@ -164,7 +205,7 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
                               f"{pipeline.version} (e.g. {pipeline.input_features[:3]}); columns present: {names[:10]}.")
         total = pq.ParquetFile(src).metadata.num_rows
         rows, n = score_frames(pipeline, _feature_chunks(src, need, chunk_rows), out, total=total, reasons=reasons,
-                               on_progress=on_progress)
+                               on_progress=on_progress, n_jobs=default_jobs() if n_jobs is None else n_jobs)
     dt = time.perf_counter() - t0
     s = BatchSummary(input=str(input), output=str(out), input_kind=kind, rows=rows, chunks=n, seconds=round(dt, 3),
                      rows_per_s=round(rows / dt, 1) if dt > 0 else 0.0, model_version=pipeline.version,

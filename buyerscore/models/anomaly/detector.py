@@ -368,7 +368,7 @@ class AnomalyDetector(BaseEstimator):
                 except (ImportError, AttributeError):  # a scikit-learn without these internals: no fast path
                     flat = False
                 self.__dict__["_flat_forest"] = flat
-            if flat:
+            if isinstance(flat, _FlatForest):
                 return np.asarray(flat(M))
         return np.asarray(-self.iforest_.score_samples(M))
 
