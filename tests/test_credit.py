@@ -143,6 +143,30 @@ def test_fast_binning_of_a_feature_without_ordinary_values() -> None:
     np.testing.assert_array_equal(idx, b.bin_index(x))
 
 
+def test_dummy_coding_fits_better_and_keeps_the_scorecard_contract(data: tuple[pd.DataFrame, np.ndarray],
+                                                                     tmp_path) -> None:  # type: ignore[no-untyped-def]
+    X, y = data
+    woe = CreditScorecard(special_codes={"late": [96, 98]}, C=1e6).fit(X, y)
+    dummy = CreditScorecard(special_codes={"late": [96, 98]}, C=1e6, coding="dummy").fit(X, y)
+    assert dummy.features_ == woe.features_  # selection is the WOE model's
+    # dummy contains the WOE model (bin coefficient = b * woe), so its training log loss is no worse
+    assert mt.log_loss(y, dummy.predict_proba(X)[:, 1]) <= mt.log_loss(y, woe.predict_proba(X)[:, 1]) + 1e-6
+    assert not np.allclose(dummy.bin_logit_["util"], woe.bin_logit_["util"])
+    # points add up, the one-record path agrees, reason codes sum to points lost, round trip
+    pts = dummy.points_of(X.head(50))
+    np.testing.assert_allclose(dummy.score(X.head(50)), dummy.base_points_ + pts.sum(axis=1), atol=1e-9)
+    rec = X.iloc[3].to_dict()
+    assert dummy.score_record(rec)["score"] == pytest.approx(dummy.score(X.iloc[[3]])[0], abs=1e-9)
+    np.testing.assert_allclose(dummy.contributions(X.head(50)).sum(axis=1),
+                               dummy.max_score_ - dummy.score(X.head(50)), atol=1e-9)
+    t = dummy.scorecard_table()
+    np.testing.assert_allclose(t.loc[t.feature == "util", "points"], dummy.points_["util"])
+    dummy.save(tmp_path / "m", training_data_hash="h")
+    np.testing.assert_array_equal(CreditScorecard.load(tmp_path / "m").score(X), dummy.score(X))
+    # a bin never seen in training is neutral: late = 96 never occurs in the data
+    assert dummy.bin_logit_["late"][dummy.bins_["late"].bin_index_one(96.0)] == 0.0
+
+
 # ---------------------------------------------------------------- monotonicity (property tests)
 @settings(max_examples=60, deadline=None)
 @given(a=st.floats(0, 1.2), b=st.floats(0, 1.2), late=st.sampled_from([0.0, 1.0, 3.0, 98.0, None]),

@@ -58,6 +58,13 @@ class CreditScorecard(CreditModelBase):
         Fine cells of the pre-aggregation.
     C : float
         Inverse L2 regularisation of the logistic regression.
+    coding : {"woe", "dummy"}
+        How bins enter the regression.  "woe": one coefficient per feature times the bin's
+        WOE (the classic scorecard: points follow the bins' WOE, so monotone bins give
+        monotone points).  "dummy": one coefficient per bin (L2-regularised indicators): each
+        bin's points are its effect given the other features, which need not follow its own
+        WOE order; selection is still done with the WOE model.  Bins never seen in training
+        are neutral (the feature's average) in both codings.
     drop_negative_coef : bool
         Drop, one at a time, features whose coefficient comes out negative (a WOE whose
         direction flips inside the model makes points non-monotone in risk).
@@ -75,7 +82,10 @@ class CreditScorecard(CreditModelBase):
     features_ : list of str
         Features in the model, in order.
     coef_, intercept_ : ndarray, float
-        Logistic regression on the (risk-oriented) WOE columns.
+        Logistic regression on the (risk-oriented) WOE columns (with ``coding="dummy"``,
+        the WOE model used for selection).
+    bin_logit_ : dict of ndarray
+        Contribution of each bin of each model feature to the log-odds of default.
     points_ : dict of ndarray
         Points of each bin of each model feature.
     base_points_ : float
@@ -98,7 +108,7 @@ class CreditScorecard(CreditModelBase):
                  max_features: int | None = None, special_codes: Mapping[str, Any] | None = None,
                  monotonic_trend: str = "auto_asc_desc", max_n_prebins: int = 10,
                  min_prebin_size: float | str = "auto",
-                 fast_binning: bool = True, max_hist_bins: int = 1024, C: float = 1.0,
+                 fast_binning: bool = True, max_hist_bins: int = 1024, C: float = 1.0, coding: str = "woe",
                  drop_negative_coef: bool = True, sensitive_features: Sequence[str] | str = "auto",
                  include_sensitive: bool = False) -> None:
         self.base_score = base_score
@@ -115,6 +125,7 @@ class CreditScorecard(CreditModelBase):
         self.fast_binning = fast_binning
         self.max_hist_bins = max_hist_bins
         self.C = C
+        self.coding = coding
         self.drop_negative_coef = drop_negative_coef
         self.sensitive_features = sensitive_features
         self.include_sensitive = include_sensitive
@@ -137,6 +148,7 @@ class CreditScorecard(CreditModelBase):
                     "'auto' or a float in (0, 0.5]")
         check_param(n, "max_hist_bins", self.max_hist_bins, lambda v: isinstance(v, int) and v >= 16, "an int >= 16")
         check_param(n, "C", self.C, lambda v: float(v) > 0, "a float > 0")
+        check_param(n, "coding", self.coding, lambda v: v in ("woe", "dummy"), "'woe' or 'dummy'")
         check_param(n, "fast_binning", self.fast_binning, lambda v: isinstance(v, bool), "a bool")
 
     # ------------------------------------------------------------------ fit
@@ -228,6 +240,7 @@ class CreditScorecard(CreditModelBase):
         else:
             uniq, inv = np.unique(np.column_stack([idx[c] for c in sel]), axis=0, return_inverse=True)
         inv = inv.ravel()
+        sel_all = list(sel)  # the columns of uniq (sel shrinks below)
         n_bad = np.bincount(inv, weights=yv, minlength=len(uniq))
         n_all = np.bincount(inv, minlength=len(uniq)).astype(float)
         Wu = np.column_stack([self.bins_[c].woe[uniq[:, j]] for j, c in enumerate(sel)])
@@ -255,8 +268,12 @@ class CreditScorecard(CreditModelBase):
         self.features_ = list(sel)
         self.coef_ = coef.copy()
         self.intercept_ = float(lr.intercept_[0])
+        self.bin_logit_ = {c: b * self.bins_[c].woe for c, b in zip(sel, coef, strict=True)}
+        if self.coding == "dummy":
+            keep_cols = [j for j, c in enumerate(sel_all) if c in sel]
+            self._fit_dummy(uniq[:, keep_cols], n_all, n_bad)
         self._finish_fit()
-        self.points_ = {c: -self.factor_ * b * self.bins_[c].woe for c, b in zip(sel, coef, strict=True)}
+        self.points_ = {c: -self.factor_ * self.bin_logit_[c] for c in sel}
         self.base_points_ = float(self.offset_ - self.factor_ * self.intercept_)
         # best points of each feature among the bins seen in training
         self.max_points_ = {c: float(np.max(p[(self.bins_[c].event + self.bins_[c].nonevent) > 0]))
@@ -264,6 +281,39 @@ class CreditScorecard(CreditModelBase):
         self.fit_time_ = time.perf_counter() - t0
         logger.info("CreditScorecard: %d of %d features selected in %.2fs", len(sel), len(self.bins_), self.fit_time_)
         return self
+
+    def _fit_dummy(self, uniq: np.ndarray, n_all: np.ndarray, n_bad: np.ndarray) -> None:
+        """One coefficient per bin (``coding="dummy"``): L2 logistic regression on bin indicators.
+
+        Fitted on the distinct bin combinations weighted by their good / bad counts (the same
+        likelihood as the rows).  Each feature's contributions are centred on its training
+        average, so a bin never seen in training is neutral.
+        """
+        import scipy.sparse as sp
+
+        nu = len(uniq)
+        offsets = np.cumsum([0] + [self.bins_[c].n_bins for c in self.features_])
+        cols = (uniq + offsets[:-1]).ravel()
+        rows = np.repeat(np.arange(nu), len(self.features_))
+        D = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(nu, int(offsets[-1])))
+        D2 = sp.vstack([D, D]).tocsr()
+        yy = np.r_[np.zeros(nu), np.ones(nu)].astype(np.int64)
+        ww = np.r_[n_all - n_bad, n_bad]
+        keep = ww > 0
+        lr = LogisticRegression(C=float(self.C), solver="newton-cholesky", max_iter=200)
+        lr.fit(D2[keep], yy[keep], sample_weight=ww[keep])
+        beta = lr.coef_[0]
+        intercept = float(lr.intercept_[0])
+        for j, c in enumerate(self.features_):
+            fb = self.bins_[c]
+            contrib = beta[offsets[j]:offsets[j + 1]].copy()
+            seen = (fb.event + fb.nonevent) > 0
+            mean = float(np.average(contrib[seen], weights=(fb.event + fb.nonevent)[seen]))
+            contrib -= mean
+            contrib[~seen] = 0.0
+            intercept += mean
+            self.bin_logit_[c] = contrib
+        self.intercept_ = intercept
 
     # ------------------------------------------------------------------ scoring
     def points_of(self, X: Any) -> pd.DataFrame:
@@ -274,8 +324,8 @@ class CreditScorecard(CreditModelBase):
 
     def _logit(self, X: pd.DataFrame) -> np.ndarray:
         lg = np.full(len(X), self.intercept_)
-        for c, b in zip(self.features_, self.coef_, strict=True):
-            lg += b * self.bins_[c].woe[self.bins_[c].bin_index(X[c].to_numpy())]
+        for c in self.features_:
+            lg += self.bin_logit_[c][self.bins_[c].bin_index(X[c].to_numpy())]
         return lg
 
     def contributions(self, X: Any) -> pd.DataFrame:
@@ -306,9 +356,8 @@ class CreditScorecard(CreditModelBase):
         """
         vals = self._record_values(record)
         lg = self.intercept_
-        for c, b, v in zip(self.features_, self.coef_, vals, strict=True):
-            fb = self.bins_[c]
-            lg += b * fb.woe[fb.bin_index_one(v)]
+        for c, v in zip(self.features_, vals, strict=True):
+            lg += self.bin_logit_[c][self.bins_[c].bin_index_one(v)]
         return self._record_result(float(lg))
 
     # ------------------------------------------------------------------ export
@@ -317,10 +366,11 @@ class CreditScorecard(CreditModelBase):
         check_fitted(self)
         parts = [pd.DataFrame([{"feature": BASE_ROW, "bin": -1, "label": "", "count": np.nan, "bads": np.nan,
                                 "bad_rate": np.nan, "woe": np.nan, "iv": np.nan, "coefficient": self.intercept_,
-                                "points": self.base_points_}])]
+                                "logit": self.intercept_, "points": self.base_points_}])]
         for c, b in zip(self.features_, self.coef_, strict=True):
             t = self.bins_[c].table()
-            t["coefficient"] = b
+            t["coefficient"] = b if self.coding == "woe" else self.bin_logit_[c]
+            t["logit"] = self.bin_logit_[c]
             t["points"] = self.points_[c]
             parts.append(t)
         return pd.concat(parts, ignore_index=True)
