@@ -45,3 +45,16 @@ def test_train_and_score(data_dir, tmp_path) -> None:  # type: ignore[no-untyped
 def test_train_needs_one_source(tmp_path) -> None:  # type: ignore[no-untyped-def]
     r = CliRunner().invoke(app, ["credit", "train", "--out", str(tmp_path / "m")])
     assert r.exit_code == 2 and "exactly one of --dataset" in r.output
+
+
+def test_train_dummy_coded_peak_valley_scorecard(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from buyerscore.models.credit import CreditScorecard
+
+    r = CliRunner().invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
+                                 "--out", str(tmp_path / "m"), "--coding", "dummy", "--trend", "auto_heuristic"])
+    assert r.exit_code == 0, r.output
+    m = CreditScorecard.load(tmp_path / "m")
+    assert m.coding == "dummy" and m.monotonic_trend == "auto_heuristic"
+    bad = CliRunner().invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
+                                   "--out", str(tmp_path / "x"), "--coding", "onehot"])
+    assert bad.exit_code == 2 and "coding" in bad.output and "'woe' or 'dummy'" in bad.output

@@ -48,6 +48,11 @@ def train_cmd(
     table_path: Path | None = typer.Option(None, "--table", help="Applicant table file (CSV, Parquet, JSON)."),
     target: str = typer.Option("label", "--target", help="Target column, 1 = bad."),
     model: str = typer.Option("scorecard", "--model", help="scorecard or gbm."),
+    coding: str = typer.Option("woe", "--coding",
+                               help="Scorecard only: woe (one coefficient per feature) or dummy (one per bin)."),
+    trend: str = typer.Option("auto_asc_desc", "--trend",
+                              help="Scorecard only: optbinning monotonic_trend (auto_asc_desc = monotone; "
+                                   "auto_heuristic also allows a peak or a valley)."),
     include_sensitive: bool = typer.Option(False, "--include-sensitive",
                                            help="Use protected columns (sex, age, ...) as inputs."),
     test_size: float = typer.Option(0.2, "--test-size", help="Stratified hold-out share for the reported metrics."),
@@ -81,7 +86,8 @@ def train_cmd(
         X, y = split_applicants(frame, target)
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
         if model == "scorecard":
-            est: Any = CreditScorecard(special_codes=special_codes_for(dataset), include_sensitive=include_sensitive)
+            est: Any = CreditScorecard(special_codes=special_codes_for(dataset), include_sensitive=include_sensitive,
+                                       coding=coding, monotonic_trend=trend)
         else:
             est = CreditGBM(include_sensitive=include_sensitive, random_state=seed)
         with step(f"fitting {type(est).__name__}"):
