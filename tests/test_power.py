@@ -118,7 +118,8 @@ def test_forecaster_non_negative_and_ranks(frame, fitted):
     F, y = frame
     p = fitted.predict(F)
     assert (p >= 0).all() and np.isfinite(p).all()
-    assert fitted.method_ in ("tweedie", "two_part", "rate")
+    assert fitted.method_ in ("tweedie", "two_part", "blend", "rate")
+    assert set(fitted.validation_scores_) >= {"tweedie", "two_part", "blend"}
     assert normalized_gini(y, p) > 0.5  # past rate is a strong signal in this shop
     assert "clv_expected_purchases" in fitted.feature_names_
 
@@ -168,11 +169,68 @@ def test_forecaster_errors(frame):
     ({"method": "magic"}, "'method' parameter"),
     ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
     ({"n_estimators": 0}, "'n_estimators' parameter"),
+    ({"offset_base": "mean"}, "'offset_base' parameter"),
 ])
 def test_forecaster_invalid_parameters(frame, params, match):
     F, y = frame
     with pytest.raises(ValueError, match=match):
         SpendForecaster(**params).fit(F, y)
+
+
+# -- earlier cut-offs (rolling windows) -------------------------------------------------------------
+def test_training_windows_use_no_label_after_as_of(shop):
+    """Rows from earlier cut-offs are identical whether or not the store holds events after as_of, and
+    every label window ends at or before as_of."""
+    from buyerscore.events.store import EventStore
+    from buyerscore.models.purchasing_power.inputs import training_windows
+
+    X, y, h = training_windows(shop.con, as_of=AS_OF, horizon_days=60, n_windows=3, step_days=14)
+    cut = pd.Timestamp(AS_OF)
+    assert sorted(X["cutoff"].unique()) == [cut - pd.Timedelta(days=d) for d in (42, 28, 14)]
+    assert ((X["cutoff"] + pd.to_timedelta(h, unit="D")) <= cut).all()
+    assert set(h) == {14.0, 28.0, 42.0} and len(X) == len(y) == len(h)
+    ev = _events()
+    with EventStore(":memory:") as s2:
+        s2.ingest_frame(ev[pd.to_datetime(ev["ts"]) <= cut], source="past")
+        X2, y2, h2 = training_windows(s2.con, as_of=AS_OF, horizon_days=60, n_windows=3, step_days=14)
+    pd.testing.assert_frame_equal(X, X2)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(h, h2)
+    # a window's label is the spend_labels of its cut-off over its own (shorter) horizon
+    first = X["cutoff"] == cut - pd.Timedelta(days=14)
+    lab = spend_labels(shop.con, as_of=cut - pd.Timedelta(days=14), horizon_days=14, users=X[first])
+    np.testing.assert_allclose(y[first.to_numpy()], lab["future_spend"].to_numpy())
+
+
+def test_training_windows_errors(shop):
+    from buyerscore.models.purchasing_power.inputs import training_windows
+
+    with pytest.raises(ValueError, match="step_days must be an int >= 1"):
+        training_windows(shop.con, as_of=AS_OF, horizon_days=60, step_days=0)
+    with pytest.raises(ValueError, match="no training window fits"):
+        training_windows(shop.con, as_of="2024-01-10", horizon_days=60, n_windows=2, step_days=30)
+
+
+def test_fit_windows_predicts_at_the_real_cut_off(shop, frame):
+    """fit_windows trains on earlier cut-offs only and still ranks the real cut-off's future spend."""
+    F, y = frame
+    m = SpendForecaster(horizon_days=60, n_estimators=60, learning_rate=0.05)
+    m.fit_windows(shop.con, as_of=AS_OF, n_windows=3, step_days=14, behaviour=False)
+    assert len(m.training_cutoffs_) == 3 and "label_horizon_days" in m.feature_names_
+    p = m.predict(F)
+    assert (p >= 0).all() and normalized_gini(y, p) > 0.5
+    with pytest.raises(ModelInputError, match="label_horizon must be > 0"):
+        SpendForecaster(n_estimators=5).fit(F, y, label_horizon=np.zeros(len(F)))
+
+
+def test_blend_is_mean_of_its_parts(frame):
+    F, y = frame
+    kw = {"horizon_days": 60, "n_estimators": 30, "learning_rate": 0.05}
+    b = SpendForecaster(method="blend", **kw).fit(F, y)
+    t = SpendForecaster(method="tweedie", **kw).fit(F, y)
+    tp = SpendForecaster(method="two_part", **kw).fit(F, y)
+    np.testing.assert_allclose(b.predict(F), 0.5 * (t.predict(F) + tp.predict(F)), rtol=1e-9)
+    assert b.contributions(F.head(3)).shape == (3, len(b.feature_names_))
 
 
 # -- tiers ------------------------------------------------------------------------------------------

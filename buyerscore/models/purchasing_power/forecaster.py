@@ -5,11 +5,20 @@ probabilities).
 normalised Gini on a held-out validation part, then refits it on all rows:
 
 * ``tweedie`` – a LightGBM with a Tweedie loss (log link) on the features, started from an *offset*:
-  the customer's past spend rate extrapolated over the horizon (when ``net_spend`` and
+  the customer's past spend per day extrapolated over the horizon (when ``net_spend`` and
   ``days_since_first`` are among the features, as :func:`~.inputs.power_features` builds them), so the
-  trees learn multiplicative corrections and the heavy tail keeps its scale;
+  trees learn multiplicative corrections and the heavy tail keeps its scale.  ``offset_base="total"``
+  (default) divides past spend by the longest history in the training data (the offset orders
+  customers like naive past spend); ``"rate"`` by each customer's own tenure;
 * ``two_part`` – P(purchase) (LightGBM classifier) × E[spend | purchase] (LightGBM with a Gamma loss);
-* ``rate`` – the offset alone (past spend rate × horizon), kept when no model beats it on validation.
+* ``blend`` – the mean of the ``tweedie`` and ``two_part`` predictions (averaging two differently
+  biased models usually orders customers a little better than either);
+* ``rate`` – the offset alone (past spend per day × horizon), kept when no model beats it on validation.
+
+Training rows may come from several cut-offs (``fit(..., label_horizon=...)``, or
+:meth:`SpendForecaster.fit_windows` which builds them from the event store with
+:func:`~.inputs.training_windows`): earlier cut-offs add labelled rows and teach the model how
+behaviour before a cut-off turns into spend after it, using only labels known at the real cut-off.
 
 When the features hold the RFM summary (``frequency, recency, T, monetary_value``) the forecaster first
 fits a :class:`~.clv.ProbabilisticCLV` and adds its expected purchases, P(alive), expected value per
@@ -37,6 +46,7 @@ __all__ = ["SpendForecaster", "SpendTier"]
 
 _ID_COLS = ("platform", "user_id")
 _RFM = ("frequency", "recency", "T", "monetary_value")
+_HORIZON = "label_horizon_days"
 TIERS = ("low", "mid", "high")
 
 
@@ -70,16 +80,23 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
     ----------
     horizon_days : float
         Length of the forecast window in days (used by the offset and the stacked BG/NBD).
-    method : {"auto", "tweedie", "two_part", "rate"}
-        "auto" picks the candidate with the highest normalised Gini on a validation split; "rate" is the
-        past spend rate extrapolated over the horizon (no trees; a candidate only when the offset exists).
+    method : {"auto", "tweedie", "two_part", "blend", "rate"}
+        "auto" picks the candidate with the highest normalised Gini on a validation split; "blend" is the
+        mean of "tweedie" and "two_part"; "rate" is the past spend rate extrapolated over the horizon (no
+        trees; a candidate only when the offset exists).
     n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings.
     clv_features : bool
         Stack a ProbabilisticCLV when the RFM columns are present.
     rate_offset : bool
-        Start the Tweedie model from the past spend rate (needs ``net_spend`` and ``days_since_first``).
+        Start the Tweedie model from past spend per day × horizon (needs ``net_spend`` and
+        ``days_since_first``).
+    offset_base : {"total", "rate"}
+        Days that past spend is divided by in the offset: the longest history in the training data
+        ("total": ranks like total past spend, chosen on inner validation of the three benchmark shops)
+        or each customer's own tenure ("rate").
     validation_fraction : float
-        Share of rows held out to choose the method.
+        Share of rows held out to choose the method (with ``label_horizon``: drawn among the rows with
+        the longest label window).
     random_state : int
     n_jobs : int
 
@@ -102,9 +119,10 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, *, horizon_days: float = 30.0, method: Literal["auto", "tweedie", "two_part", "rate"] = "auto",
+    def __init__(self, *, horizon_days: float = 30.0, method: Literal["auto", "tweedie", "two_part", "blend", "rate"] = "auto",
                  n_estimators: int = 300, learning_rate: float = 0.01, num_leaves: int = 15,
                  min_child_samples: int = 50, clv_features: bool = True, rate_offset: bool = True,
+                 offset_base: Literal["total", "rate"] = "total",
                  validation_fraction: float = 0.25, random_state: int = 0, n_jobs: int = 1) -> None:
         self.horizon_days = horizon_days
         self.method = method
@@ -114,6 +132,7 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         self.min_child_samples = min_child_samples
         self.clv_features = clv_features
         self.rate_offset = rate_offset
+        self.offset_base = offset_base
         self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -125,18 +144,21 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
 
     def _check(self) -> None:
         check_param(self, "horizon_days", self.horizon_days, lambda v: float(v) > 0, "a float > 0")
-        check_param(self, "method", self.method, lambda v: v in ("auto", "tweedie", "two_part", "rate"),
-                    "one of 'auto', 'tweedie', 'two_part', 'rate'")
+        check_param(self, "method", self.method, lambda v: v in ("auto", "tweedie", "two_part", "blend", "rate"),
+                    "one of 'auto', 'tweedie', 'two_part', 'blend', 'rate'")
         check_param(self, "n_estimators", self.n_estimators, lambda v: int(v) == v and v > 0, "an int > 0")
         check_param(self, "learning_rate", self.learning_rate, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
         check_param(self, "num_leaves", self.num_leaves, lambda v: int(v) == v and v > 1, "an int > 1")
         check_param(self, "min_child_samples", self.min_child_samples, lambda v: int(v) == v and v > 0,
                     "an int > 0")
+        check_param(self, "offset_base", self.offset_base, lambda v: v in ("total", "rate"), "'total' or 'rate'")
         check_param(self, "validation_fraction", self.validation_fraction, lambda v: 0 < float(v) < 1,
                     "a float in (0, 1)")
 
-    def _augment(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _augment(self, X: pd.DataFrame, horizon: np.ndarray | None = None) -> pd.DataFrame:
         X = X.copy()
+        if getattr(self, "horizon_feature_", False):
+            X[_HORIZON] = float(self.horizon_days) if horizon is None else horizon
         if self.clv_ is not None:
             X["clv_expected_purchases"] = self.clv_.expected_purchases(X)
             X["clv_p_alive"] = self.clv_.p_alive(X)
@@ -145,11 +167,17 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
                 X["clv_expected_spend"] = X["clv_expected_purchases"] * X["clv_value_per_purchase"]
         return X
 
-    def _offset(self, X: pd.DataFrame) -> np.ndarray | None:
+    def _offset_days(self, X: pd.DataFrame) -> np.ndarray | float:
+        if getattr(self, "offset_span_", None) is not None:
+            return float(self.offset_span_) + 1.0
+        return X["days_since_first"].to_numpy(float) + 1
+
+    def _offset(self, X: pd.DataFrame, horizon: np.ndarray | None = None) -> np.ndarray | None:
         if not self.offset_:
             return None
-        rate = np.clip(X["net_spend"].to_numpy(float), 0, None) / (X["days_since_first"].to_numpy(float) + 1)
-        return np.log(np.nan_to_num(rate, nan=0.0) * float(self.horizon_days) + self.offset_floor_)
+        rate = np.clip(X["net_spend"].to_numpy(float), 0, None) / self._offset_days(X)
+        h = float(self.horizon_days) if horizon is None else horizon
+        return np.log(np.nan_to_num(rate, nan=0.0) * h + self.offset_floor_)
 
     def _fit_candidate(self, method: str, X: pd.DataFrame, y: np.ndarray, off: np.ndarray | None) -> Any:
         p = self._params()
@@ -161,6 +189,8 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
             m = _lgbm("tweedie", p, self.random_state)
             m.fit(X, y, init_score=off)
             return m
+        if method == "blend":
+            return (self._fit_candidate("tweedie", X, y, off), self._fit_candidate("two_part", X, y, off))
         clf = _lgbm("classifier", p, self.random_state)
         pos = y > 0
         if pos.all() or not pos.any():
@@ -178,12 +208,20 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         if method == "tweedie":
             raw = model.predict(X, raw_score=True)
             return np.exp(raw + (off if off is not None else 0.0))
+        if method == "blend":
+            return 0.5 * (self._predict_candidate("tweedie", model[0], X, off)
+                          + self._predict_candidate("two_part", model[1], X, off))
         clf, reg = model
         return clf.predict_proba(X)[:, 1] * reg.predict(X)
 
     # -- API -----------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: Any) -> SpendForecaster:
-        """Fit on features ``X`` (one row per user) and future spend ``y`` (>= 0)."""
+    def fit(self, X: pd.DataFrame, y: Any, *, label_horizon: Any = None) -> SpendForecaster:
+        """Fit on features ``X`` (one row per user and cut-off) and future spend ``y`` (>= 0).
+
+        ``label_horizon`` (optional, one value per row, days) is the length of each row's label window
+        when rows come from cut-offs with different windows (see :meth:`fit_windows`); the offset uses
+        it and it becomes the feature ``label_horizon_days`` (``horizon_days`` at prediction).
+        """
         self._check()
         Xn = _numeric(X, "SpendForecaster")
         yv = np.asarray(y, dtype=float).ravel()
@@ -193,8 +231,15 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
             bad = np.flatnonzero(~np.isfinite(yv) | (yv < 0))[:3]
             raise ModelInputError(f"y must be finite and >= 0 (future spend); rows {bad.tolist()} are not. "
                                   "Floor net spend at 0 (spend_labels does).")
+        hz: np.ndarray | None = None
+        if label_horizon is not None:
+            hz = np.broadcast_to(np.asarray(label_horizon, dtype=float), yv.shape).copy()
+            if not (np.isfinite(hz) & (hz > 0)).all():
+                bad = np.flatnonzero(~(np.isfinite(hz) & (hz > 0)))[:3]
+                raise ModelInputError(f"label_horizon must be > 0 days for every row; rows {bad.tolist()} are not.")
         self.feature_names_in_ = np.array(Xn.columns, dtype=object)
         self.n_features_in_ = Xn.shape[1]
+        self.horizon_feature_ = bool(hz is not None and np.ptp(hz) > 0)
         self.clv_: ProbabilisticCLV | None = None
         if self.clv_features and all(c in Xn.columns for c in _RFM):
             try:
@@ -202,31 +247,56 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
             except ModelInputError as exc:  # too few repeat buyers: go on without stacking
                 logger.info("no stacked BG/NBD: %s", exc)
         self.offset_ = bool(self.rate_offset and {"net_spend", "days_since_first"} <= set(Xn.columns))
+        self.offset_span_: float | None = None
         if self.offset_:
-            r = np.clip(Xn["net_spend"].to_numpy(float), 0, None) / (Xn["days_since_first"].to_numpy(float) + 1)
-            r = r * float(self.horizon_days)
+            if self.offset_base == "total":
+                self.offset_span_ = float(np.nanmax(np.r_[Xn["days_since_first"].to_numpy(float), 0.0]))
+            r = np.clip(Xn["net_spend"].to_numpy(float), 0, None) / self._offset_days(Xn)
+            r = r * (float(self.horizon_days) if hz is None else hz)
             self.offset_floor_ = float(0.05 * np.median(r[r > 0])) if (r > 0).any() else 1.0
-        Xa = self._augment(Xn)
-        off = self._offset(Xn)
+        Xa = self._augment(Xn, hz)
+        off = self._offset(Xn, hz)
         self.feature_names_ = list(Xa.columns)
-        candidates = ["tweedie", "two_part"] if self.method == "auto" else [self.method]
+        candidates = ["tweedie", "two_part", "blend"] if self.method == "auto" else [self.method]
         if self.method == "auto" and self.offset_:
             candidates.append("rate")
         if (yv > 0).all() or not (yv > 0).any():
-            candidates = [c for c in candidates if c != "two_part"]
+            candidates = [c for c in candidates if c not in ("two_part", "blend")]
         self.validation_scores_: dict[str, float] = {}
+        val_pred: dict[str, np.ndarray] = {}
         if len(candidates) > 1:
             rng = np.random.default_rng(self.random_state)
             val = rng.random(len(yv)) < float(self.validation_fraction)
+            if hz is not None:  # choose on the rows with the longest label window (the real horizon)
+                val &= hz >= hz.max()
             for c in candidates:
-                m = self._fit_candidate(c, Xa[~val], yv[~val], None if off is None else off[~val])
-                p = self._predict_candidate(c, m, Xa[val], None if off is None else off[val])
+                if c == "blend" and {"tweedie", "two_part"} <= set(val_pred):  # the mean of the parts, no refit
+                    p = 0.5 * (val_pred["tweedie"] + val_pred["two_part"])
+                else:
+                    m = self._fit_candidate(c, Xa[~val], yv[~val], None if off is None else off[~val])
+                    p = self._predict_candidate(c, m, Xa[val], None if off is None else off[val])
+                val_pred[c] = p
                 self.validation_scores_[c] = float(normalized_gini(yv[val], p)) if yv[val].sum() > 0 else 0.0
             self.method_ = max(self.validation_scores_, key=lambda k: self.validation_scores_[k])
         else:
             self.method_ = candidates[0]
         self.model_ = self._fit_candidate(self.method_, Xa, yv, off)
         logger.info("SpendForecaster chose %s (validation %s)", self.method_, self.validation_scores_)
+        return self
+
+    def fit_windows(self, con: Any, *, as_of: Any, n_windows: int = 6, step_days: int = 30,
+                    platforms: Any = None, behaviour: bool = True) -> SpendForecaster:
+        """Fit on rows from ``n_windows`` earlier cut-offs ``as_of - k * step_days`` (k = 1..n), each
+        labelled with the spend in its window ``(cut-off, min(cut-off + horizon_days, as_of)]``, so only
+        spend known at ``as_of`` is used; then :meth:`predict` the next ``horizon_days`` from features
+        built at ``as_of`` (:func:`~.inputs.model_features`).  See :func:`~.inputs.training_windows`.
+        """
+        from buyerscore.models.purchasing_power.inputs import training_windows
+
+        X, y, h = training_windows(con, as_of=as_of, horizon_days=int(self.horizon_days), n_windows=n_windows,
+                                   step_days=step_days, platforms=platforms, behaviour=behaviour)
+        self.fit(X.drop(columns=["cutoff"]), y, label_horizon=h)
+        self.training_cutoffs_ = sorted({str(c) for c in X["cutoff"]})
         return self
 
     def _prepare(self, X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -257,6 +327,10 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
             c[:, self.feature_names_.index("net_spend")] = self._offset(Xa) - self.model_
         elif self.method_ == "tweedie":
             c = self.model_.predict(Xa, pred_contrib=True)
+        elif self.method_ == "blend":  # mean of the two parts' log-scale contributions
+            tw, (clf, reg) = self.model_
+            c = 0.5 * (tw.predict(Xa, pred_contrib=True) + clf.predict(Xa, pred_contrib=True)
+                       + reg.predict(Xa, pred_contrib=True))
         else:
             c = self.model_[0].predict(Xa, pred_contrib=True) + self.model_[1].predict(Xa, pred_contrib=True)
         return pd.DataFrame(c[:, :-1], columns=self.feature_names_, index=X.index)

@@ -30,7 +30,8 @@ from buyerscore.features.sql import to_timestamp as _features_ts
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["daily_sequences", "power_features", "rfm_summary", "spend_labels", "to_timestamp"]
+__all__ = ["daily_sequences", "model_features", "power_features", "rfm_summary", "spend_labels", "to_timestamp",
+           "training_windows"]
 
 KEYS = ["platform", "user_id"]
 
@@ -295,3 +296,49 @@ def _register_specs() -> None:
 
 
 _register_specs()
+
+
+def training_windows(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | pd.Timestamp, horizon_days: int,
+                     n_windows: int = 6, step_days: int = 30, platforms: Sequence[str] | None = None,
+                     behaviour: bool = True, min_history_days: int = 14
+                     ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Stacked training rows from cut-offs *before* ``as_of``, using only spend known at ``as_of``.
+
+    Cut-off ``k`` (k = 1..``n_windows``) is ``as_of - k * step_days``; its rows are the
+    :func:`model_features` as of that cut-off and its label is the spend in
+    ``(cut-off, cut-off + h_k]`` with ``h_k = min(horizon_days, k * step_days)``, so no label window
+    passes ``as_of``.  Cut-offs less than ``min_history_days`` after the first event are skipped.
+
+    Returns
+    -------
+    (X, y, label_horizon)
+        ``X`` holds the feature columns and a ``cutoff`` column; ``y`` the spend labels; ``label_horizon``
+        each row's label-window length in days (pass it to ``SpendForecaster.fit(label_horizon=...)``).
+    """
+    ts = to_timestamp(as_of)
+    for name, v, lo in (("horizon_days", horizon_days, 1), ("n_windows", n_windows, 1), ("step_days", step_days, 1)):
+        if int(v) != v or v < lo:
+            raise ValueError(f"{name} must be an int >= {lo}. Got {v!r} instead.")
+    _check_events(con)
+    pc, params = _platform_clause(platforms)
+    first = con.execute(f"SELECT min(ts) FROM events WHERE ts <= ?{pc}", [ts.to_pydatetime(), *params]).fetchone()[0]
+    if first is None:
+        raise SchemaError(f"no events at or before as_of={ts}; move as_of or load events.")
+    frames, ys, hs = [], [], []
+    for k in range(1, int(n_windows) + 1):
+        cut = ts - pd.Timedelta(days=int(k * step_days))
+        if cut < pd.Timestamp(first) + pd.Timedelta(days=int(min_history_days)):
+            logger.info("training window at %s skipped: less than %d days of history", cut, min_history_days)
+            continue
+        h = int(min(int(horizon_days), k * int(step_days)))
+        X = model_features(con, as_of=cut, platforms=platforms, behaviour=behaviour)
+        y = spend_labels(con, as_of=cut, horizon_days=h, users=X, platforms=platforms)["future_spend"].to_numpy()
+        X.insert(0, "cutoff", cut)
+        frames.append(X)
+        ys.append(y)
+        hs.append(np.full(len(y), float(h)))
+    if not frames:
+        raise SchemaError(f"no training window fits before as_of={ts} with step_days={step_days} and "
+                          f"min_history_days={min_history_days} (first event {first}); use a smaller step_days.")
+    cols = frames[0].columns
+    return (pd.concat([f[cols] for f in frames], ignore_index=True), np.concatenate(ys), np.concatenate(hs))
