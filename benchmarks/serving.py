@@ -4,6 +4,7 @@ Run (about 6 minutes on 2 cores)::
 
     python benchmarks/serving.py            # writes benchmarks/results/serving.json and .md
     python benchmarks/serving.py --quick    # smoke run: short phases, 50k batch users, results not written
+    python benchmarks/serving.py --batch-only   # batch part only; keeps the load-test results of serving.json
 
 Setup: the full CDNOW master log (23,570 users) and German Credit are loaded into a temporary
 store; ``buyerscore train`` (the example config, as of 1997-09-30) writes a bundle, which is
@@ -19,7 +20,9 @@ Client and server share the same 2 cores.
 
 Batch: 1,000,000 users (CDNOW feature rows resampled with replacement and jittered, so values are
 realistic) scored by ``buyerscore score`` in a subprocess (rows/s, peak RSS of that process), versus a
-naive loop calling ``ScoringPipeline.score_frame`` on one row at a time (timed on 1,000 rows).
+naive loop calling ``ScoringPipeline.score_frame`` on one row at a time (timed on 1,000 rows).  The
+machine's load average is recorded before and after the batch runs: the 2 cores are shared, and
+throughput measured while other processes run is lower than on an idle machine.
 """
 
 from __future__ import annotations
@@ -304,7 +307,9 @@ def batch_bench(tmp: Path, db: Path, reg: Path, n_users: int, n_naive: int = 100
     X.to_parquet(src, index=False)
     n_reasons = min(n_users, 50_000)
     X.head(n_reasons).to_parquet(tmp / "batch_features_small.parquet", index=False)
-    out: dict = {"users": n_users, "input_mb": round(src.stat().st_size / 2**20, 1), "users_with_reasons": n_reasons}
+    from buyerscore.serving.batch import default_jobs
+    out: dict = {"users": n_users, "input_mb": round(src.stat().st_size / 2**20, 1), "users_with_reasons": n_reasons,
+                 "n_jobs": default_jobs(), "load_avg_before": [round(x, 2) for x in os.getloadavg()]}
     for label, extra in (("no_reasons", []), ("with_reasons", ["--reasons"])):
         if label == "with_reasons":
             src = tmp / "batch_features_small.parquet"
@@ -319,6 +324,7 @@ def batch_bench(tmp: Path, db: Path, reg: Path, n_users: int, n_naive: int = 100
         out[label] = {"rows": s["rows"], "seconds_in_scoring": s["seconds"], "users_per_s": s["rows_per_s"],
                       "process_wall_s": round(wall, 2),
                       "peak_rss_mb": round(peak / 1024, 1) if peak > before else f"<= {round(before / 1024, 1)}"}
+    out["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     pipe = ScoringPipeline.from_registry(reg)
     part = X.head(20_000)
     per_kind = {}
@@ -346,6 +352,7 @@ def markdown(res: dict) -> str:
              f"{res['bundle']['note'] + '. ' if res['bundle']['note'] else ''}"
              f"Background warm-up of {res['warm']['users']:,} users' features and scores took "
              f"{res['warm']['seconds']:.2f} s."), "", "## Load test (loopback, open loop, latency from scheduled start)",
+             *([f"Load test {res['load_note']}.", ""] if res.get("load_note") else []),
              "", "| phase | client | target rps | achieved rps | requests | errors | p50 ms | p95 ms | p99 ms | max ms |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in res["load"].items():
@@ -364,12 +371,22 @@ def markdown(res: dict) -> str:
               "| run | users/s | scoring s | process wall s | peak RSS MB |", "|---|---|---|---|---|"]
     for k in ("no_reasons", "with_reasons"):
         r = b[k]
+        if not isinstance(r, dict):
+            continue
         lines.append(f"| {k} | {r['users_per_s']:,.0f} | {r['seconds_in_scoring']} | {r['process_wall_s']} | "
                      f"{r['peak_rss_mb']} |")
     lines.append(f"| naive per-row `score_frame` loop ({b['naive_per_row']['rows']:,} rows) | "
                  f"{b['naive_per_row']['users_per_s']:,.1f} | {b['naive_per_row']['seconds']} | | |")
     lines += ["", (f"Speed-up of chunked batch over the per-row loop: {b['speedup_vs_naive']}x. "
-              f"Goal >= 200k users/s: **{'met' if res['goals']['batch_200k'] else 'not met'}**."), ""]
+              f"Goal >= 200k users/s: **{'met' if res['goals']['batch_200k'] else 'not met'}**.")]
+    if "load_avg_before" in b:
+        lines += ["", (f"`buyerscore score` ran {b['n_jobs']} chunk(s) at a time. Load average (1, 5, 15 min) of "
+                       f"the 2-core machine before the batch runs: {b['load_avg_before']}, after: "
+                       f"{b['load_avg_after']} (a load above 2 means other processes shared the cores).")]
+    if b.get("users_per_s_by_model"):
+        lines += ["", "Per model (`score_frame(kinds=[kind])` on 20,000 rows in the benchmark process, users/s): "
+                  + ", ".join(f"{k} {v:,.0f}" for k, v in b["users_per_s_by_model"].items()) + "."]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -381,6 +398,8 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="only re-render serving.md from serving.json")
     ap.add_argument("--skip-batch", action="store_true",
                     help="reuse the batch results of benchmarks/results/serving.json (load test only)")
+    ap.add_argument("--batch-only", action="store_true",
+                    help="batch part only; reuse the load-test results of benchmarks/results/serving.json")
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
                     help="load generator: raw asyncio HTTP/1.1 (default) or httpx.AsyncClient")
     args = ap.parse_args()
@@ -393,34 +412,30 @@ def main() -> None:
         tmp = Path(d)
         db, reg, users, bundle = setup(tmp)
         print(f"bundle {bundle}", flush=True)
-        srv = Server(reg, db, tmp)
-        try:
-            warm_s = srv.wait_warm()
-            load = {}
-            for name, rps, share in (("GET score @100", 100, 0.0), ("GET score @500", 500, 0.0),
-                                     ("90% GET + 10% POST events @100", 100, 0.1)):
-                phase = raw_load_phase if args.client == "raw" else load_phase
-                h0 = server_hist(srv.url)
-                load[name] = asyncio.run(phase(srv.url, users, rps, seconds, share))
-                h1 = server_hist(srv.url)
-                n_srv = h1.get("+Inf", 0) - h0.get("+Inf", 0)
-                if n_srv:
-                    load[name]["server_share_le_10ms"] = round((h1["0.01"] - h0.get("0.01", 0)) / n_srv, 5)
-                    load[name]["server_share_le_20ms"] = round((h1["0.02"] - h0.get("0.02", 0)) / n_srv, 5)
-                print(name, load[name], flush=True)
-        finally:
-            srv.stop()
+        prev = json.loads((RESULTS / "serving.json").read_text()) if (RESULTS / "serving.json").exists() else {}
+        load_note = ""
+        if args.batch_only:
+            if args.skip_batch:
+                ap.error("--batch-only and --skip-batch exclude each other")
+            load, warm_s = prev["load"], prev["warm"]["seconds"]
+            load_note = f"from the previous run (--batch-only), measured on {prev.get('load_date', prev['date'])}"
+        else:
+            load, warm_s = load_test(args, reg, db, tmp, users, seconds)
         if args.skip_batch:
-            prev = json.loads((RESULTS / "serving.json").read_text())
             batch = {**prev["batch"], "note": "from the previous run (--skip-batch)",
                      "date": prev["batch"].get("date", prev["date"])}
         else:
             batch = batch_bench(tmp, db, reg, n_batch, n_naive=100 if args.quick else 1000)
+            batch["date"] = datetime.now(UTC).isoformat(timespec="seconds")
         print("batch", batch, flush=True)
     res = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-           "command": "python benchmarks/serving.py" + (" --quick" if args.quick else ""),
-           "bundle": bundle, "warm": {"users": len(users), "seconds": warm_s}, "load": load, "batch": batch}
+           "command": "python benchmarks/serving.py" + (" --quick" if args.quick else "")
+           + (" --batch-only" if args.batch_only else ""),
+           "bundle": bundle, "warm": {"users": len(users), "seconds": warm_s}, "load": load, "batch": batch,
+           "load_date": prev.get("load_date", prev.get("date")) if args.batch_only else None, "load_note": load_note}
+    if res["load_date"] is None:
+        res["load_date"] = res["date"]
     p500 = res["load"]["GET score @500"]
     res["goals"] = {"p99_500": p500["p99_ms"] < 20 and p500["errors"] == 0,
                     "batch_200k": batch["no_reasons"]["users_per_s"] >= 200_000}
@@ -431,6 +446,28 @@ def main() -> None:
     (RESULTS / "serving.json").write_text(json.dumps(res, indent=2) + "\n")
     (RESULTS / "serving.md").write_text(markdown(res))
     print(markdown(res))
+
+
+def load_test(args: argparse.Namespace, reg: Path, db: Path, tmp: Path, users: list[str],
+              seconds: float) -> tuple[dict, float]:
+    srv = Server(reg, db, tmp)
+    try:
+        warm_s = srv.wait_warm()
+        load = {}
+        for name, rps, share in (("GET score @100", 100, 0.0), ("GET score @500", 500, 0.0),
+                                 ("90% GET + 10% POST events @100", 100, 0.1)):
+            phase = raw_load_phase if args.client == "raw" else load_phase
+            h0 = server_hist(srv.url)
+            load[name] = asyncio.run(phase(srv.url, users, rps, seconds, share))
+            h1 = server_hist(srv.url)
+            n_srv = h1.get("+Inf", 0) - h0.get("+Inf", 0)
+            if n_srv:
+                load[name]["server_share_le_10ms"] = round((h1["0.01"] - h0.get("0.01", 0)) / n_srv, 5)
+                load[name]["server_share_le_20ms"] = round((h1["0.02"] - h0.get("0.02", 0)) / n_srv, 5)
+            print(name, load[name], flush=True)
+    finally:
+        srv.stop()
+    return load, warm_s
 
 
 if __name__ == "__main__":

@@ -205,6 +205,8 @@ class _FlatForest:
 
 _FLAT_FOREST_MAX_ROWS = 1024
 """Inputs up to this many rows are scored with :class:`_FlatForest`; larger ones with scikit-learn."""
+_ROW_BLOCK = 32_768
+"""Rows scored at a time (each detector's per-cell temporaries are rows x features floats)."""
 
 
 class AnomalyDetector(BaseEstimator):
@@ -346,6 +348,13 @@ class AnomalyDetector(BaseEstimator):
         return self
 
     def _raw(self, M: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw detector scores; rows are taken ``_ROW_BLOCK`` at a time so temporaries stay small."""
+        if M.shape[0] > _ROW_BLOCK:
+            parts = [self._raw_block(M[s:s + _ROW_BLOCK]) for s in range(0, M.shape[0], _ROW_BLOCK)]
+            return {d: np.concatenate([p[d] for p in parts]) for d in parts[0]}
+        return self._raw_block(M)
+
+    def _raw_block(self, M: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         nlt = None
         for d in self.detectors:
