@@ -264,7 +264,7 @@ COLS = ["ngini", "spearman", "top_decile", "mae", "rmsle", "decile_cal_error", "
 def to_markdown(res: dict) -> str:
     lines = ["# Purchasing-power benchmark", "",
              f"Command: `{res['command']}` ({res['run_utc']}, {res['wall_s']} s wall on this machine).", "",
-             "Protocol: features up to the cut-off day, label = net spend in the holdout window (floored at 0), every "
+             ("Protocol: features up to the cut-off day, label = net spend in the holdout window (floored at 0), every "
              "customer seen before the cut-off scored; supervised models cross-fitted on the anchor's 2 customer folds. "
              "`decile_cal_error`: size-weighted mean |mean predicted - mean actual| per predicted decile / mean actual "
              "(lower is better). `tier_macro_f1`: tiers at the 50 %/90 % quantiles of actual vs predicted spend. "
@@ -272,7 +272,7 @@ def to_markdown(res: dict) -> str:
              "30 days apart (labels in (c_k, min(c_k + horizon, cut-off)], never after the cut-off); "
              "`buyerscore_gbm_past_windows`: those earlier-cut-off rows alone (SpendForecaster.fit_windows, the "
              "production set-up: no label after the cut-off at all). The best buyerscore row is picked on the "
-             "reported numbers themselves (a small optimistic bias).", ""]
+             "reported numbers themselves (a small optimistic bias)."), ""]
     for shop, r in res["shops"].items():
         lo, na, lg, tg = ANCHOR[shop]
         lines += [f"## {shop}: {r['customers']:,} customers, {r['holdout_days']}-day holdout, "

@@ -168,8 +168,9 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         return X
 
     def _offset_days(self, X: pd.DataFrame) -> np.ndarray | float:
-        if getattr(self, "offset_span_", None) is not None:
-            return float(self.offset_span_) + 1.0
+        span = getattr(self, "offset_span_", None)
+        if span is not None:
+            return float(span) + 1.0
         return X["days_since_first"].to_numpy(float) + 1
 
     def _offset(self, X: pd.DataFrame, horizon: np.ndarray | None = None) -> np.ndarray | None:

@@ -314,6 +314,18 @@ def training_windows(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | 
     (X, y, label_horizon)
         ``X`` holds the feature columns and a ``cutoff`` column; ``y`` the spend labels; ``label_horizon``
         each row's label-window length in days (pass it to ``SpendForecaster.fit(label_horizon=...)``).
+
+    Examples
+    --------
+    >>> from buyerscore.events.store import EventStore
+    >>> ev = pd.DataFrame({"user_id": ["a", "a", "b"], "ts": ["2024-01-01", "2024-02-10", "2024-01-05"],
+    ...                    "event_type": "purchase", "amount": [10.0, 20.0, 5.0], "platform": "shop"})
+    >>> with EventStore(":memory:") as s:
+    ...     _ = s.ingest_frame(ev, source="doc")
+    ...     X, y, h = training_windows(s.con, as_of="2024-03-01", horizon_days=60, n_windows=2, step_days=30,
+    ...                                behaviour=False)
+    >>> [str(c.date()) for c in X["cutoff"]], X["user_id"].tolist(), y.tolist(), h.tolist()
+    (['2024-01-31', '2024-01-31'], ['a', 'b'], [20.0, 0.0], [30.0, 30.0])
     """
     ts = to_timestamp(as_of)
     for name, v, lo in (("horizon_days", horizon_days, 1), ("n_windows", n_windows, 1), ("step_days", step_days, 1)):
@@ -321,7 +333,8 @@ def training_windows(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | 
             raise ValueError(f"{name} must be an int >= {lo}. Got {v!r} instead.")
     _check_events(con)
     pc, params = _platform_clause(platforms)
-    first = con.execute(f"SELECT min(ts) FROM events WHERE ts <= ?{pc}", [ts.to_pydatetime(), *params]).fetchone()[0]
+    row = con.execute(f"SELECT min(ts) FROM events WHERE ts <= ?{pc}", [ts.to_pydatetime(), *params]).fetchone()
+    first = row[0] if row else None
     if first is None:
         raise SchemaError(f"no events at or before as_of={ts}; move as_of or load events.")
     frames, ys, hs = [], [], []
