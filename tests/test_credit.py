@@ -396,3 +396,20 @@ def test_sklearn_contract(cls, data) -> None:  # type: ignore[no-untyped-def]
     fitted = c.set_params(**kw).fit(X.iloc[:1500], y[:1500])
     assert fitted is c and list(c.classes_) == [0, 1]
     assert c.predict(X.iloc[:10]).tolist() == (c.predict_proba(X.iloc[:10])[:, 1] > 0.5).astype(int).tolist()
+
+
+# ---------------------------------------------------------------- ratio features
+def test_ratio_features_known_answers_and_idempotent() -> None:
+    from buyerscore.models.credit import add_ratio_features
+
+    X = pd.DataFrame({"DebtRatio": [0.5, 800.0, 0.2], "MonthlyIncome": [2000.0, np.nan, 0.0],
+                      "NumberOfDependents": [1, np.nan, 2], "NumberOfOpenCreditLinesAndLoans": [4, 0, 3],
+                      "NumberRealEstateLoansOrLines": [1, 0, 3], "NumberOfTime30-59DaysPastDueNotWorse": [1, 98, 0],
+                      "NumberOfTime60-89DaysPastDueNotWorse": [0, 98, 0], "NumberOfTimes90DaysLate": [2, 98, 1]})
+    once = add_ratio_features(X)
+    assert once["TotalPastDue"].tolist() == [3.0, 96.0, 1.0]
+    assert once["MonthlyDebt"].tolist() == [1000.0, 800.0, 0.0]  # raw debt kept where income is missing
+    assert np.isnan(once["DebtRatio"].iloc[1]) and once["DebtRatio"].iloc[0] == 0.5
+    assert once["RevolvingLinesShare"].tolist()[::2] == [0.75, 0.0] and np.isnan(once["RevolvingLinesShare"].iloc[1])
+    assert X["DebtRatio"].iloc[1] == 800.0 and "TotalPastDue" not in X  # the input is not modified
+    pd.testing.assert_frame_equal(add_ratio_features(once), once)

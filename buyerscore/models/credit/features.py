@@ -25,7 +25,8 @@ def add_ratio_features(X: pd.DataFrame) -> pd.DataFrame:
     Taiwan: ``PAY_MAX`` (worst delay over 6 months), ``UTIL_1`` (last bill / limit),
     ``PAY_RATIO_1`` (last payment / last bill), ``PAY_MEAN``, ``N_DELAY`` (months with a
     delay), ``UTIL_MEAN``, ``PAY_TO_BILL_6M``, ``BILL_TREND`` and ``PAYR_1..5`` (payment of
-    month i / bill of month i + 1, the bill it pays).
+    month i / bill of month i + 1, the bill it pays).  Applying it twice gives the same table
+    as applying it once.
 
     Examples
     --------
@@ -45,7 +46,10 @@ def add_ratio_features(X: pd.DataFrame) -> pd.DataFrame:
     if {"DebtRatio", "MonthlyIncome"} <= cols:
         inc = X["MonthlyIncome"].astype(float)
         dr = X["DebtRatio"].astype(float)
-        X["MonthlyDebt"] = (dr * inc).where(inc.notna(), dr)
+        # where income is missing the file's DebtRatio holds the debt itself; on a table this
+        # function already transformed, DebtRatio is missing there and MonthlyDebt holds it
+        raw_debt = X["MonthlyDebt"].astype(float) if "MonthlyDebt" in cols else dr
+        X["MonthlyDebt"] = (dr * inc).where(inc.notna(), raw_debt)
         if "NumberOfDependents" in cols:
             X["IncomePerPerson"] = inc / (X["NumberOfDependents"].astype(float).fillna(0) + 1)
         X["DebtRatio"] = dr.where(inc.notna())
