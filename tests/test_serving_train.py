@@ -73,7 +73,7 @@ def test_batch_score_features_and_events_equal_direct(trained, data_dir: Path) -
         X = build_features(store.con, as_of=AS_OF)
     X.to_parquet(tmp / "features.parquet")
     r = runner.invoke(app, ["score", "--registry", str(reg), "--input", str(tmp / "features.parquet"),
-                            "--out", str(tmp / "scores.parquet"), "--chunk-rows", "500", "--json"])
+                            "--out", str(tmp / "scores.parquet"), "--chunk-rows", "500", "--jobs", "2", "--json"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["rows"] == len(X) and summary["chunks"] == -(-len(X) // 500) and summary["rows_per_s"] > 0

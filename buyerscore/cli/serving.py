@@ -142,6 +142,8 @@ def score(
     as_of: str | None = typer.Option(None, "--as-of", help="Feature cut-off; required for raw events."),
     version: str | None = typer.Option(None, "--version", help="Bundle version (default: the promoted one)."),
     chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1, help="Rows per chunk (bounds memory)."),
+    jobs: int | None = typer.Option(None, "--jobs", min=1, help="Chunks scored at the same time, in threads "
+                                    "(default min(2, CPUs)); memory grows with it."),
     reasons: bool = typer.Option(False, "--reasons/--no-reasons", help="Add reason-code columns (SHAP-like "
                                  "contributions; several times slower for tree models)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
@@ -153,7 +155,7 @@ def score(
         pipe = ScoringPipeline.from_registry(registry, version)
         with progress() as p:
             task = p.add_task(f"scoring {input.name}", total=None)
-            s = score_file(pipe, input, out_path, as_of=as_of, chunk_rows=chunk_rows, reasons=reasons,
+            s = score_file(pipe, input, out_path, as_of=as_of, chunk_rows=chunk_rows, reasons=reasons, n_jobs=jobs,
                            on_progress=lambda done, total: p.update(task, completed=done, total=total))
     if as_json:
         print_json(s.to_dict())
