@@ -14,8 +14,9 @@ the StatLog cost (bad accepted = 5, good rejected = 1; reject when PD > 1/6).
 
 Models: buyerscore CreditScorecard (monotone bins, ratio features, min_iv=0 on large tables),
 CreditScorecard with default parameters on the raw columns, CreditGBM (monotone, calibrated,
-ratio features), CreditGBM(monotone=None) ("unconstrained": what the monotone constraints
-cost in AUC; same parameters otherwise), the mean PD of the two buyerscore models ("ensemble"), scikit-learn
+ratio features with ``drop_redundant=True``), CreditGBM(monotone=None) ("unconstrained":
+what the monotone constraints cost in AUC; same parameters otherwise), the mean PD of the
+two buyerscore models ("ensemble"), scikit-learn
 LogisticRegression on raw columns (NaN -> 0, categoricals one-hot), optbinning's default
 Scorecard, toad's chi-merge scorecard and scorecardpy's woebin scorecard.  Every model uses
 the sensitive columns (age, sex, ...) so that it compares with published results and peers,
@@ -91,7 +92,8 @@ def gbm_params(n: int) -> dict[str, Any]:
 def bs_gbm(dataset: str, *, sensitive: bool = True, monotone: str | None = "auto") -> FitPredict:
     def f(Xtr: pd.DataFrame, ytr: np.ndarray, Xte: pd.DataFrame) -> np.ndarray:
         m = CreditGBM(include_sensitive=sensitive, n_jobs=1, monotone=monotone, **gbm_params(len(Xtr)))
-        return m.fit(add_ratio_features(Xtr), ytr).predict_proba(add_ratio_features(Xte))[:, 1]
+        return (m.fit(add_ratio_features(Xtr, drop_redundant=True), ytr)
+                .predict_proba(add_ratio_features(Xte, drop_redundant=True))[:, 1])
     return f
 
 

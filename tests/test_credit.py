@@ -413,3 +413,18 @@ def test_ratio_features_known_answers_and_idempotent() -> None:
     assert once["RevolvingLinesShare"].tolist()[::2] == [0.75, 0.0] and np.isnan(once["RevolvingLinesShare"].iloc[1])
     assert X["DebtRatio"].iloc[1] == 800.0 and "TotalPastDue" not in X  # the input is not modified
     pd.testing.assert_frame_equal(add_ratio_features(once), once)
+
+
+def test_ratio_features_drop_redundant_taiwan_bills() -> None:
+    from buyerscore.models.credit import add_ratio_features
+
+    row: dict[str, list[float]] = {"LIMIT_BAL": [1000.0, 2000.0]}
+    row.update({p: [0.0, 2.0] for p in ("PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6")})
+    row.update({f"BILL_AMT{i}": [100.0 * i, 0.0] for i in range(1, 7)})
+    row.update({f"PAY_AMT{i}": [50.0, 0.0] for i in range(1, 7)})
+    full, lean = add_ratio_features(pd.DataFrame(row)), add_ratio_features(pd.DataFrame(row), drop_redundant=True)
+    assert sorted(set(full.columns) - set(lean.columns)) == [f"BILL_AMT{i}" for i in range(2, 7)]
+    pd.testing.assert_frame_equal(full[lean.columns], lean)
+    assert lean["PAYR_1"].tolist()[0] == 0.25 and np.isnan(lean["PAYR_1"].iloc[1])  # 50 / BILL_AMT2; no bill -> NaN
+    assert lean["UTIL_MEAN"].tolist() == [0.35, 0.0] and lean["N_DELAY"].tolist() == [0, 6]
+    pd.testing.assert_frame_equal(add_ratio_features(lean, drop_redundant=True), lean)
