@@ -58,3 +58,32 @@ def test_train_dummy_coded_peak_valley_scorecard(data_dir, tmp_path) -> None:  #
     bad = CliRunner().invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
                                    "--out", str(tmp_path / "x"), "--coding", "onehot"])
     assert bad.exit_code == 2 and "coding" in bad.output and "'woe' or 'dummy'" in bad.output
+
+
+def test_derived_columns_are_added_at_training_and_again_at_scoring(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from buyerscore.artifacts import load_model
+    from buyerscore.datasets import read_applicants
+    from buyerscore.models.base import split_applicants
+    from buyerscore.models.credit import add_ratio_features
+
+    raw = read_applicants("give_me_some_credit", data_dir).head(6000)
+    raw.to_csv(tmp_path / "gmsc.csv", index=False)
+    r = CliRunner().invoke(app, ["credit", "train", "--table", str(tmp_path / "gmsc.csv"), "--out",
+                                 str(tmp_path / "m"), "--include-sensitive", "--json"])
+    assert r.exit_code == 0, r.output
+    model, meta = load_model(tmp_path / "m")
+    assert meta.extra["derived_columns"] == {"drop_redundant": False}
+    assert "TotalPastDue" in model.bins_  # a derived column was binned (selected or not)
+    # scoring the raw file (no derived columns in it) works and equals scoring the derived table
+    r = CliRunner().invoke(app, ["credit", "score", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "gmsc.csv"),
+                                 "--out", str(tmp_path / "s.csv"), "--reasons", "0"])
+    assert r.exit_code == 0, r.output
+    X, _ = split_applicants(raw)
+    want = model.predict_proba(add_ratio_features(X))[:, 1]
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv")["pd"], want, rtol=1e-9)
+    r = CliRunner().invoke(app, ["credit", "train", "--table", str(tmp_path / "gmsc.csv"), "--out",
+                                 str(tmp_path / "m2"), "--no-derived"])
+    assert r.exit_code == 0, r.output
+    assert "TotalPastDue" not in load_model(tmp_path / "m2")[0].bins_

@@ -55,6 +55,10 @@ def train_cmd(
                                    "auto_heuristic also allows a peak or a valley)."),
     include_sensitive: bool = typer.Option(False, "--include-sensitive",
                                            help="Use protected columns (sex, age, ...) as inputs."),
+    derived: bool = typer.Option(True, "--derived/--no-derived",
+                                 help="Add the derived ratio columns of known public tables (Give Me Some Credit, "
+                                      "Taiwan; see docs/credit.md); 'credit score' adds them again. Other tables "
+                                      "are unchanged."),
     test_size: float = typer.Option(0.2, "--test-size", help="Stratified hold-out share for the reported metrics."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the hold-out split and the model."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder of the public datasets."),
@@ -84,6 +88,11 @@ def train_cmd(
             else:
                 frame = _read_table(table_path)  # type: ignore[arg-type]
         X, y = split_applicants(frame, target)
+        drop_redundant = model == "gbm"
+        if derived:
+            from buyerscore.models.credit import add_ratio_features
+
+            X = add_ratio_features(X, drop_redundant=drop_redundant)
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
         if model == "scorecard":
             est: Any = CreditScorecard(special_codes=special_codes_for(dataset), include_sensitive=include_sensitive,
@@ -99,7 +108,8 @@ def train_cmd(
         metrics["fit_seconds"] = round(float(est.fit_time_), 3)
         est.save(out_dir, training_data_hash=data_hash(Xtr), metrics=metrics,
                  extra={"dataset": dataset, "table": str(table_path) if table_path else None, "target": target,
-                        "excluded_features": list(est.excluded_features_)})
+                        "excluded_features": list(est.excluded_features_),
+                        "derived_columns": {"drop_redundant": drop_redundant} if derived else None})
         if model == "scorecard":
             est.export_table(out_dir / "scorecard.csv")
             est.export_table(out_dir / "scorecard.md")
@@ -134,6 +144,11 @@ def score_cmd(
         target = meta.extra.get("target", "label")
         keep = [c for c in PASS_THROUGH if c in frame.columns]
         X = frame.drop(columns=[c for c in (*PASS_THROUGH, "label", target) if c in frame.columns])
+        derived = meta.extra.get("derived_columns")
+        if derived:  # the model was trained with the derived ratio columns: add them the same way
+            from buyerscore.models.credit import add_ratio_features
+
+            X = add_ratio_features(X, drop_redundant=bool(derived.get("drop_redundant")))
         result = frame[keep].copy()
         result["pd"] = model.predict_proba(X)[:, 1]
         result["score"] = model.score(X)
