@@ -81,9 +81,12 @@ class CreditScorecard(CreditModelBase):
         Information value of every input feature.
     features_ : list of str
         Features in the model, in order.
-    coef_, intercept_ : ndarray, float
+    coef_ : ndarray
         Logistic regression on the (risk-oriented) WOE columns (with ``coding="dummy"``,
         the WOE model used for selection).
+    intercept_ : float
+        Intercept of the scoring model: log-odds of default = ``intercept_`` + the row's
+        ``bin_logit_`` values.
     bin_logit_ : dict of ndarray
         Contribution of each bin of each model feature to the log-odds of default.
     points_ : dict of ndarray
