@@ -140,16 +140,6 @@ def test_transactions_nest_and_roll_back_together(store):
     assert store.counts()["events"] == 0 and "t" not in store.tables()
 
 
-@pytest.mark.parametrize("module", ["buyerscore.events.validate", "buyerscore.events.io", "buyerscore.events.store",
-                                    "buyerscore.datasets"])
-def test_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    res = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert res.failed == 0
-
-
 @pytest.mark.parametrize(("change", "match"), [
     ({"label": [0, 2]}, r"label is not 0 or 1 in 1 row\(s\), e.g. rows \[2\]"),
     ({"label": [0, None]}, "label is not 0 or 1"),

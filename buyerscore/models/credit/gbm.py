@@ -112,8 +112,8 @@ class CreditGBM(CreditModelBase):
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> X = pd.DataFrame({"util": rng.random(3000), "late": rng.integers(0, 4, 3000)})
-    >>> y = (rng.random(3000) < 0.05 + 0.2 * X["util"] + 0.05 * X["late"]).astype(int)
+    >>> X = pd.DataFrame({"util": rng.random(5000), "late": rng.integers(0, 4, 5000)})
+    >>> y = (rng.random(5000) < 0.05 + 0.3 * X["util"] + 0.05 * X["late"]).astype(int)
     >>> m = CreditGBM(n_estimators=200).fit(X, y)
     >>> m.monotone_constraints_
     {'util': 1, 'late': 1}

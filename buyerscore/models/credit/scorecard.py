@@ -102,7 +102,7 @@ class CreditScorecard(CreditModelBase):
     >>> X = pd.DataFrame({"util": rng.random(2000), "late": rng.integers(0, 4, 2000)})
     >>> y = (rng.random(2000) < 0.05 + 0.2 * X["util"] + 0.05 * X["late"]).astype(int)
     >>> sc = CreditScorecard().fit(X, y)
-    >>> bool(sc.score(X.iloc[:1])[0] == sc.base_points_ + sum(sc.points_of(X.iloc[:1]).iloc[0]))
+    >>> bool(np.isclose(sc.score(X.iloc[:1])[0], sc.base_points_ + sc.points_of(X.iloc[:1]).iloc[0].sum()))
     True
     """
 
