@@ -83,6 +83,11 @@ def test_derived_columns_are_added_at_training_and_again_at_scoring(data_dir, tm
     X, _ = split_applicants(raw)
     want = model.predict_proba(add_ratio_features(X))[:, 1]
     np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv")["pd"], want, rtol=1e-9)
+    # the fairness audit scores the raw file the same way
+    r = CliRunner().invoke(app, ["audit", "fairness", "--model", str(tmp_path / "m"), "--data",
+                                 str(tmp_path / "gmsc.csv"), "--sensitive", "age_band", "--json"])
+    assert r.exit_code == 0, r.output
+    assert sum(g["n"] for g in json.loads(r.stdout)["by_group"]) == len(raw)
     r = CliRunner().invoke(app, ["credit", "train", "--table", str(tmp_path / "gmsc.csv"), "--out",
                                  str(tmp_path / "m2"), "--no-derived"])
     assert r.exit_code == 0, r.output

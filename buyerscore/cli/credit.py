@@ -144,11 +144,9 @@ def score_cmd(
         target = meta.extra.get("target", "label")
         keep = [c for c in PASS_THROUGH if c in frame.columns]
         X = frame.drop(columns=[c for c in (*PASS_THROUGH, "label", target) if c in frame.columns])
-        derived = meta.extra.get("derived_columns")
-        if derived:  # the model was trained with the derived ratio columns: add them the same way
-            from buyerscore.models.credit import add_ratio_features
+        from buyerscore.models.credit import derive_as_trained
 
-            X = add_ratio_features(X, drop_redundant=bool(derived.get("drop_redundant")))
+        X = derive_as_trained(X, meta.extra)  # the derived columns the model was trained with, if any
         result = frame[keep].copy()
         result["pd"] = model.predict_proba(X)[:, 1]
         result["score"] = model.score(X)

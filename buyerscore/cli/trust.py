@@ -170,6 +170,9 @@ def audit_fairness(
 
         sens_df = pd.DataFrame(sens).reset_index(drop=True)
         X = df.drop(columns=[c for c in (*_ID_COLS, label_col, "age_band", "sex") if c in df.columns])
+        from buyerscore.models.credit import derive_as_trained
+
+        X = derive_as_trained(X, meta.extra)  # the derived columns a credit model was trained with, if any
         with step(f"scoring {len(X):,} rows with {meta.kind}"):
             pd_ = np.asarray(est.predict_proba(X))[:, 1]
         y = df[label_col].to_numpy()

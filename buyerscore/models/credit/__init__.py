@@ -6,7 +6,7 @@
 from buyerscore.features import credit_columns as _credit_columns  # noqa: F401  (registers column texts)
 from buyerscore.models.base import split_applicants
 from buyerscore.models.credit.binning import FeatureBinning, fit_feature
-from buyerscore.models.credit.features import add_ratio_features
+from buyerscore.models.credit.features import add_ratio_features, derive_as_trained
 from buyerscore.models.credit.gbm import CreditGBM
 from buyerscore.models.credit.scorecard import CreditScorecard
 
@@ -28,6 +28,7 @@ __all__ = [
     "CreditScorecard",
     "FeatureBinning",
     "add_ratio_features",
+    "derive_as_trained",
     "fit_feature",
     "special_codes_for",
     "split_applicants",

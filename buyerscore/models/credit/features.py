@@ -8,6 +8,9 @@ Tables without those columns are returned unchanged.  The new columns are descri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -85,3 +88,24 @@ def add_ratio_features(X: pd.DataFrame, *, drop_redundant: bool = False) -> pd.D
         if drop_redundant:
             X = X.drop(columns=bills[1:])
     return X
+
+
+def derive_as_trained(X: pd.DataFrame, extra: Mapping[str, Any] | None) -> pd.DataFrame:
+    """Add the derived columns a saved model was trained with, as recorded by ``credit train``.
+
+    ``extra`` is the model's ``metadata.extra``; its ``derived_columns`` entry (``None`` or
+    ``{"drop_redundant": bool}``) says whether :func:`add_ratio_features` ran before fitting.
+    Every command that scores a saved credit model calls this, so raw applicant tables work.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"DebtRatio": [0.5], "MonthlyIncome": [2000.0]})
+    >>> list(derive_as_trained(X, {"derived_columns": {"drop_redundant": False}}).columns)
+    ['DebtRatio', 'MonthlyIncome', 'MonthlyDebt']
+    >>> derive_as_trained(X, {"derived_columns": None}) is X
+    True
+    """
+    spec = (extra or {}).get("derived_columns")
+    if not spec:
+        return X
+    return add_ratio_features(X, drop_redundant=bool(spec.get("drop_redundant")))
