@@ -167,6 +167,19 @@ def test_dummy_coding_fits_better_and_keeps_the_scorecard_contract(data: tuple[p
     assert dummy.bin_logit_["late"][dummy.bins_["late"].bin_index_one(96.0)] == 0.0
 
 
+def test_scorecard_saved_before_bin_logit_still_scores(scorecard: CreditScorecard,
+                                                       data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    import pickle
+
+    X, _ = data
+    state = scorecard.__getstate__()
+    state.pop("bin_logit_")  # what a pickle from the previous version holds
+    old = CreditScorecard.__new__(CreditScorecard)
+    old.__setstate__(state)
+    np.testing.assert_allclose(old.score(X), scorecard.score(X), rtol=0, atol=1e-9)
+    assert pickle.loads(pickle.dumps(old)).score_record(X.iloc[0].to_dict()) == scorecard.score_record(X.iloc[0].to_dict())
+
+
 # ---------------------------------------------------------------- monotonicity (property tests)
 @settings(max_examples=60, deadline=None)
 @given(a=st.floats(0, 1.2), b=st.floats(0, 1.2), late=st.sampled_from([0.0, 1.0, 3.0, 98.0, None]),

@@ -285,6 +285,13 @@ class CreditScorecard(CreditModelBase):
         logger.info("CreditScorecard: %d of %d features selected in %.2fs", len(sel), len(self.bins_), self.fit_time_)
         return self
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # scorecards saved before ``bin_logit_`` existed were all WOE-coded: derive it from coef_ and the WOE
+        if "features_" in state and "bin_logit_" not in state:
+            state["bin_logit_"] = {c: b * state["bins_"][c].woe for c, b in zip(state["features_"], state["coef_"],
+                                                                               strict=True)}
+        super().__setstate__(state)
+
     def _fit_dummy(self, uniq: np.ndarray, n_all: np.ndarray, n_bad: np.ndarray) -> None:
         """One coefficient per bin (``coding="dummy"``): L2 logistic regression on bin indicators.
 
