@@ -141,9 +141,10 @@ def test_batch_threads_give_the_same_file(pipe: ScoringPipeline, frame: pd.DataF
         score_file(pipe, src, tmp_path / "x.parquet", n_jobs=0)
 
 
-def test_buyerscore_models_one_user_equals_batch() -> None:
-    """The API's one-row path gives the batch scores: AnomalyDetector's flat isolation forest (small inputs)
-    equals scikit-learn's score_samples exactly, and SpendTier evaluates one booster per row."""
+def test_buyerscore_models_one_user_equals_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's one-row path gives the batch scores: AnomalyDetector's isolation-forest paths (compiled,
+    and the numpy flat arrays used without numba) equal scikit-learn's score_samples exactly, and SpendTier
+    evaluates one booster per row."""
     from buyerscore.models.anomaly import AnomalyDetector
     from buyerscore.models.purchasing_power import SpendTier
 
@@ -153,7 +154,10 @@ def test_buyerscore_models_one_user_equals_batch() -> None:
     X.loc[::13, "b"] = np.nan
     det = AnomalyDetector(n_estimators=50).fit(X)
     M = det._matrix(X)
-    np.testing.assert_array_equal(det._iforest_raw(M[:300]), -det.iforest_.score_samples(M[:300]))
+    np.testing.assert_array_equal(det._iforest_raw(M), -det.iforest_.score_samples(M))  # compiled kernel
+    with monkeypatch.context() as mp:
+        mp.setenv("BUYERSCORE_COMPILED_TREES", "0")
+        np.testing.assert_array_equal(det._iforest_raw(M[:300]), -det.iforest_.score_samples(M[:300]))
     assert "_flat_forest" in det.__dict__ and "_flat_forest" not in det.__getstate__()
     tier = SpendTier(n_estimators=20).fit(X, X["b"].fillna(0) * 10 + X["a"])
     assert len(tier.model_.calibrated_classifiers_) == 1

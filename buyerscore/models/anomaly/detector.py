@@ -37,6 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 from buyerscore._validation import check_param, examples
 from buyerscore.exceptions import ModelInputError
 from buyerscore.explain.reason_codes import ReasonCode, top_reasons
+from buyerscore.models import trees
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +204,13 @@ class _FlatForest:
         return out
 
 
+def _denominator(forest: IsolationForest) -> float:
+    """``n_trees * c(max_samples)``, the normaliser of ``IsolationForest.score_samples``."""
+    from sklearn.ensemble._iforest import _average_path_length
+
+    return float(len(forest.estimators_) * _average_path_length([forest._max_samples])[0])
+
+
 _FLAT_FOREST_MAX_ROWS = 1024
 """Inputs up to this many rows are scored with :class:`_FlatForest`; larger ones with scikit-learn."""
 _ROW_BLOCK = 32_768
@@ -367,8 +375,19 @@ class AnomalyDetector(BaseEstimator):
         return out
 
     def _iforest_raw(self, M: np.ndarray) -> np.ndarray:
-        """``-iforest_.score_samples(M)`` (higher = easier to isolate); small inputs take the flat-array path."""
+        """``-iforest_.score_samples(M)`` (higher = easier to isolate).
+
+        Computed by the compiled kernel of :mod:`buyerscore.models.trees` when numba is there (same
+        float32 inputs, same per-leaf path lengths summed in the same order, so the same numbers);
+        else small inputs take the numpy flat-array path and large ones scikit-learn.
+        """
         assert self.iforest_ is not None
+        if M.shape[1] == self.iforest_._max_features:
+            compiled = trees.flat_trees(self.iforest_)
+            if isinstance(compiled, trees.IsolationTrees):
+                depths = compiled.predict(M)
+                den = _denominator(self.iforest_)
+                return np.asarray(2 ** (-np.divide(depths, den, out=np.ones_like(depths), where=den != 0)))
         if M.shape[0] <= _FLAT_FOREST_MAX_ROWS and M.shape[1] == self.iforest_._max_features:
             flat = self.__dict__.get("_flat_forest")
             if flat is None:

@@ -38,6 +38,7 @@ from buyerscore._validation import check_param
 from buyerscore.exceptions import ModelInputError
 from buyerscore.models.purchasing_power._base import ensure_fitted
 from buyerscore.models.purchasing_power.clv import ProbabilisticCLV
+from buyerscore.models import trees
 from buyerscore.models.purchasing_power.metrics import normalized_gini
 
 logger = logging.getLogger(__name__)
@@ -207,13 +208,13 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
             assert off is not None
             return np.exp(off) - self.offset_floor_
         if method == "tweedie":
-            raw = model.predict(X, raw_score=True)
+            raw = trees.raw_score(model, X)
             return np.exp(raw + (off if off is not None else 0.0))
         if method == "blend":
             return 0.5 * (self._predict_candidate("tweedie", model[0], X, off)
                           + self._predict_candidate("two_part", model[1], X, off))
         clf, reg = model
-        return clf.predict_proba(X)[:, 1] * reg.predict(X)
+        return trees.predict(clf, X) * trees.predict(reg, X)
 
     # -- API -----------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any, *, label_horizon: Any = None) -> SpendForecaster:
@@ -445,10 +446,36 @@ class SpendTier(ClassifierMixin, BaseEstimator):
         missing = [c for c in self.feature_names_in_ if c not in Xn.columns]
         if missing:
             raise ModelInputError(f"SpendTier input lacks column(s) {missing[:5]}.")
-        p = self.model_.predict_proba(Xn[list(self.feature_names_in_)])
+        p = _calibrated_proba(self.model_, Xn[list(self.feature_names_in_)])
         p = np.clip(p, 0, None)
         return p / p.sum(axis=1, keepdims=True)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The most probable tier."""
         return np.asarray(self.classes_)[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _calibrated_proba(cal: Any, X: pd.DataFrame) -> np.ndarray:
+    """``cal.predict_proba(X)`` of a fitted ``CalibratedClassifierCV(ensemble=False)`` over a LightGBM
+    classifier, with the booster's raw scores from :func:`buyerscore.models.trees.raw_score` (one
+    compiled pass instead of scikit-learn's call per class); the calibration and normalisation steps
+    are scikit-learn's (``_CalibratedClassifier.predict_proba``).  Any other set-up uses ``cal`` itself.
+    """
+    ccs = getattr(cal, "calibrated_classifiers_", None)
+    if not ccs or len(ccs) != 1 or getattr(ccs[0], "method", None) not in ("sigmoid", "isotonic"):
+        return np.asarray(cal.predict_proba(X))
+    cc = ccs[0]
+    classes = np.asarray(cc.classes)
+    est_classes = np.asarray(getattr(cc.estimator, "classes_", []))
+    if len(classes) < 3 or not np.array_equal(classes, est_classes) or trees.flat_trees(cc.estimator) is None:
+        return np.asarray(cal.predict_proba(X))
+    raw = np.asarray(trees.raw_score(cc.estimator, X)).reshape(len(X), -1)
+    if raw.shape[1] != len(classes):
+        return np.asarray(cal.predict_proba(X))
+    proba = np.zeros((len(X), len(classes)))
+    for j, calibrator in enumerate(cc.calibrators):
+        proba[:, j] = calibrator.predict(raw[:, j])
+    den = proba.sum(axis=1)[:, np.newaxis]
+    proba = np.divide(proba, den, out=np.full_like(proba, 1 / len(classes)), where=den != 0)
+    proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
+    return proba

@@ -1,0 +1,176 @@
+"""The compiled tree kernels (buyerscore.models.trees) give LightGBM's and scikit-learn's own numbers."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.ensemble import IsolationForest
+
+from buyerscore.models import trees
+
+pytestmark = pytest.mark.skipif(not trees.enabled(), reason="numba not installed: the compiled path is off")
+
+
+def _data(n: int = 800, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    X[::7, 1] = np.nan                                   # missing in training -> missing_type NaN
+    X[:, 2] = rng.integers(-2, 3, n)                     # many exact zeros, negatives: splits at -+1e-35
+    X[::11, 3] = 0.0
+    y = X[:, 0] + np.nan_to_num(X[:, 1]) + 0.5 * X[:, 2] + rng.normal(size=n)
+    return X, y
+
+
+def _thresholds(model: lgb.LGBMModel) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+
+    def walk(node: dict) -> None:
+        if "split_feature" in node:
+            out.setdefault(node["split_feature"], []).append(node["threshold"])
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    for t in model.booster_.dump_model()["tree_info"]:
+        walk(t["tree_structure"])
+    return out
+
+
+def _awkward(X: np.ndarray, model: lgb.LGBMModel | None = None) -> np.ndarray:
+    """Inputs that exercise LightGBM's reading rules: NaN where training had none, -0.0, tiny values,
+    values exactly at the split thresholds (``<=`` goes left) and at +-1e-35f (read as 0)."""
+    kz = float(np.float32(1e-35))
+    Z = X.copy()
+    if model is not None:  # every third row of each split feature sits exactly on one of its thresholds
+        for f, thr in _thresholds(model).items():
+            Z[::3, f] = np.resize(thr, len(Z[::3]))
+    Z[7::9, 2] = -kz
+    Z[8::9, 2] = kz
+    Z[::5, 0] = np.nan          # feature 0 never missing in training: NaN counts as 0
+    Z[1::9, 3] = -0.0
+    Z[2::9, 3] = 1e-36          # |x| <= 1e-35 is read as 0
+    Z[3::9, 3] = -1e-36
+    Z[4::9, 4] = np.inf
+    Z[5::9, 4] = -np.inf
+    return Z
+
+
+@pytest.mark.parametrize("objective", ["regression", "gamma", "tweedie", "poisson"])
+def test_regressor_raw_scores_are_lightgbm_exactly(objective: str) -> None:
+    X, y = _data()
+    y = np.abs(y) + 0.1 if objective != "regression" else y
+    m = lgb.LGBMRegressor(objective=objective, n_estimators=40, num_leaves=15, verbose=-1).fit(X, y)
+    Z = _awkward(X, m)
+    np.testing.assert_array_equal(trees.raw_score(m, Z), m.predict(Z, raw_score=True))
+    np.testing.assert_allclose(trees.predict(m, Z), m.predict(Z), rtol=1e-14, atol=0)
+
+
+def test_classifiers_binary_and_multiclass() -> None:
+    X, y = _data(seed=1)
+    yb = (y > 0).astype(int)
+    b = lgb.LGBMClassifier(n_estimators=30, num_leaves=31, verbose=-1).fit(X, yb)
+    Z = _awkward(X)
+    np.testing.assert_array_equal(trees.raw_score(b, Z), b.predict(Z, raw_score=True))
+    np.testing.assert_allclose(trees.predict(b, Z), b.predict_proba(Z)[:, 1], rtol=1e-14, atol=0)
+    yc = np.digitize(y, [-0.5, 0.8])
+    mc = lgb.LGBMClassifier(n_estimators=25, num_leaves=7, verbose=-1).fit(X, yc)
+    raw = trees.raw_score(mc, Z)
+    assert raw.shape == (len(Z), 3)
+    np.testing.assert_array_equal(raw, mc.predict(Z, raw_score=True))
+    with pytest.raises(ValueError, match="3 class probabilities"):
+        trees.predict(mc, Z)
+
+
+@pytest.mark.filterwarnings("ignore:The argument 'eval_set' is deprecated")
+def test_best_iteration_single_leaf_trees_and_odd_row_counts() -> None:
+    X, y = _data(n=600, seed=2)
+    m = lgb.LGBMRegressor(n_estimators=300, learning_rate=0.3, verbose=-1)
+    m.fit(X[:400], y[:400], eval_set=[(X[400:], y[400:])], callbacks=[lgb.early_stopping(5, verbose=False)])
+    assert 0 < m.booster_.best_iteration < 300
+    flat = trees.flat_trees(m)
+    assert isinstance(flat, trees.BoostedTrees) and flat.n_trees == m.booster_.best_iteration
+    for n in (1, 63, 64, 65, 129):  # the kernel works in blocks of 64 rows
+        np.testing.assert_array_equal(trees.raw_score(m, X[:n]), m.predict(X[:n], raw_score=True))
+    const = lgb.LGBMRegressor(n_estimators=5, min_child_samples=10_000, verbose=-1).fit(X, y)  # no split at all
+    np.testing.assert_array_equal(trees.raw_score(const, X), const.predict(X, raw_score=True))
+    assert trees.raw_score(m, X[:0]).shape == (0,)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), leaves=st.sampled_from([2, 5, 31, 64]), nan_share=st.floats(0, 0.5))
+def test_random_boosters_match(seed: int, leaves: int, nan_share: float) -> None:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, 4)).round(rng.integers(0, 3))  # rounding: ties at the thresholds
+    X[rng.random(X.shape) < nan_share] = np.nan
+    y = np.nan_to_num(X[:, 0]) * 2 + rng.normal(size=300)
+    m = lgb.LGBMRegressor(n_estimators=8, num_leaves=leaves, min_child_samples=2, verbose=-1).fit(X, y)
+    Z = np.vstack([X, rng.normal(size=(50, 4))])
+    np.testing.assert_array_equal(trees.raw_score(m, Z), m.predict(Z, raw_score=True))
+
+
+def test_uncovered_models_fall_back_to_lightgbm() -> None:
+    X, y = _data(seed=3)
+    df = pd.DataFrame(X, columns=list("abcde")).assign(cat=pd.Categorical(np.arange(len(X)) % 4))
+    m = lgb.LGBMRegressor(n_estimators=10, min_data_per_group=5, cat_smooth=1, verbose=-1).fit(df, y + (df["cat"].cat.codes == 2) * 3)
+    assert any(t.get("num_cat", 0) for t in m.booster_.dump_model()["tree_info"])
+    assert trees.flat_trees(m) is None  # categorical splits: not compiled
+    np.testing.assert_array_equal(trees.raw_score(m, df), m.predict(df, raw_score=True))
+    big = lgb.LGBMRegressor(n_estimators=3, num_leaves=100, min_child_samples=2, verbose=-1).fit(X, y)
+    assert trees.flat_trees(big) is None  # > 64 leaves
+    np.testing.assert_array_equal(trees.raw_score(big, X), big.predict(X, raw_score=True))
+
+
+def test_dataframe_columns_must_match_the_booster() -> None:
+    X, y = _data(seed=4)
+    df = pd.DataFrame(X, columns=list("abcde"))
+    m = lgb.LGBMRegressor(n_estimators=10, verbose=-1).fit(df, y)
+    np.testing.assert_array_equal(trees.raw_score(m, df), m.predict(df, raw_score=True))
+    shuffled = df[list("edcba")]  # other order: LightGBM's own predict decides (here: by position, as LightGBM does)
+    np.testing.assert_array_equal(trees.raw_score(m, shuffled), m.predict(shuffled, raw_score=True))
+
+
+def test_switch_off_and_threads_and_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = _data(n=5000, seed=5)
+    m = lgb.LGBMRegressor(n_estimators=50, verbose=-1).fit(X, y)
+    ref = m.predict(X, raw_score=True)
+    monkeypatch.setenv("BUYERSCORE_COMPILED_TREES", "0")
+    assert not trees.enabled() and trees.flat_trees(m) is None
+    monkeypatch.delenv("BUYERSCORE_COMPILED_TREES")
+    assert trees.flat_trees(m) is trees.flat_trees(m)  # cached per booster
+    results: list[np.ndarray] = []
+    ths = [threading.Thread(target=lambda: results.append(trees.raw_score(m, X))) for _ in range(4)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert len(results) == 4 and all(np.array_equal(r, ref) for r in results)
+    m2 = pickle.loads(pickle.dumps(m))  # the cache is not part of the model
+    np.testing.assert_array_equal(trees.raw_score(m2, X), ref)
+
+
+@pytest.mark.parametrize("n", [1, 64, 1000, 3001])
+def test_isolation_forest_path_lengths_are_sklearns(n: int) -> None:
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(2000, 6)) * rng.uniform(0.1, 100, 6)
+    f = IsolationForest(n_estimators=60, random_state=0).fit(X)
+    Z = rng.normal(size=(n, 6)) * 50
+    # values a hair above a split threshold in float64 that round to float32 at or below it: sklearn
+    # compares float32 inputs, so these go left
+    t0 = f.estimators_[0].tree_
+    for i in range(min(n, 40)):
+        node = i % t0.node_count
+        if t0.children_left[node] >= 0:
+            Z[i, t0.feature[node]] = np.nextafter(t0.threshold[node], np.inf)
+    flat = trees.flat_trees(f)
+    assert isinstance(flat, trees.IsolationTrees) and flat.n_trees == 60
+    from sklearn.ensemble._iforest import _average_path_length
+    den = 60 * _average_path_length([f._max_samples])
+    np.testing.assert_array_equal(-(2 ** (-flat.predict(Z) / den)), f.score_samples(Z))
+    with pytest.raises(ValueError, match="6 columns"):
+        flat.predict(Z[:, :5])
