@@ -141,7 +141,8 @@ def score(
     out_path: Path = typer.Option(..., "--out", "-o", help="Parquet of scores to write."),
     as_of: str | None = typer.Option(None, "--as-of", help="Feature cut-off; required for raw events."),
     version: str | None = typer.Option(None, "--version", help="Bundle version (default: the promoted one)."),
-    chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1, help="Rows per chunk (bounds memory)."),
+    chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1,
+                                   help="Rows per chunk (bounds memory; small chunks keep every --jobs thread busy)."),
     jobs: int | None = typer.Option(None, "--jobs", min=1, help="Chunks scored at the same time, in threads "
                                     "(default min(2, CPUs)); memory grows with it."),
     reasons: bool = typer.Option(False, "--reasons/--no-reasons", help="Add reason-code columns (SHAP-like "

@@ -170,11 +170,9 @@ class BoostedTrees:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Raw score per row, as ``Booster.predict(X, raw_score=True)``: ``(n,)`` or ``(n, n_outputs)``."""
-        A = np.ascontiguousarray(X, dtype=np.float64)
-        if A.ndim != 2 or A.shape[1] != self.n_features:
-            raise ValueError(f"expected a 2-d array with {self.n_features} columns, got shape {A.shape}")
-        out = np.zeros((A.shape[0], self.n_outputs), dtype=np.float64)
-        _kernels()[0](A, self.feature, self.threshold, self.nan_left, self.mask, self.node_start, self.leaf_value,
+        XT = _feature_major(X, np.float64, self.n_features)
+        out = np.zeros((XT.shape[1], self.n_outputs), dtype=np.float64)
+        _kernels()[0](XT, self.feature, self.threshold, self.nan_left, self.mask, self.node_start, self.leaf_value,
                       self.leaf_start, self.out_col, _DEBRUIJN_TABLE, out)
         return out[:, 0] if self.n_outputs == 1 else out
 
@@ -225,12 +223,22 @@ class IsolationTrees:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Summed path lengths per row (``-log2(-score_samples) * denominator``)."""
-        A = np.ascontiguousarray(np.asarray(X, dtype=np.float32), dtype=np.float64)
-        if A.ndim != 2 or A.shape[1] != self.n_features:
-            raise ValueError(f"expected a 2-d array with {self.n_features} columns, got shape {A.shape}")
-        out = np.zeros(A.shape[0], dtype=np.float64)
-        _kernels()[1](A, self.feature, self.threshold, self.child, self.value, self.roots, self.depth, out)
+        XT = _feature_major(X, np.float32, self.n_features)  # scikit-learn trees compare float32 inputs
+        out = np.zeros(XT.shape[1], dtype=np.float64)
+        _kernels()[1](XT, self.feature, self.threshold, self.child, self.value, self.roots, self.depth, out)
         return out
+
+
+def _feature_major(X: Any, dtype: Any, n_features: int) -> np.ndarray:
+    """``X`` (rows x features) as a C-contiguous (features x rows) array of ``dtype``.
+
+    A pandas frame's ``to_numpy()`` is column-major already, so its transpose needs no copy; the
+    kernels read each feature's values for a block of rows from one contiguous run.
+    """
+    A = np.asarray(X)
+    if A.ndim != 2 or A.shape[1] != n_features:
+        raise ValueError(f"expected a 2-d array with {n_features} columns, got shape {A.shape}")
+    return np.ascontiguousarray(A.T, dtype=dtype)
 
 
 _KERNELS: Any = None
@@ -252,8 +260,8 @@ _BLOCK = 64
 """Rows evaluated together (their features, transposed, stay in L1 cache)."""
 
 
-def _boosted_kernel(X, feature, threshold, nan_left, mask, node_start, leaf_value, leaf_start, out_col, table, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    n, n_feat = X.shape
+def _boosted_kernel(XT, feature, threshold, nan_left, mask, node_start, leaf_value, leaf_start, out_col, table, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    n_feat, n = XT.shape
     n_trees = leaf_start.shape[0]
     zero = np.uint64(0)
     ones = ~zero
@@ -265,9 +273,9 @@ def _boosted_kernel(X, feature, threshold, nan_left, mask, node_start, leaf_valu
     m = np.empty(64, dtype=np.uint64)
     for b0 in range(0, n, 64):
         nb = min(64, n - b0)
-        for i in range(nb):
-            for f in range(n_feat):
-                v = X[b0 + i, f]
+        for f in range(n_feat):
+            for i in range(nb):
+                v = XT[f, b0 + i]
                 Xt[f, i] = 0.0 if (v >= -kz and v <= kz) else v
         for t in range(n_trees):
             for i in range(nb):
@@ -288,8 +296,8 @@ def _boosted_kernel(X, feature, threshold, nan_left, mask, node_start, leaf_valu
                 out[b0 + i, c] += leaf_value[ls + table[((mm & (~mm + one)) * mul) >> shift]]
 
 
-def _isolation_kernel(X, feature, threshold, child, value, roots, depth, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    n = X.shape[0]
+def _isolation_kernel(XT, feature, threshold, child, value, roots, depth, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    n = XT.shape[1]
     node = np.empty(64, dtype=np.int64)
     for b0 in range(0, n, 64):
         nb = min(64, n - b0)
@@ -300,7 +308,7 @@ def _isolation_kernel(X, feature, threshold, child, value, roots, depth, out):  
             for _ in range(depth[t]):
                 for i in range(nb):
                     k = node[i]
-                    node[i] = child[2 * k + np.int64(not (X[b0 + i, feature[k]] <= threshold[k]))]
+                    node[i] = child[2 * k + np.int64(not (XT[feature[k], b0 + i] <= threshold[k]))]
             for i in range(nb):
                 out[b0 + i] += value[node[i]]
 

@@ -139,7 +139,7 @@ def _feature_chunks(path: Path, columns: list[str], chunk_rows: int) -> Any:
 
 
 def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *, as_of: Any = None,
-               windows: tuple[int, ...] | None = None, chunk_rows: int = 200_000, reasons: bool = True,
+               windows: tuple[int, ...] | None = None, chunk_rows: int = 50_000, reasons: bool = True,
                on_progress: ProgressFn | None = None, workdir: str | Path | None = None,
                n_jobs: int | None = None) -> BatchSummary:
     """Score a Parquet file of features or of raw events into a Parquet file of scores.

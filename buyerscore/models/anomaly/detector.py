@@ -118,7 +118,9 @@ class _Marginals:
             if out.any():
                 lj[out] = floor * np.exp(-(u[0] - x[out]) / self.scales[j])
             left[j] = lj
-            k = np.searchsorted(u, x, side="left")               # first grid value >= x
+            # first grid value >= x: the same index when x is on the grid, else the next one (one search)
+            k = i + (u.take(np.maximum(i, 0)) != x)
+            k[i < 0] = 0
             rj = ge.take(np.minimum(k, u.size - 1))
             out = k >= u.size
             if out.any():
@@ -145,7 +147,7 @@ class _Marginals:
         """
         u_l, u_r = neg_log_tails if neg_log_tails is not None else self.neg_log_tails(X)
         s = self.skew_sign
-        u_skew = u_l * -np.sign(s - 1) + u_r * np.sign(s + 1)
+        u_skew = u_l * -np.sign(s - 1) + u_r * np.sign(s + 1)  # left tail where skew < 0, right where > 0, both at 0
         if method == "ecod":
             return np.maximum(np.maximum(u_l, u_r), u_skew)
         return np.maximum(u_skew, (u_l + u_r) / 2)
