@@ -441,3 +441,21 @@ def test_ratio_features_drop_redundant_taiwan_bills() -> None:
     assert lean["PAYR_1"].tolist()[0] == 0.25 and np.isnan(lean["PAYR_1"].iloc[1])  # 50 / BILL_AMT2; no bill -> NaN
     assert lean["UTIL_MEAN"].tolist() == [0.35, 0.0] and lean["N_DELAY"].tolist() == [0, 6]
     pd.testing.assert_frame_equal(add_ratio_features(lean, drop_redundant=True), lean)
+
+
+def test_gbm_compiled_trees_give_lightgbms_numbers(gbm: CreditGBM, data: tuple[pd.DataFrame, np.ndarray],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """CreditGBM's margins come from buyerscore.models.trees (early-stopped iteration, categorical WOE
+    columns, NaN incomes): the same PDs and single-record results as with LightGBM's own predict."""
+    from buyerscore.models import trees
+
+    X, _ = data
+    if not trees.enabled():
+        pytest.skip("numba not installed")
+    assert all(trees.flat_trees(b, it) is not None for b, it in zip(gbm.boosters_, gbm.best_iterations_))
+    fast = gbm.predict_proba(X)[:, 1]
+    rec = X.iloc[3].to_dict()
+    one = gbm.score_record(rec)
+    monkeypatch.setenv("BUYERSCORE_COMPILED_TREES", "0")
+    np.testing.assert_array_equal(gbm.predict_proba(X)[:, 1], fast)
+    assert gbm.score_record(rec) == one

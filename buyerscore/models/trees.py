@@ -314,7 +314,8 @@ def _isolation_kernel(XT, feature, threshold, child, value, roots, depth, out): 
 
 
 # -- cached per fitted model ------------------------------------------------------------------------
-_CACHE: weakref.WeakKeyDictionary[Any, BoostedTrees | IsolationTrees | None] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[Any, dict[int | None, BoostedTrees | IsolationTrees | None]] = (
+    weakref.WeakKeyDictionary())
 _CACHE_LOCK = threading.Lock()
 
 
@@ -323,22 +324,26 @@ def _booster(model: Any) -> Any:
     return b if b is not None else model
 
 
-def flat_trees(model: Any) -> BoostedTrees | IsolationTrees | None:
-    """The cached :class:`BoostedTrees` / :class:`IsolationTrees` of a LightGBM model/booster or isolation forest, or None when
-    the compiled path is off or does not cover the model."""
+def flat_trees(model: Any, num_iteration: int | None = None) -> BoostedTrees | IsolationTrees | None:
+    """The cached :class:`BoostedTrees` / :class:`IsolationTrees` of a LightGBM model/booster or
+    isolation forest, or None when the compiled path is off or does not cover the model.
+
+    ``num_iteration`` (LightGBM) as in ``Booster.predict``: None = the best iteration if recorded.
+    """
     if not enabled():
         return None
     obj = _booster(model)
     try:
         with _CACHE_LOCK:
-            if obj in _CACHE:
-                return _CACHE[obj]
+            per = _CACHE.get(obj)
+            if per is not None and num_iteration in per:
+                return per[num_iteration]
     except TypeError:  # not weak-referenceable
         return None
     flat: BoostedTrees | IsolationTrees | None
     try:
         if hasattr(obj, "dump_model"):
-            flat = BoostedTrees.from_lightgbm(obj)
+            flat = BoostedTrees.from_lightgbm(obj, num_iteration)
         elif hasattr(obj, "estimators_") and hasattr(obj, "_decision_path_lengths"):
             flat = IsolationTrees.from_isolation_forest(obj)
         else:
@@ -347,7 +352,7 @@ def flat_trees(model: Any) -> BoostedTrees | IsolationTrees | None:
         logger.debug("tree ensemble not compiled (%s); using the library's predict", e)
         flat = None
     with _CACHE_LOCK:
-        _CACHE[obj] = flat
+        _CACHE.setdefault(obj, {})[num_iteration] = flat
     return flat
 
 
@@ -363,17 +368,18 @@ def _matrix(flat: BoostedTrees, X: Any) -> np.ndarray | None:
     return A if A.ndim == 2 and A.shape[1] == flat.n_features else None
 
 
-def raw_score(model: Any, X: Any) -> np.ndarray:
-    """``model.predict(X, raw_score=True)`` of a LightGBM model/booster, by the compiled kernel when possible.
+def raw_score(model: Any, X: Any, num_iteration: int | None = None) -> np.ndarray:
+    """``model.predict(X, raw_score=True, num_iteration=num_iteration)`` of a LightGBM model/booster, by
+    the compiled kernel when possible.
 
     ``X`` is a 2-d array or a DataFrame with the model's feature columns, in its order.
     """
-    flat = flat_trees(model)
+    flat = flat_trees(model, num_iteration)
     if isinstance(flat, BoostedTrees):
         A = _matrix(flat, X)
         if A is not None:
             return flat.predict(A)
-    return np.asarray(model.predict(X, raw_score=True))
+    return np.asarray(model.predict(X, raw_score=True, num_iteration=num_iteration))
 
 
 _EXP_LINK = ("gamma", "tweedie", "poisson")

@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from buyerscore._validation import check_param
+from buyerscore.models import trees
 from buyerscore.models.base import CreditModelBase, check_target
 from buyerscore.models.credit.binning import FeatureBinning, fit_feature
 
@@ -284,8 +285,8 @@ class CreditGBM(CreditModelBase):
         return np.column_stack(cols).astype(np.float64)
 
     def _margin(self, M: np.ndarray) -> np.ndarray:
-        ms = [b.predict(M, raw_score=True, num_iteration=it) for b, it in zip(self.boosters_, self.best_iterations_,
-                                                                               strict=True)]
+        ms = [trees.raw_score(b, M, num_iteration=it) for b, it in zip(self.boosters_, self.best_iterations_,
+                                                                        strict=True)]
         return np.mean(ms, axis=0)
 
     def _logit(self, X: pd.DataFrame) -> np.ndarray:
@@ -313,6 +314,6 @@ class CreditGBM(CreditModelBase):
                 row[0, j] = np.nan if v is None else float(v)
         m = 0.0
         for b, it in zip(self.boosters_, self.best_iterations_, strict=True):
-            m += float(b.predict(row, raw_score=True, num_iteration=it)[0])
+            m += float(trees.raw_score(b, row, num_iteration=it)[0])
         p = min(max(self.calibrator_.one(m / len(self.boosters_)), 1e-9), 1 - 1e-9)
         return self._record_result(math.log(p / (1 - p)))
