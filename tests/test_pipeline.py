@@ -134,6 +134,10 @@ def test_batch_threads_give_the_same_file(pipe: ScoringPipeline, frame: pd.DataF
     assert (one.rows, one.chunks) == (two.rows, two.chunks) == (400, 11)
     a, b = pd.read_parquet(tmp_path / "one.parquet"), pd.read_parquet(tmp_path / "two.parquet")
     pd.testing.assert_frame_equal(a, b)
+    # a file smaller than n_jobs x chunk_rows is split so that every thread has a share
+    small = score_file(pipe, src, tmp_path / "small.parquet", chunk_rows=10_000, n_jobs=2)
+    assert (small.rows, small.chunks) == (400, 2)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "small.parquet"), a)
     assert a["user_id"].tolist() == frame["user_id"].tolist()  # input order kept
     direct = pipe.score_frame(frame, reasons=False).select_dtypes(["number", "bool"])
     pd.testing.assert_frame_equal(a[direct.columns], direct, check_exact=False, rtol=1e-12)

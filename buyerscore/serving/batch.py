@@ -158,7 +158,8 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
     windows : tuple of int, optional
         Feature windows for raw events (default: those the bundle was trained with).
     chunk_rows : int
-        Rows per chunk; memory is proportional to it (times ``n_jobs``).
+        Rows per chunk; memory is proportional to it (times ``n_jobs``).  Smaller files are split
+        into ``n_jobs`` chunks so that every thread has work.
     reasons : bool
         Include reason-code columns.
     on_progress : callable, optional
@@ -204,8 +205,11 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
             raise SchemaError(f"{input} has none of the {len(pipeline.input_features)} features of bundle "
                               f"{pipeline.version} (e.g. {pipeline.input_features[:3]}); columns present: {names[:10]}.")
         total = pq.ParquetFile(src).metadata.num_rows
-        rows, n = score_frames(pipeline, _feature_chunks(src, need, chunk_rows), out, total=total, reasons=reasons,
-                               on_progress=on_progress, n_jobs=default_jobs() if n_jobs is None else n_jobs)
+        jobs = default_jobs() if n_jobs is None else n_jobs
+        # a file smaller than jobs x chunk_rows is split so that every thread gets a share
+        rows_per_chunk = max(1, min(chunk_rows, -(-total // max(jobs, 1))))  # n_jobs < 1: score_frames says so
+        rows, n = score_frames(pipeline, _feature_chunks(src, need, rows_per_chunk), out, total=total,
+                               reasons=reasons, on_progress=on_progress, n_jobs=jobs)
     dt = time.perf_counter() - t0
     s = BatchSummary(input=str(input), output=str(out), input_kind=kind, rows=rows, chunks=n, seconds=round(dt, 3),
                      rows_per_s=round(rows / dt, 1) if dt > 0 else 0.0, model_version=pipeline.version,
