@@ -364,7 +364,7 @@ def batch_bench(tmp: Path, db: Path, reg: Path, n_users: int, n_naive: int = 100
             proc = subprocess.run([sys.executable, "-c", _RUSAGE_LAUNCHER, str(usage_file),
                                    *_cli("score", "--registry", str(reg), "--input", str(src), "--out",
                                          str(tmp / f"scores_{label}.parquet"), "--json", *extra)],
-                                  stdout=fo, stderr=fe)
+                                  stdout=fo, stderr=fe, check=False)
             fo.seek(0)
             fe.seek(0)
             stdout, stderr = fo.read(), fe.read()

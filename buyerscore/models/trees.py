@@ -287,7 +287,7 @@ def _boosted_kernel(XT, feature, threshold, nan_left, mask, node_start, leaf_val
                 nl = nan_left[k]
                 for i in range(nb):
                     v = row[i]
-                    go_left = np.uint64(v <= th) | (np.uint64(v != v) & nl)
+                    go_left = np.uint64(v <= th) | (np.uint64(v != v) & nl)  # noqa: PLR0124 - v != v: NaN
                     m[i] &= mk | (zero - go_left)
             ls = leaf_start[t]
             c = out_col[t]

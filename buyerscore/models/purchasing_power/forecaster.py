@@ -36,9 +36,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from buyerscore._validation import check_param
 from buyerscore.exceptions import ModelInputError
+from buyerscore.models import trees
 from buyerscore.models.purchasing_power._base import ensure_fitted
 from buyerscore.models.purchasing_power.clv import ProbabilisticCLV
-from buyerscore.models import trees
 from buyerscore.models.purchasing_power.metrics import normalized_gini
 
 logger = logging.getLogger(__name__)
