@@ -139,6 +139,29 @@ class _Marginals:
         np.negative(right, out=right)
         return left, right
 
+    def row_scores(self, X: np.ndarray) -> dict[str, np.ndarray] | None:
+        """ECOD and COPOD scores per row (the row sums of :meth:`outlyingness`) in one compiled pass,
+        or None without numba (see :mod:`buyerscore.models.anomaly._tails`)."""
+        from buyerscore.models.anomaly import _tails
+
+        if not _tails.available():
+            return None
+        flat = self.__dict__.get("_flat")
+        if flat is None:
+            sizes = [g.size for g in self.grids]
+            flat = self.__dict__["_flat"] = (
+                np.concatenate(self.grids).astype(np.float64), np.concatenate(self.le).astype(np.float64),
+                np.concatenate(self.ge).astype(np.float64), np.r_[0, np.cumsum(sizes)].astype(np.int64),
+                np.asarray(self.scales, dtype=np.float64), np.asarray(self.skew_sign, dtype=np.float64))
+        grid, le, ge, off, scales, sign = flat
+        ecod, copod = _tails.row_scores(np.asarray(X).T, grid, le, ge, off, scales, sign, self.n)
+        return {"ecod": ecod, "copod": copod}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_flat", None)  # a cache, rebuilt on first use
+        return state
+
     def outlyingness(self, X: np.ndarray, method: Literal["ecod", "copod"],
                      neg_log_tails: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Per-cell ECOD / COPOD outlyingness (their row sums are the detector scores).
@@ -367,9 +390,13 @@ class AnomalyDetector(BaseEstimator):
     def _raw_block(self, M: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         nlt = None
+        compiled = (self.marginals_.row_scores(M) if any(d in ("ecod", "copod") for d in self.detectors)
+                    else None)
         for d in self.detectors:
             if d == "iforest":
                 out[d] = self._iforest_raw(M)
+            elif compiled is not None:
+                out[d] = compiled[d]
             else:
                 if nlt is None:  # ECOD and COPOD share the per-cell tail probabilities
                     nlt = self.marginals_.neg_log_tails(M)
