@@ -9,7 +9,7 @@ last place on about 0.2 % of values), and the detector uses this path for fittin
 its calibration and threshold see the same numbers.
 """
 
-# ruff: noqa: FURB136  (explicit comparisons in the kernel: numba compiles them to plain selects)
+# ruff: noqa: FURB136, PLR1730  (explicit comparisons in the kernel: numba compiles them to plain selects)
 from __future__ import annotations
 
 import math
