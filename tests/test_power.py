@@ -308,3 +308,22 @@ def test_cli_train_and_score(tmp_path):
     r = runner.invoke(app, ["power", "score", "--model", str(tmp_path / "m"), "--db", db,
                             "--out", str(tmp_path / "x.parquet")])
     assert r.exit_code == 2 and "--cutoff is required" in r.output
+
+
+def test_compiled_trees_give_the_librarys_predictions(frame, monkeypatch):
+    """SpendForecaster (each method) and SpendTier predict through buyerscore.models.trees; switched off
+    (BUYERSCORE_COMPILED_TREES=0) they use LightGBM / scikit-learn: the same numbers."""
+    from buyerscore.models import trees
+
+    if not trees.enabled():
+        pytest.skip("numba not installed")
+    F, y = frame
+    kw = {"horizon_days": 60, "n_estimators": 30, "learning_rate": 0.05}
+    models = [SpendForecaster(method=m, **kw).fit(F, y) for m in ("tweedie", "two_part", "blend")]
+    tier = SpendTier(n_estimators=30).fit(F, y)
+    fast = [m.predict(F) for m in models] + [tier.predict_proba(F)]
+    monkeypatch.setenv("BUYERSCORE_COMPILED_TREES", "0")
+    slow = [m.predict(F) for m in models] + [tier.predict_proba(F)]
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(fast[-1], slow[-1])  # tier: raw scores exact, same calibrators

@@ -197,3 +197,22 @@ def test_ecod_copod_compiled_pass_matches_numpy() -> None:
         want = mg.outlyingness(X, method, nlt).sum(axis=1)  # type: ignore[arg-type]
         np.testing.assert_allclose(got[method], want, rtol=1e-13, atol=0)
     assert "_flat" in mg.__dict__ and "_flat" not in mg.__getstate__()
+
+
+def test_anomaly_detector_compiled_and_library_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AnomalyDetector fitted and scored with the kernels, and with them switched off, gives the same
+    scores (to rounding of libm's vs numpy's log) and the same flags."""
+    from buyerscore.models.anomaly import AnomalyDetector
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.exponential(size=3000), "c": rng.integers(0, 5, 3000) * 1.0})
+    X.loc[::17, "b"] = np.nan
+    X.loc[[0, 2], "a"] = [12.0, 15.0]
+    on = AnomalyDetector(n_estimators=40).fit(X)
+    s_on = on.anomaly_score(X)
+    monkeypatch.setenv("BUYERSCORE_COMPILED_TREES", "0")
+    off = AnomalyDetector(n_estimators=40).fit(X)
+    np.testing.assert_allclose(off.anomaly_score(X), s_on, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(on.anomaly_score(X), s_on, rtol=1e-12, atol=1e-12)  # fitted on, scored off
+    np.testing.assert_array_equal(off.flag(X), on.flag(X))
+    assert on.flag(X)[[0, 2]].all()  # the two far outliers
