@@ -409,3 +409,32 @@ def test_strict_with_chunks_stores_nothing(tmp_path):
             s.ingest_file(src, strict=True, chunk_rows=3)
         assert err.value.summary.rejected == 20 and s.counts() == {"events": 0, "rejects": 0, "users": 0}
         assert s.con.execute("SELECT count(*) FROM ingest_batches").fetchone() == (0,)
+
+
+def test_event_id_index_and_small_batch_duplicates(tmp_path):
+    """Stores opened for writing carry the event_id index (also stores made before it existed); a
+    one-event batch against a stored id is counted as already present / conflict, never inserted twice."""
+    from buyerscore.events.store import EventStore
+
+    db = tmp_path / "s.duckdb"
+    with EventStore(db) as st:
+        st.ingest_frame(pd.DataFrame({"user_id": ["u1", "u2"], "ts": ["2024-01-01", "2024-01-02"],
+                                      "event_type": ["purchase", "view"], "amount": [5.0, None],
+                                      "event_id": ["e1", "e2"]}), source="a")
+        st.con.execute("DROP INDEX events_event_id")  # as a store written before the index existed
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM duckdb_indexes()").fetchone()[0] == 0
+    con.close()
+    with EventStore(db) as st:
+        assert st.con.execute("SELECT index_name FROM duckdb_indexes()").fetchall() == [("events_event_id",)]
+        same = st.ingest_frame(pd.DataFrame({"user_id": ["u1"], "ts": ["2024-01-01"], "event_type": ["purchase"],
+                                             "amount": [5.0], "event_id": ["e1"]}), source="b")
+        other = st.ingest_frame(pd.DataFrame({"user_id": ["u1"], "ts": ["2024-01-01"], "event_type": ["purchase"],
+                                              "amount": [9.0], "event_id": ["e1"]}), source="c")
+        new = st.ingest_frame(pd.DataFrame({"user_id": ["u3"], "ts": ["2024-01-03"], "event_type": ["view"],
+                                            "event_id": ["e3"]}), source="d")
+        assert (same.inserted, same.already_present, same.conflicts) == (0, 1, 0)
+        assert (other.inserted, other.already_present, other.conflicts) == (0, 1, 1)
+        assert (new.inserted, new.already_present) == (1, 0)
+        assert st.con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (3, 3)
+        assert st.con.execute("SELECT amount FROM events WHERE event_id = 'e1'").fetchone() == (5.0,)
