@@ -216,3 +216,20 @@ def test_anomaly_detector_compiled_and_library_paths_agree(monkeypatch: pytest.M
     np.testing.assert_allclose(on.anomaly_score(X), s_on, rtol=1e-12, atol=1e-12)  # fitted on, scored off
     np.testing.assert_array_equal(off.flag(X), on.flag(X))
     assert on.flag(X)[[0, 2]].all()  # the two far outliers
+
+
+def test_inputs_and_objectives_the_fast_path_must_not_misread() -> None:
+    """reg_sqrt squares LightGBM's output, pandas categoricals need LightGBM's own code mapping and
+    nullable floats carry pd.NA: each gives what LightGBM gives."""
+    rng = np.random.default_rng(11)
+    X = pd.DataFrame(rng.normal(size=(400, 3)), columns=list("abc"))
+    y = X["a"] * 2 + rng.normal(size=400)
+    sq = lgb.LGBMRegressor(n_estimators=10, reg_sqrt=True, verbose=-1).fit(X, y)
+    np.testing.assert_allclose(trees.predict(sq, X), sq.predict(X), rtol=1e-14)
+    Xc = X.assign(c=pd.Categorical(rng.integers(0, 3, 400)))
+    cat = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(Xc, y)
+    np.testing.assert_array_equal(trees.raw_score(cat, Xc), cat.predict(Xc, raw_score=True))
+    plain = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(X, y)
+    Xn = X.astype("Float64")
+    Xn.iloc[0, 0] = pd.NA
+    np.testing.assert_array_equal(trees.raw_score(plain, Xn), plain.predict(Xn.astype(float), raw_score=True))

@@ -59,8 +59,6 @@ def enabled() -> bool:
         "0", "false", "no", "off")
 
 
-_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
-_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
 _DEBRUIJN_TABLE = np.zeros(64, dtype=np.int64)
 for _i in range(64):
     _DEBRUIJN_TABLE[((1 << _i) * 0x03F79D71B4CB0A89 & 0xFFFFFFFFFFFFFFFF) >> 58] = _i
@@ -357,14 +355,20 @@ def flat_trees(model: Any, num_iteration: int | None = None) -> BoostedTrees | I
 
 
 def _matrix(flat: BoostedTrees, X: Any) -> np.ndarray | None:
-    """``X`` as the float64 matrix the booster was trained on, or None when its columns do not match."""
+    """``X`` as the float64 matrix the booster was trained on, or None (LightGBM's own ``predict``
+    then checks and converts) when its columns, their order or their types do not simply match."""
     cols = getattr(X, "columns", None)
-    if cols is not None:
-        if flat.feature_names and tuple(str(c) for c in cols) != flat.feature_names:
-            return None  # other columns or order: let LightGBM check and report
-        A = X.to_numpy(dtype=np.float64)
-    else:
-        A = np.asarray(X, dtype=np.float64)
+    try:
+        if cols is not None:
+            if flat.feature_names and tuple(str(c) for c in cols) != flat.feature_names:
+                return None
+            if not all(getattr(dt, "kind", "O") in "biuf" for dt in X.dtypes):  # e.g. pandas categoricals
+                return None
+            A = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            A = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
     return A if A.ndim == 2 and A.shape[1] == flat.n_features else None
 
 
@@ -405,7 +409,7 @@ def predict(model: Any, X: Any) -> np.ndarray:
                 return 1.0 / (1.0 + np.exp(-float(sig) * flat.predict(A)))
             if name in _EXP_LINK:
                 return np.exp(flat.predict(A))
-            if name in _IDENTITY_LINK:
+            if name in _IDENTITY_LINK and not any(p.startswith("sqrt") for p in params):  # reg_sqrt squares
                 return flat.predict(A)
     if hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(X))
