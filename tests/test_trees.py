@@ -154,11 +154,12 @@ def test_switch_off_and_threads_and_pickle(monkeypatch: pytest.MonkeyPatch) -> N
     np.testing.assert_array_equal(trees.raw_score(m2, X), ref)
 
 
-@pytest.mark.parametrize("n", [1, 64, 1000, 3001])
-def test_isolation_forest_path_lengths_are_sklearns(n: int) -> None:
+@pytest.mark.parametrize("n,max_samples", [(1, 256), (64, 256), (1000, 256), (3001, 256), (500, 120), (700, 2000)])
+def test_isolation_forest_path_lengths_are_sklearns(n: int, max_samples: int) -> None:
+    """Both kernels: trees with <= 64 leaves (bit vectors) and larger ones (walked), mixed in one forest."""
     rng = np.random.default_rng(n)
     X = rng.normal(size=(2000, 6)) * rng.uniform(0.1, 100, 6)
-    f = IsolationForest(n_estimators=60, random_state=0).fit(X)
+    f = IsolationForest(n_estimators=60, random_state=0, max_samples=max_samples).fit(X)
     Z = rng.normal(size=(n, 6)) * 50
     # values a hair above a split threshold in float64 that round to float32 at or below it: sklearn
     # compares float32 inputs, so these go left
@@ -169,6 +170,13 @@ def test_isolation_forest_path_lengths_are_sklearns(n: int) -> None:
             Z[i, t0.feature[node]] = np.nextafter(t0.threshold[node], np.inf)
     flat = trees.flat_trees(f)
     assert isinstance(flat, trees.IsolationTrees) and flat.n_trees == 60
+    kinds = set(flat.kind.tolist())
+    if max_samples >= 2000:
+        assert kinds == {1}          # every tree has more than 64 leaves: walked
+    elif max_samples == 256:
+        assert kinds == {0, 1}       # both kernels in one forest
+    else:
+        assert 0 in kinds
     from sklearn.ensemble._iforest import _average_path_length
     den = 60 * _average_path_length([f._max_samples])
     np.testing.assert_array_equal(-(2 ** (-flat.predict(Z) / den)), f.score_samples(Z))

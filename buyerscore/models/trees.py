@@ -12,7 +12,8 @@ bit for bit (tested on real data):
   dense-row reader.  Leaf values are summed tree by tree per class, in LightGBM's order, so
   ``raw_score`` equals ``Booster.predict(raw_score=True)`` exactly.
 - isolation forest (:class:`IsolationTrees`): float32 inputs, ``value <= threshold`` goes left; each
-  leaf holds the path length ``score_samples`` adds for it; 64 rows walk each tree together.
+  leaf holds the path length ``score_samples`` adds for it; trees with at most 64 leaves take the same
+  bit-vector algorithm, larger ones are walked by 64 rows together.
 
 Why: LightGBM's ``predict`` costs ~18 ns per tree and row (one thread) and scikit-learn dispatches each
 isolation tree separately; the kernels cost ~4 ns per tree and row for 15-leaf boosters, run without
@@ -177,53 +178,107 @@ class BoostedTrees:
 
 @dataclass(frozen=True)
 class IsolationTrees:
-    """A fitted :class:`sklearn.ensemble.IsolationForest` as flat node arrays, leaves included.
+    """A fitted :class:`sklearn.ensemble.IsolationForest` as flat arrays for two kernels, tree by tree.
 
-    Node ``k`` sends a row to ``child[2k]`` when ``x[feature[k]] <= threshold[k]`` (x as float32, as
-    scikit-learn compares), else to ``child[2k + 1]``; a leaf points to itself and holds the path
-    length ``score_samples`` adds for it, so every row walks exactly ``depth[t]`` steps of tree ``t``.
+    A tree with at most 64 leaves (most of them: ``max_samples=256`` trees have ~45) is evaluated like
+    a booster (:class:`BoostedTrees`: every node test for 64 rows at once, the leaf from a 64-bit mask);
+    a larger one is walked: node ``k`` sends a row to ``child[2k]`` when ``x[feature[k]] <= threshold[k]``,
+    else to ``child[2k + 1]``, and a leaf points to itself, so every row takes exactly ``depth`` steps.
+    Leaves hold the path length ``score_samples`` adds for them; trees are summed in their order, with x
+    compared as float32 (as scikit-learn does), so :meth:`predict` gives scikit-learn's summed depths.
     """
 
-    feature: np.ndarray      # int32, per node
-    threshold: np.ndarray    # float64 (+inf for leaves)
-    child: np.ndarray        # int32, 2 per node
-    value: np.ndarray        # float64
-    roots: np.ndarray        # int32, per tree
-    depth: np.ndarray        # int32, per tree
+    kind: np.ndarray         # int8 per tree: 0 = bit-vector arrays, 1 = walk arrays
+    index: np.ndarray        # int32 per tree: its number among the trees of its kind
+    q_feature: np.ndarray    # bit-vector trees (as BoostedTrees; no missing values)
+    q_threshold: np.ndarray
+    q_mask: np.ndarray
+    q_node_start: np.ndarray
+    q_leaf_value: np.ndarray
+    q_leaf_start: np.ndarray
+    w_feature: np.ndarray    # walked trees, per node (leaves included)
+    w_threshold: np.ndarray
+    w_child: np.ndarray
+    w_value: np.ndarray
+    w_root: np.ndarray
+    w_depth: np.ndarray
     n_features: int
 
     @property
     def n_trees(self) -> int:
-        return int(self.roots.shape[0])
+        return int(self.kind.shape[0])
 
     @classmethod
     def from_isolation_forest(cls, forest: Any) -> IsolationTrees:
-        feature, threshold, child, value, roots, depth = [], [], [], [], [], []
+        kind: list[int] = []
+        index: list[int] = []
+        qf: list[int] = []
+        qt: list[float] = []
+        qm: list[int] = []
+        qs: list[int] = []
+        qv: list[float] = []
+        ql: list[int] = []
+        wf, wt, wc, wv, wr, wd = [], [], [], [], [], []
         off = 0
         for tree, dpl, apl in zip(forest.estimators_, forest._decision_path_lengths,
                                   forest._average_path_length_per_tree, strict=True):
             t = tree.tree_
             leaf = t.children_left < 0
-            ids = np.arange(t.node_count)
-            feature.append(np.where(leaf, 0, t.feature))
-            threshold.append(np.where(leaf, np.inf, t.threshold))
-            child.append(np.column_stack([np.where(leaf, ids, t.children_left),
-                                          np.where(leaf, ids, t.children_right)]).ravel() + off)
-            value.append(np.where(leaf, dpl + apl - 1.0, 0.0))  # what score_samples adds for a leaf
-            roots.append(off)
-            depth.append(int(t.max_depth))
-            off += t.node_count
-        return cls(feature=np.concatenate(feature).astype(np.int32),
-                   threshold=np.concatenate(threshold).astype(np.float64),
-                   child=np.concatenate(child).astype(np.int32), value=np.concatenate(value).astype(np.float64),
-                   roots=np.asarray(roots, dtype=np.int32), depth=np.asarray(depth, dtype=np.int32),
-                   n_features=int(forest.n_features_in_))
+            add = dpl + apl - 1.0  # what score_samples adds for a row ending in that leaf
+            if int(leaf.sum()) <= _MAX_LEAVES:
+                kind.append(0)
+                index.append(len(qs))
+                qs.append(len(qf))
+                ql.append(len(qv))
+                l0 = len(qv)
+
+                def walk(j: int, t: Any = t, add: np.ndarray = add, l0: int = l0) -> tuple[int, int]:
+                    if t.children_left[j] < 0:
+                        qv.append(float(add[j]))
+                        i = len(qv) - 1 - l0
+                        return i, i + 1
+                    k = len(qf)
+                    qf.append(int(t.feature[j]))
+                    qt.append(float(t.threshold[j]))
+                    qm.append(0)
+                    lo, mid = walk(int(t.children_left[j]))
+                    _, hi = walk(int(t.children_right[j]))
+                    qm[k] = ~(((1 << (mid - lo)) - 1) << lo) & 0xFFFFFFFFFFFFFFFF
+                    return lo, hi
+
+                walk(0)
+            else:
+                kind.append(1)
+                index.append(len(wr))
+                ids = np.arange(t.node_count)
+                wf.append(np.where(leaf, 0, t.feature))
+                wt.append(np.where(leaf, np.inf, t.threshold))
+                wc.append(np.column_stack([np.where(leaf, ids, t.children_left),
+                                           np.where(leaf, ids, t.children_right)]).ravel() + off)
+                wv.append(np.where(leaf, add, 0.0))
+                wr.append(off)
+                wd.append(int(t.max_depth))
+                off += t.node_count
+        qs.append(len(qf))
+
+        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+        return cls(kind=np.asarray(kind, dtype=np.int8), index=np.asarray(index, dtype=np.int32),
+                   q_feature=np.asarray(qf, dtype=np.int32), q_threshold=np.asarray(qt, dtype=np.float64),
+                   q_mask=np.asarray(qm, dtype=np.uint64), q_node_start=np.asarray(qs, dtype=np.int32),
+                   q_leaf_value=np.asarray(qv, dtype=np.float64), q_leaf_start=np.asarray(ql, dtype=np.int32),
+                   w_feature=cat(wf, np.int32), w_threshold=cat(wt, np.float64), w_child=cat(wc, np.int32),
+                   w_value=cat(wv, np.float64), w_root=np.asarray(wr, dtype=np.int32),
+                   w_depth=np.asarray(wd, dtype=np.int32), n_features=int(forest.n_features_in_))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Summed path lengths per row (``-log2(-score_samples) * denominator``)."""
         XT = _feature_major(X, np.float32, self.n_features)  # scikit-learn trees compare float32 inputs
         out = np.zeros(XT.shape[1], dtype=np.float64)
-        _kernels()[1](XT, self.feature, self.threshold, self.child, self.value, self.roots, self.depth, out)
+        _kernels()[1](XT, self.kind, self.index, self.q_feature, self.q_threshold, self.q_mask, self.q_node_start,
+                      self.q_leaf_value, self.q_leaf_start, self.w_feature, self.w_threshold, self.w_child,
+                      self.w_value, self.w_root, self.w_depth, _DEBRUIJN_TABLE, out)
         return out
 
 
@@ -294,21 +349,47 @@ def _boosted_kernel(XT, feature, threshold, nan_left, mask, node_start, leaf_val
                 out[b0 + i, c] += leaf_value[ls + table[((mm & (~mm + one)) * mul) >> shift]]
 
 
-def _isolation_kernel(XT, feature, threshold, child, value, roots, depth, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    n = XT.shape[1]
+def _isolation_kernel(XT, kind, index, q_feature, q_threshold, q_mask, q_node_start, q_leaf_value, q_leaf_start,  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+                      w_feature, w_threshold, w_child, w_value, w_root, w_depth, table, out):
+    n_feat, n = XT.shape
+    zero = np.uint64(0)
+    ones = ~zero
+    one = np.uint64(1)
+    mul = np.uint64(0x03F79D71B4CB0A89)
+    shift = np.uint64(58)
+    Xt = np.empty((n_feat, 64))
+    m = np.empty(64, dtype=np.uint64)
     node = np.empty(64, dtype=np.int64)
     for b0 in range(0, n, 64):
         nb = min(64, n - b0)
-        for t in range(roots.shape[0]):
-            r = roots[t]
+        for f in range(n_feat):
             for i in range(nb):
-                node[i] = r
-            for _ in range(depth[t]):
+                Xt[f, i] = XT[f, b0 + i]  # float32 -> float64: exact
+        for t in range(kind.shape[0]):
+            j = index[t]
+            if kind[t] == 0:
                 for i in range(nb):
-                    k = node[i]
-                    node[i] = child[2 * k + np.int64(not (XT[feature[k], b0 + i] <= threshold[k]))]
-            for i in range(nb):
-                out[b0 + i] += value[node[i]]
+                    m[i] = ones
+                for k in range(q_node_start[j], q_node_start[j + 1]):
+                    row = Xt[q_feature[k]]
+                    th = q_threshold[k]
+                    mk = q_mask[k]
+                    for i in range(nb):
+                        m[i] &= mk | (zero - np.uint64(row[i] <= th))
+                ls = q_leaf_start[j]
+                for i in range(nb):
+                    mm = m[i]
+                    out[b0 + i] += q_leaf_value[ls + table[((mm & (~mm + one)) * mul) >> shift]]
+            else:
+                r = w_root[j]
+                for i in range(nb):
+                    node[i] = r
+                for _ in range(w_depth[j]):
+                    for i in range(nb):
+                        k = node[i]
+                        node[i] = w_child[2 * k + np.int64(not (Xt[w_feature[k], i] <= w_threshold[k]))]
+                for i in range(nb):
+                    out[b0 + i] += w_value[node[i]]
 
 
 # -- cached per fitted model ------------------------------------------------------------------------
