@@ -67,6 +67,57 @@ _MAX_LEAVES = 64
 """Leaves per tree the bit-vector kernel handles (one 64-bit mask per tree)."""
 
 
+class _BitVectorTrees:
+    """Collects trees for the bit-vector kernel: per tree its internal nodes (in pre-order) with the
+    mask that clears their left subtree's leaves, and its leaf values numbered left to right."""
+
+    def __init__(self) -> None:
+        self.feature: list[int] = []
+        self.threshold: list[float] = []
+        self.nan_left: list[int] = []
+        self.mask: list[int] = []
+        self.node_start: list[int] = []
+        self.leaf_value: list[float] = []
+        self.leaf_start: list[int] = []
+
+    def add(self, root: Any, describe: Any) -> None:
+        """Add one tree.  ``describe(node)`` returns ``(leaf_value, None)`` for a leaf and
+        ``(None, (feature, threshold, nan_left, left_node, right_node))`` for a split."""
+        self.node_start.append(len(self.feature))
+        l0 = len(self.leaf_value)
+        self.leaf_start.append(l0)
+
+        def walk(node: Any) -> tuple[int, int]:  # the subtree's leaf range [lo, hi)
+            value, split = describe(node)
+            if split is None:
+                self.leaf_value.append(float(value))
+                i = len(self.leaf_value) - 1 - l0
+                return i, i + 1
+            feat, thr, nan_left, left, right = split
+            j = len(self.feature)
+            self.feature.append(int(feat))
+            self.threshold.append(float(thr))
+            self.nan_left.append(int(bool(nan_left)))
+            self.mask.append(0)
+            lo, mid = walk(left)
+            _, hi = walk(right)
+            if hi > _MAX_LEAVES:
+                raise NotImplementedError(f"trees with more than {_MAX_LEAVES} leaves are not compiled")
+            self.mask[j] = ~(((1 << (mid - lo)) - 1) << lo) & 0xFFFFFFFFFFFFFFFF
+            return lo, hi
+
+        walk(root)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"feature": np.asarray(self.feature, dtype=np.int32),
+                "threshold": np.asarray(self.threshold, dtype=np.float64),
+                "nan_left": np.asarray(self.nan_left, dtype=np.uint64),
+                "mask": np.asarray(self.mask, dtype=np.uint64),
+                "node_start": np.asarray([*self.node_start, len(self.feature)], dtype=np.int32),
+                "leaf_value": np.asarray(self.leaf_value, dtype=np.float64),
+                "leaf_start": np.asarray(self.leaf_start, dtype=np.int32)}
+
+
 @dataclass(frozen=True)
 class BoostedTrees:
     """A LightGBM booster as flat arrays for the bit-vector ("QuickScorer") kernel.
@@ -117,53 +168,28 @@ class BoostedTrees:
         trees = dump["tree_info"]
         if num_iteration and num_iteration > 0:
             trees = trees[: num_iteration * k]
-        feature: list[int] = []
-        threshold: list[float] = []
-        nan_left: list[int] = []
-        mask: list[int] = []
-        node_start: list[int] = []
-        leaves: list[float] = []
-        leaf_start: list[int] = []
+        col = _BitVectorTrees()
 
-        def walk(node: dict[str, Any]) -> tuple[int, int]:
-            """Add the subtree's nodes; return the range [lo, hi) of its leaves, numbered left to right."""
+        def describe(node: dict[str, Any]) -> tuple[Any, Any]:
             if "split_feature" not in node:
                 if node.get("leaf_coeff"):
                     raise NotImplementedError("linear trees are not compiled")
-                leaves.append(float(node["leaf_value"]))
-                i = len(leaves) - 1 - leaf_start[-1]
-                return i, i + 1
+                return node["leaf_value"], None
             if node.get("decision_type", "<=") != "<=":
                 raise NotImplementedError("categorical splits are not compiled")
             missing = node.get("missing_type", "None")
             if missing not in ("None", "NaN"):
                 raise NotImplementedError(f"missing_type {missing!r} splits are not compiled")
             thr = float(node["threshold"])
-            j = len(feature)
-            feature.append(int(node["split_feature"]))
-            threshold.append(thr)
             # NaN: missing_type NaN -> the default direction; None -> LightGBM reads it as 0.0
-            nan_left.append(int(bool(node.get("default_left", False)) if missing == "NaN" else 0.0 <= thr))
-            mask.append(0)
-            lo, mid = walk(node["left_child"])
-            _, hi = walk(node["right_child"])
-            if hi > _MAX_LEAVES:
-                raise NotImplementedError(f"trees with more than {_MAX_LEAVES} leaves are not compiled")
-            mask[j] = ~(((1 << (mid - lo)) - 1) << lo) & 0xFFFFFFFFFFFFFFFF  # clear the left subtree's leaves
-            return lo, hi
+            nan_left = bool(node.get("default_left", False)) if missing == "NaN" else 0.0 <= thr
+            return None, (node["split_feature"], thr, nan_left, node["left_child"], node["right_child"])
 
         for t in trees:
             if t.get("is_linear"):
                 raise NotImplementedError("linear trees are not compiled")
-            node_start.append(len(feature))
-            leaf_start.append(len(leaves))
-            walk(t["tree_structure"])
-        node_start.append(len(feature))
-        return cls(feature=np.asarray(feature, dtype=np.int32), threshold=np.asarray(threshold, dtype=np.float64),
-                   nan_left=np.asarray(nan_left, dtype=np.uint64), mask=np.asarray(mask, dtype=np.uint64),
-                   node_start=np.asarray(node_start, dtype=np.int32), leaf_value=np.asarray(leaves, dtype=np.float64),
-                   leaf_start=np.asarray(leaf_start, dtype=np.int32),
-                   out_col=np.asarray([i % k for i in range(len(trees))], dtype=np.int32),
+            col.add(t["tree_structure"], describe)
+        return cls(**col.arrays(), out_col=np.asarray([i % k for i in range(len(trees))], dtype=np.int32),
                    n_outputs=k, n_features=int(dump.get("max_feature_idx", -1)) + 1,
                    feature_names=tuple(dump.get("feature_names") or ()), objective=str(dump.get("objective", "")))
 
@@ -212,12 +238,7 @@ class IsolationTrees:
     def from_isolation_forest(cls, forest: Any) -> IsolationTrees:
         kind: list[int] = []
         index: list[int] = []
-        qf: list[int] = []
-        qt: list[float] = []
-        qm: list[int] = []
-        qs: list[int] = []
-        qv: list[float] = []
-        ql: list[int] = []
+        col = _BitVectorTrees()
         wf, wt, wc, wv, wr, wd = [], [], [], [], [], []
         off = 0
         for tree, dpl, apl in zip(forest.estimators_, forest._decision_path_lengths,
@@ -227,26 +248,9 @@ class IsolationTrees:
             add = dpl + apl - 1.0  # what score_samples adds for a row ending in that leaf
             if int(leaf.sum()) <= _MAX_LEAVES:
                 kind.append(0)
-                index.append(len(qs))
-                qs.append(len(qf))
-                ql.append(len(qv))
-                l0 = len(qv)
-
-                def walk(j: int, t: Any = t, add: np.ndarray = add, l0: int = l0) -> tuple[int, int]:
-                    if t.children_left[j] < 0:
-                        qv.append(float(add[j]))
-                        i = len(qv) - 1 - l0
-                        return i, i + 1
-                    k = len(qf)
-                    qf.append(int(t.feature[j]))
-                    qt.append(float(t.threshold[j]))
-                    qm.append(0)
-                    lo, mid = walk(int(t.children_left[j]))
-                    _, hi = walk(int(t.children_right[j]))
-                    qm[k] = ~(((1 << (mid - lo)) - 1) << lo) & 0xFFFFFFFFFFFFFFFF
-                    return lo, hi
-
-                walk(0)
+                index.append(len(col.leaf_start))
+                col.add(0, lambda j, t=t, add=add: (add[j], None) if t.children_left[j] < 0 else
+                        (None, (t.feature[j], t.threshold[j], False, t.children_left[j], t.children_right[j])))
             else:
                 kind.append(1)
                 index.append(len(wr))
@@ -259,15 +263,14 @@ class IsolationTrees:
                 wr.append(off)
                 wd.append(int(t.max_depth))
                 off += t.node_count
-        qs.append(len(qf))
 
         def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
+        q = col.arrays()
         return cls(kind=np.asarray(kind, dtype=np.int8), index=np.asarray(index, dtype=np.int32),
-                   q_feature=np.asarray(qf, dtype=np.int32), q_threshold=np.asarray(qt, dtype=np.float64),
-                   q_mask=np.asarray(qm, dtype=np.uint64), q_node_start=np.asarray(qs, dtype=np.int32),
-                   q_leaf_value=np.asarray(qv, dtype=np.float64), q_leaf_start=np.asarray(ql, dtype=np.int32),
+                   q_feature=q["feature"], q_threshold=q["threshold"], q_mask=q["mask"],
+                   q_node_start=q["node_start"], q_leaf_value=q["leaf_value"], q_leaf_start=q["leaf_start"],
                    w_feature=cat(wf, np.int32), w_threshold=cat(wt, np.float64), w_child=cat(wc, np.int32),
                    w_value=cat(wv, np.float64), w_root=np.asarray(wr, dtype=np.int32),
                    w_depth=np.asarray(wd, dtype=np.int32), n_features=int(forest.n_features_in_))
