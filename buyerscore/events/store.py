@@ -372,6 +372,7 @@ class EventStore:
         finally:
             con.unregister("_acc")
             con.unregister("_rej")
+            con.execute("DROP TABLE IF EXISTS _hit")
         return int(conflicts), int(inserted)
 
     # -- other canonical tables ------------------------------------------------------------------

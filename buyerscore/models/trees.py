@@ -297,23 +297,22 @@ def _feature_major(X: Any, dtype: Any, n_features: int) -> np.ndarray:
     return np.ascontiguousarray(A.T, dtype=dtype)
 
 
-_KERNELS: Any = None
+_JITTED: dict[Any, Any] = {}
 _KERNEL_LOCK = threading.Lock()
 
 
-def _kernels() -> Any:
-    """The numba kernels, compiled (or loaded from numba's on-disk cache) on first use."""
-    global _KERNELS
-    if _KERNELS is None:
-        with _KERNEL_LOCK:
-            if _KERNELS is None:
-                jit = _nb.njit(nogil=True, cache=True)
-                _KERNELS = (jit(_boosted_kernel), jit(_isolation_kernel))
-    return _KERNELS
+def jit(func: Any) -> Any:
+    """``func`` compiled by numba (no GIL, cached on disk by numba), once per process, on first use."""
+    with _KERNEL_LOCK:
+        kernel = _JITTED.get(func)
+        if kernel is None:
+            kernel = _JITTED[func] = _nb.njit(nogil=True, cache=True)(func)
+    return kernel
 
 
-_BLOCK = 64
-"""Rows evaluated together (their features, transposed, stay in L1 cache)."""
+def _kernels() -> tuple[Any, Any]:
+    """The boosted-tree and isolation-tree kernels."""
+    return jit(_boosted_kernel), jit(_isolation_kernel)
 
 
 def _boosted_kernel(XT, feature, threshold, nan_left, mask, node_start, leaf_value, leaf_start, out_col, table, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled

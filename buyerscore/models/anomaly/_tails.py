@@ -13,31 +13,15 @@ its calibration and threshold see the same numbers.
 from __future__ import annotations
 
 import math
-import threading
-from typing import Any
 
 import numpy as np
 
 from buyerscore.models import trees
 
-_KERNEL: Any = None
-_LOCK = threading.Lock()
-
 
 def available() -> bool:
     """The compiled path is on (numba present, ``BUYERSCORE_COMPILED_TREES`` not 0)."""
     return trees.enabled()
-
-
-def _kernel() -> Any:
-    global _KERNEL
-    if _KERNEL is None:
-        with _LOCK:
-            if _KERNEL is None:
-                import numba
-
-                _KERNEL = numba.njit(nogil=True, cache=True)(_tails_kernel)
-    return _KERNEL
 
 
 def row_scores(XT: np.ndarray, grid: np.ndarray, le: np.ndarray, ge: np.ndarray, offsets: np.ndarray,
@@ -49,7 +33,7 @@ def row_scores(XT: np.ndarray, grid: np.ndarray, le: np.ndarray, ge: np.ndarray,
     copod = np.zeros(m)
     a = -np.sign(skew_sign - 1.0)
     b = np.sign(skew_sign + 1.0)
-    _kernel()(np.ascontiguousarray(XT, dtype=np.float64), grid, le, ge, offsets, scales, a, b,
+    trees.jit(_tails_kernel)(np.ascontiguousarray(XT, dtype=np.float64), grid, le, ge, offsets, scales, a, b,
               1.0 / (n_train + 1), ecod, copod)
     return ecod, copod
 

@@ -170,7 +170,7 @@ class _Marginals:
         """
         u_l, u_r = neg_log_tails if neg_log_tails is not None else self.neg_log_tails(X)
         s = self.skew_sign
-        u_skew = u_l * -np.sign(s - 1) + u_r * np.sign(s + 1)  # left tail where skew < 0, right where > 0, both at 0
+        u_skew = u_l * -np.sign(s - 1) + u_r * np.sign(s + 1)  # skew < 0: left tail; > 0: right; 0: their sum
         if method == "ecod":
             return np.maximum(np.maximum(u_l, u_r), u_skew)
         return np.maximum(u_skew, (u_l + u_r) / 2)
