@@ -37,7 +37,9 @@ True
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import threading
 import weakref
@@ -146,6 +148,12 @@ class BoostedTrees:
     def n_trees(self) -> int:
         return int(self.leaf_start.shape[0])
 
+    @functools.cached_property
+    def row_index(self) -> np.ndarray:
+        """Row of the kernel's feature block each node reads: ``2 * feature + nan_left`` (the copy of
+        the feature with NaN as -inf when NaN goes left, as +inf when it goes right)."""
+        return (2 * self.feature.astype(np.int64) + self.nan_left.astype(np.int64)).astype(np.int32)
+
     @classmethod
     def from_lightgbm(cls, booster: Any, num_iteration: int | None = None) -> BoostedTrees:
         """Flatten a :class:`lightgbm.Booster` (numeric splits, constant leaves, <= 64 leaves per tree).
@@ -181,6 +189,8 @@ class BoostedTrees:
             if missing not in ("None", "NaN"):
                 raise NotImplementedError(f"missing_type {missing!r} splits are not compiled")
             thr = float(node["threshold"])
+            if not math.isfinite(thr):  # the kernel sends NaN right as +inf: thresholds must be finite
+                raise NotImplementedError(f"non-finite split threshold {thr} is not compiled")
             # NaN: missing_type NaN -> the default direction; None -> LightGBM reads it as 0.0
             nan_left = bool(node.get("default_left", False)) if missing == "NaN" else 0.0 <= thr
             return None, (node["split_feature"], thr, nan_left, node["left_child"], node["right_child"])
@@ -197,7 +207,7 @@ class BoostedTrees:
         """Raw score per row, as ``Booster.predict(X, raw_score=True)``: ``(n,)`` or ``(n, n_outputs)``."""
         XT = _feature_major(X, np.float64, self.n_features)
         out = np.zeros((XT.shape[1], self.n_outputs), dtype=np.float64)
-        _kernels()[0](XT, self.feature, self.threshold, self.nan_left, self.mask, self.node_start, self.leaf_value,
+        _kernels()[0](XT, self.row_index, self.threshold, self.mask, self.node_start, self.leaf_value,
                       self.leaf_start, self.out_col, _DEBRUIJN_TABLE, out)
         return out[:, 0] if self.n_outputs == 1 else out
 
@@ -315,35 +325,39 @@ def _kernels() -> tuple[Any, Any]:
     return jit(_boosted_kernel), jit(_isolation_kernel)
 
 
-def _boosted_kernel(XT, feature, threshold, nan_left, mask, node_start, leaf_value, leaf_start, out_col, table, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+def _boosted_kernel(XT, row_index, threshold, mask, node_start, leaf_value, leaf_start, out_col, table, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     n_feat, n = XT.shape
-    n_trees = leaf_start.shape[0]
     zero = np.uint64(0)
     ones = ~zero
     one = np.uint64(1)
     mul = np.uint64(0x03F79D71B4CB0A89)
     shift = np.uint64(58)
     kz = 1.0000000180025095e-35  # LightGBM reads |x| <= 1e-35f as 0
-    Xt = np.empty((n_feat, 64))
+    # two copies of each feature's block: row 2f with NaN as +inf (goes right at every finite
+    # threshold), row 2f + 1 with NaN as -inf (goes left); a node reads the copy of its NaN direction
+    Xt = np.empty((2 * n_feat, 64))
     m = np.empty(64, dtype=np.uint64)
     for b0 in range(0, n, 64):
         nb = min(64, n - b0)
         for f in range(n_feat):
             for i in range(nb):
                 v = XT[f, b0 + i]
-                Xt[f, i] = 0.0 if (v >= -kz and v <= kz) else v
-        for t in range(n_trees):
+                if v != v:  # noqa: PLR0124 - NaN
+                    Xt[2 * f, i] = np.inf
+                    Xt[2 * f + 1, i] = -np.inf
+                else:
+                    v = 0.0 if (v >= -kz and v <= kz) else v
+                    Xt[2 * f, i] = v
+                    Xt[2 * f + 1, i] = v
+        for t in range(leaf_start.shape[0]):
             for i in range(nb):
                 m[i] = ones
             for k in range(node_start[t], node_start[t + 1]):
-                row = Xt[feature[k]]
+                row = Xt[row_index[k]]
                 th = threshold[k]
                 mk = mask[k]
-                nl = nan_left[k]
                 for i in range(nb):
-                    v = row[i]
-                    go_left = np.uint64(v <= th) | (np.uint64(v != v) & nl)  # noqa: PLR0124 - v != v: NaN
-                    m[i] &= mk | (zero - go_left)
+                    m[i] &= mk | (zero - np.uint64(row[i] <= th))
             ls = leaf_start[t]
             c = out_col[t]
             for i in range(nb):
