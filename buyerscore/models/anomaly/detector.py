@@ -150,11 +150,13 @@ class _Marginals:
         if flat is None:
             sizes = [g.size for g in self.grids]
             flat = self.__dict__["_flat"] = (
-                np.concatenate(self.grids).astype(np.float64), np.concatenate(self.le).astype(np.float64),
-                np.concatenate(self.ge).astype(np.float64), np.r_[0, np.cumsum(sizes)].astype(np.int64),
+                np.concatenate(self.grids).astype(np.float64),
+                -np.log(np.maximum(np.concatenate(self.le).astype(np.float64), 1e-300)),  # as neg_log_tails
+                -np.log(np.maximum(np.concatenate(self.ge).astype(np.float64), 1e-300)),
+                np.r_[0, np.cumsum(sizes)].astype(np.int64),
                 np.asarray(self.scales, dtype=np.float64), np.asarray(self.skew_sign, dtype=np.float64))
-        grid, le, ge, off, scales, sign = flat
-        ecod, copod = _tails.row_scores(np.asarray(X).T, grid, le, ge, off, scales, sign, self.n)
+        grid, nl_le, nl_ge, off, scales, sign = flat
+        ecod, copod = _tails.row_scores(np.asarray(X).T, grid, nl_le, nl_ge, off, scales, sign, self.n)
         return {"ecod": ecod, "copod": copod}
 
     def __getstate__(self) -> dict[str, Any]:
