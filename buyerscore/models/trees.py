@@ -335,7 +335,7 @@ def _boosted_kernel(XT, row_index, threshold, mask, node_start, leaf_value, leaf
     kz = 1.0000000180025095e-35  # LightGBM reads |x| <= 1e-35f as 0
     # two copies of each feature's block: row 2f with NaN as +inf (goes right at every finite
     # threshold), row 2f + 1 with NaN as -inf (goes left); a node reads the copy of its NaN direction
-    Xt = np.empty((2 * n_feat, 64))
+    Xt = np.zeros((2 * n_feat, 64))
     m = np.empty(64, dtype=np.uint64)
     for b0 in range(0, n, 64):
         nb = min(64, n - b0)
@@ -350,13 +350,15 @@ def _boosted_kernel(XT, row_index, threshold, mask, node_start, leaf_value, leaf
                     Xt[2 * f, i] = v
                     Xt[2 * f + 1, i] = v
         for t in range(leaf_start.shape[0]):
-            for i in range(nb):
+            # all 64 lanes, also past the last row of a short final block (a fixed trip count vectorises
+            # better; those lanes read zeros or an earlier block's values and are never read back)
+            for i in range(64):
                 m[i] = ones
             for k in range(node_start[t], node_start[t + 1]):
                 row = Xt[row_index[k]]
                 th = threshold[k]
                 mk = mask[k]
-                for i in range(nb):
+                for i in range(64):
                     m[i] &= mk | (zero - np.uint64(row[i] <= th))
             ls = leaf_start[t]
             c = out_col[t]
@@ -373,7 +375,7 @@ def _isolation_kernel(XT, kind, index, q_feature, q_threshold, q_mask, q_node_st
     one = np.uint64(1)
     mul = np.uint64(0x03F79D71B4CB0A89)
     shift = np.uint64(58)
-    Xt = np.empty((n_feat, 64))
+    Xt = np.zeros((n_feat, 64))
     m = np.empty(64, dtype=np.uint64)
     node = np.empty(64, dtype=np.int64)
     for b0 in range(0, n, 64):
@@ -384,13 +386,13 @@ def _isolation_kernel(XT, kind, index, q_feature, q_threshold, q_mask, q_node_st
         for t in range(kind.shape[0]):
             j = index[t]
             if kind[t] == 0:
-                for i in range(nb):
+                for i in range(64):  # all lanes, as in the boosted kernel
                     m[i] = ones
                 for k in range(q_node_start[j], q_node_start[j + 1]):
                     row = Xt[q_feature[k]]
                     th = q_threshold[k]
                     mk = q_mask[k]
-                    for i in range(nb):
+                    for i in range(64):
                         m[i] &= mk | (zero - np.uint64(row[i] <= th))
                 ls = q_leaf_start[j]
                 for i in range(nb):
