@@ -16,13 +16,13 @@ bit for bit (tested on real data):
   bit-vector algorithm, larger ones are walked by 64 rows together.
 
 Why: LightGBM's ``predict`` costs ~18 ns per tree and row (one thread) and scikit-learn dispatches each
-isolation tree separately; the kernels cost ~4 ns per tree and row for 15-leaf boosters, run without
+isolation tree separately; the kernels cost ~3 ns per tree and row for 15-leaf boosters, run without
 the GIL (the batch scorer's threads score chunks in parallel) and have almost no per-call overhead
 (one-user API calls).
 
 Without numba (or with ``BUYERSCORE_COMPILED_TREES=0``) every caller falls back to the library's own
-``predict``; so does any model the kernels do not cover (categorical or zero-as-missing splits,
-linear trees, more than 64 leaves per tree).
+``predict``; so does any booster the kernel does not cover (categorical or zero-as-missing splits,
+linear trees, non-finite thresholds, more than 64 leaves per tree).
 
 Examples
 --------
