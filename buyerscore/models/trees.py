@@ -212,6 +212,21 @@ class BoostedTrees:
         return out[:, 0] if self.n_outputs == 1 else out
 
 
+def isolation_tree_arrays(tree: Any, path_lengths: np.ndarray, average_path: np.ndarray,
+                          offset: int = 0) -> dict[str, Any]:
+    """One fitted isolation tree (``forest.estimators_[i]`` with the forest's ``_decision_path_lengths[i]``
+    and ``_average_path_length_per_tree[i]``) as node arrays for a fixed-depth walk: a node sends a row
+    to ``left`` when ``x[feature] <= threshold`` (x as float32), else to ``right``; a leaf points to
+    itself and holds the path length ``score_samples`` adds for it.  Node ids start at ``offset``."""
+    t = tree.tree_
+    leaf = t.children_left < 0
+    ids = np.arange(t.node_count)
+    return {"feature": np.where(leaf, 0, t.feature), "threshold": np.where(leaf, np.inf, t.threshold),
+            "left": np.where(leaf, ids, t.children_left) + offset, "right": np.where(leaf, ids, t.children_right) + offset,
+            "value": np.where(leaf, path_lengths + average_path - 1.0, 0.0), "depth": int(t.max_depth),
+            "n_nodes": int(t.node_count)}
+
+
 @dataclass(frozen=True)
 class IsolationTrees:
     """A fitted :class:`sklearn.ensemble.IsolationForest` as flat arrays for two kernels, tree by tree.
@@ -264,15 +279,14 @@ class IsolationTrees:
             else:
                 kind.append(1)
                 index.append(len(wr))
-                ids = np.arange(t.node_count)
-                wf.append(np.where(leaf, 0, t.feature))
-                wt.append(np.where(leaf, np.inf, t.threshold))
-                wc.append(np.column_stack([np.where(leaf, ids, t.children_left),
-                                           np.where(leaf, ids, t.children_right)]).ravel() + off)
-                wv.append(np.where(leaf, add, 0.0))
+                w = isolation_tree_arrays(tree, dpl, apl, off)
+                wf.append(w["feature"])
+                wt.append(w["threshold"])
+                wc.append(np.column_stack([w["left"], w["right"]]).ravel())
+                wv.append(w["value"])
                 wr.append(off)
-                wd.append(int(t.max_depth))
-                off += t.node_count
+                wd.append(w["depth"])
+                off += w["n_nodes"]
 
         def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
@@ -325,13 +339,32 @@ def _kernels() -> tuple[Any, Any]:
     return jit(_boosted_kernel), jit(_isolation_kernel)
 
 
+def _tree_masks(Xt, rows, threshold, mask, k0, k1, m):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """The bit-vector step shared by both kernels: nodes ``k0:k1`` of one tree tested for all 64 lanes
+    of the block (a node reads row ``rows[k]`` of ``Xt``); ``m`` ends as each lane's leaf mask."""
+    zero = np.uint64(0)
+    for i in range(64):  # all lanes, also past the last row of a short final block: a fixed trip count
+        m[i] = ~zero     # vectorises better; those lanes are computed and never read back
+    for k in range(k0, k1):
+        row = Xt[rows[k]]
+        th = threshold[k]
+        mk = mask[k]
+        for i in range(64):
+            m[i] &= mk | (zero - np.uint64(row[i] <= th))
+
+
+def _first_leaf(mm, table):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Index of the lowest set bit of ``mm`` (the row's leaf), by de Bruijn multiplication."""
+    return table[((mm & (~mm + np.uint64(1))) * np.uint64(0x03F79D71B4CB0A89)) >> np.uint64(58)]
+
+
+if _nb is not None:  # compiled into the kernels that call them (inline), so never called from Python
+    _tree_masks = _nb.njit(inline="always")(_tree_masks)
+    _first_leaf = _nb.njit(inline="always")(_first_leaf)
+
+
 def _boosted_kernel(XT, row_index, threshold, mask, node_start, leaf_value, leaf_start, out_col, table, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     n_feat, n = XT.shape
-    zero = np.uint64(0)
-    ones = ~zero
-    one = np.uint64(1)
-    mul = np.uint64(0x03F79D71B4CB0A89)
-    shift = np.uint64(58)
     kz = 1.0000000180025095e-35  # LightGBM reads |x| <= 1e-35f as 0
     # two copies of each feature's block: row 2f with NaN as +inf (goes right at every finite
     # threshold), row 2f + 1 with NaN as -inf (goes left); a node reads the copy of its NaN direction
@@ -350,31 +383,16 @@ def _boosted_kernel(XT, row_index, threshold, mask, node_start, leaf_value, leaf
                     Xt[2 * f, i] = v
                     Xt[2 * f + 1, i] = v
         for t in range(leaf_start.shape[0]):
-            # all 64 lanes, also past the last row of a short final block (a fixed trip count vectorises
-            # better; those lanes read zeros or an earlier block's values and are never read back)
-            for i in range(64):
-                m[i] = ones
-            for k in range(node_start[t], node_start[t + 1]):
-                row = Xt[row_index[k]]
-                th = threshold[k]
-                mk = mask[k]
-                for i in range(64):
-                    m[i] &= mk | (zero - np.uint64(row[i] <= th))
+            _tree_masks(Xt, row_index, threshold, mask, node_start[t], node_start[t + 1], m)
             ls = leaf_start[t]
             c = out_col[t]
             for i in range(nb):
-                mm = m[i]
-                out[b0 + i, c] += leaf_value[ls + table[((mm & (~mm + one)) * mul) >> shift]]
+                out[b0 + i, c] += leaf_value[ls + _first_leaf(m[i], table)]
 
 
 def _isolation_kernel(XT, kind, index, q_feature, q_threshold, q_mask, q_node_start, q_leaf_value, q_leaf_start,  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                       w_feature, w_threshold, w_child, w_value, w_root, w_depth, table, out):
     n_feat, n = XT.shape
-    zero = np.uint64(0)
-    ones = ~zero
-    one = np.uint64(1)
-    mul = np.uint64(0x03F79D71B4CB0A89)
-    shift = np.uint64(58)
     Xt = np.zeros((n_feat, 64))
     m = np.empty(64, dtype=np.uint64)
     node = np.empty(64, dtype=np.int64)
@@ -386,18 +404,10 @@ def _isolation_kernel(XT, kind, index, q_feature, q_threshold, q_mask, q_node_st
         for t in range(kind.shape[0]):
             j = index[t]
             if kind[t] == 0:
-                for i in range(64):  # all lanes, as in the boosted kernel
-                    m[i] = ones
-                for k in range(q_node_start[j], q_node_start[j + 1]):
-                    row = Xt[q_feature[k]]
-                    th = q_threshold[k]
-                    mk = q_mask[k]
-                    for i in range(64):
-                        m[i] &= mk | (zero - np.uint64(row[i] <= th))
+                _tree_masks(Xt, q_feature, q_threshold, q_mask, q_node_start[j], q_node_start[j + 1], m)
                 ls = q_leaf_start[j]
                 for i in range(nb):
-                    mm = m[i]
-                    out[b0 + i] += q_leaf_value[ls + table[((mm & (~mm + one)) * mul) >> shift]]
+                    out[b0 + i] += q_leaf_value[ls + _first_leaf(m[i], table)]
             else:
                 r = w_root[j]
                 for i in range(nb):

@@ -190,27 +190,19 @@ class _FlatForest:
     def __init__(self, forest: IsolationForest) -> None:
         from sklearn.ensemble._iforest import _average_path_length  # same formula as score_samples
 
-        feats, thrs, lefts, rights, vals, roots = [], [], [], [], [], []
-        off = 0
+        parts, roots, off = [], [], 0
         for tree, dpl, apl in zip(forest.estimators_, forest._decision_path_lengths,
                                   forest._average_path_length_per_tree, strict=True):
-            t = tree.tree_
-            leaf = t.children_left < 0
-            ids = np.arange(t.node_count)
-            feats.append(np.where(leaf, 0, t.feature))
-            thrs.append(np.where(leaf, np.inf, t.threshold))
-            lefts.append(np.where(leaf, ids, t.children_left) + off)   # a leaf points to itself
-            rights.append(np.where(leaf, ids, t.children_right) + off)
-            vals.append(dpl + apl - 1.0)                                # as sklearn adds it per tree
             roots.append(off)
-            off += t.node_count
-        self.feature = np.concatenate(feats).astype(np.intp)
-        self.threshold = np.concatenate(thrs).astype(np.float64)
-        self.left = np.concatenate(lefts).astype(np.intp)
-        self.right = np.concatenate(rights).astype(np.intp)
-        self.value = np.concatenate(vals).astype(np.float64)
+            parts.append(trees.isolation_tree_arrays(tree, dpl, apl, off))  # a leaf points to itself
+            off += parts[-1]["n_nodes"]
+        self.feature = np.concatenate([p["feature"] for p in parts]).astype(np.intp)
+        self.threshold = np.concatenate([p["threshold"] for p in parts]).astype(np.float64)
+        self.left = np.concatenate([p["left"] for p in parts]).astype(np.intp)
+        self.right = np.concatenate([p["right"] for p in parts]).astype(np.intp)
+        self.value = np.concatenate([p["value"] for p in parts]).astype(np.float64)
         self.roots = np.asarray(roots, dtype=np.intp)
-        self.depth = max(int(tree.tree_.max_depth) for tree in forest.estimators_)
+        self.depth = max(p["depth"] for p in parts)
         self.denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])
 
     def __call__(self, M: np.ndarray, block: int = 1024) -> np.ndarray:
