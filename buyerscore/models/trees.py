@@ -222,7 +222,8 @@ def isolation_tree_arrays(tree: Any, path_lengths: np.ndarray, average_path: np.
     leaf = t.children_left < 0
     ids = np.arange(t.node_count)
     return {"feature": np.where(leaf, 0, t.feature), "threshold": np.where(leaf, np.inf, t.threshold),
-            "left": np.where(leaf, ids, t.children_left) + offset, "right": np.where(leaf, ids, t.children_right) + offset,
+            "left": np.where(leaf, ids, t.children_left) + offset,
+            "right": np.where(leaf, ids, t.children_right) + offset,
             "value": np.where(leaf, path_lengths + average_path - 1.0, 0.0), "depth": int(t.max_depth),
             "n_nodes": int(t.node_count)}
 
