@@ -51,7 +51,8 @@ def _categorical(model: Any) -> frozenset[str]:
 
 
 def _as_frame(X: pd.DataFrame, features: Sequence[str], categorical: frozenset[str] = frozenset()) -> pd.DataFrame:
-    """The ``features`` columns of ``X`` as float64 (categorical columns kept as they are).
+    """The ``features`` columns of ``X`` as float64 (categorical columns kept as they are); without
+    categorical columns, one column-major float64 block.
 
     Dtypes are checked from ``X.dtypes`` (one look-up, not one Series per column), so the cost per
     call stays small for the one-row frames of the API.
@@ -68,9 +69,9 @@ def _as_frame(X: pd.DataFrame, features: Sequence[str], categorical: frozenset[s
                                   f"{sub[broken[0]].dtype}); pass numbers (null for unknown).")
         sub = sub.assign(**conv)
     if not categorical:
-        if all(dtypes[c] == np.float64 for c in num) and not bad:
-            return sub
-        return sub.astype("float64")
+        # one column-major float64 block: every model of the set reads it without another copy
+        A = sub.to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.DataFrame(np.asfortranarray(A), columns=sub.columns, index=sub.index, copy=False)
     return sub.astype({c: "float64" for c in num})
 
 
@@ -255,7 +256,7 @@ class ScoringPipeline:
         out = pd.DataFrame(index=X.index)
         for c in ID_COLUMNS:
             if c in X.columns:
-                out[c] = X[c].to_numpy()
+                out[c] = X[c].array  # the column's own array (no conversion of string ids per chunk)
         missing = self.missing_features(X.columns)
         section_contrib: dict[str, tuple[np.ndarray, list[str]]] = {}
         frames: dict[tuple[tuple[str, ...], frozenset[str]], pd.DataFrame] = {}  # one conversion per feature set

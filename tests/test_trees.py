@@ -103,7 +103,7 @@ def test_best_iteration_single_leaf_trees_and_odd_row_counts() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), leaves=st.sampled_from([2, 5, 31, 64]), nan_share=st.floats(0, 0.5))
+@given(seed=st.integers(0, 10_000), leaves=st.sampled_from([2, 5, 31, 32, 33, 64]), nan_share=st.floats(0, 0.5))
 def test_random_boosters_match(seed: int, leaves: int, nan_share: float) -> None:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(300, 4)).round(rng.integers(0, 3))  # rounding: ties at the thresholds
@@ -112,6 +112,22 @@ def test_random_boosters_match(seed: int, leaves: int, nan_share: float) -> None
     m = lgb.LGBMRegressor(n_estimators=8, num_leaves=leaves, min_child_samples=2, verbose=-1).fit(X, y)
     Z = np.vstack([X, rng.normal(size=(50, 4))])
     np.testing.assert_array_equal(trees.raw_score(m, Z), m.predict(Z, raw_score=True))
+
+
+@pytest.mark.parametrize(("leaves", "width"), [(7, np.uint32), (32, np.uint32), (33, np.uint64), (64, np.uint64)])
+def test_mask_width_follows_the_largest_tree(leaves: int, width: type) -> None:
+    """Trees of <= 32 leaves run on 32-bit masks, larger ones on 64-bit masks; both are exact."""
+    rng = np.random.default_rng(leaves)
+    X = rng.normal(size=(2_000, 5))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.nan_to_num(X[:, 0] * X[:, 1]) + np.nan_to_num(X[:, 2]) + rng.normal(size=2_000)
+    m = lgb.LGBMRegressor(n_estimators=6, num_leaves=leaves, min_child_samples=2, verbose=-1).fit(X, y)
+    flat = trees.flat_trees(m)
+    assert isinstance(flat, trees.BoostedTrees)
+    assert max(np.diff([*flat.leaf_start, len(flat.leaf_value)])) == leaves  # the largest tree is full
+    mask, full = flat.kernel_mask
+    assert mask.dtype == width and full.dtype == width and int(full[0]) == np.iinfo(width).max
+    np.testing.assert_array_equal(trees.raw_score(m, X), m.predict(X, raw_score=True))
 
 
 def test_uncovered_models_fall_back_to_lightgbm() -> None:
@@ -241,3 +257,14 @@ def test_inputs_and_objectives_the_fast_path_must_not_misread() -> None:
     Xn = X.astype("Float64")
     Xn.iloc[0, 0] = pd.NA
     np.testing.assert_array_equal(trees.raw_score(plain, Xn), plain.predict(Xn.astype(float), raw_score=True))
+
+
+def test_lowest_set_bit_fallback_without_numbas_trailing_zeros() -> None:
+    """The de Bruijn lookup used when numba lacks ``trailing_zeros`` finds the lowest set bit of any mask."""
+    rng = np.random.default_rng(3)
+    with np.errstate(over="ignore"):  # the multiplication wraps around on purpose (as compiled)
+        for i in range(64):
+            high = int(rng.integers(0, 2**63, dtype=np.uint64)) << 1 if i < 63 else 0
+            mm = np.uint64(((high >> (i + 1)) << (i + 1) | (1 << i)) & 0xFFFFFFFFFFFFFFFF)
+            assert trees._first_leaf_debruijn(mm) == i
+        assert trees._first_leaf_debruijn(np.uint32(0b1000)) == 3  # 32-bit masks of <= 32-leaf trees

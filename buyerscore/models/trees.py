@@ -154,6 +154,16 @@ class BoostedTrees:
         the feature with NaN as -inf when NaN goes left, as +inf when it goes right)."""
         return (2 * self.feature.astype(np.int64) + self.nan_left.astype(np.int64)).astype(np.int32)
 
+    @functools.cached_property
+    def kernel_mask(self) -> tuple[np.ndarray, np.ndarray]:
+        """``mask`` as the kernel takes it, with its all-ones value (a 1-element array of the same type):
+        32-bit when every tree has at most 32 leaves (the upper 32 bits of every mask are then all ones,
+        so dropping them changes nothing, and a row's mask always keeps its leaf's bit), else 64-bit."""
+        leaves = np.diff(np.r_[self.leaf_start, len(self.leaf_value)])
+        if leaves.size == 0 or int(leaves.max()) <= 32:
+            return (self.mask & np.uint64(0xFFFFFFFF)).astype(np.uint32), np.full(1, 0xFFFFFFFF, dtype=np.uint32)
+        return self.mask, np.full(1, 0xFFFFFFFFFFFFFFFF, dtype=np.uint64)
+
     @classmethod
     def from_lightgbm(cls, booster: Any, num_iteration: int | None = None) -> BoostedTrees:
         """Flatten a :class:`lightgbm.Booster` (numeric splits, constant leaves, <= 64 leaves per tree).
@@ -207,8 +217,9 @@ class BoostedTrees:
         """Raw score per row, as ``Booster.predict(X, raw_score=True)``: ``(n,)`` or ``(n, n_outputs)``."""
         XT = _feature_major(X, np.float64, self.n_features)
         out = np.zeros((XT.shape[1], self.n_outputs), dtype=np.float64)
-        _kernels()[0](XT, self.row_index, self.threshold, self.mask, self.node_start, self.leaf_value,
-                      self.leaf_start, self.out_col, _DEBRUIJN_TABLE, out)
+        mask, full = self.kernel_mask
+        _kernels()[0](XT, self.row_index, self.threshold, mask, full, self.node_start, self.leaf_value,
+                      self.leaf_start, self.out_col, out)
         return out[:, 0] if self.n_outputs == 1 else out
 
 
@@ -306,7 +317,7 @@ class IsolationTrees:
         out = np.zeros(XT.shape[1], dtype=np.float64)
         _kernels()[1](XT, self.kind, self.index, self.q_feature, self.q_threshold, self.q_mask, self.q_node_start,
                       self.q_leaf_value, self.q_leaf_start, self.w_feature, self.w_threshold, self.w_child,
-                      self.w_value, self.w_root, self.w_depth, _DEBRUIJN_TABLE, out)
+                      self.w_value, self.w_root, self.w_depth, out)
         return out
 
 
@@ -340,37 +351,45 @@ def _kernels() -> tuple[Any, Any]:
     return jit(_boosted_kernel), jit(_isolation_kernel)
 
 
-def _tree_masks(Xt, rows, threshold, mask, k0, k1, m):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+def _tree_masks(Xt, rows, threshold, mask, full, k0, k1, m):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """The bit-vector step shared by both kernels: nodes ``k0:k1`` of one tree tested for all 64 lanes
-    of the block (a node reads row ``rows[k]`` of ``Xt``); ``m`` ends as each lane's leaf mask."""
-    zero = np.uint64(0)
+    of the block (a node reads row ``rows[k]`` of ``Xt``); ``m`` ends as each lane's leaf mask.  Masks
+    are ``mask``'s integer type (32 bits for trees of <= 32 leaves: half the memory traffic); ``full``
+    is that type's all-ones value."""
     for i in range(64):  # all lanes, also past the last row of a short final block: a fixed trip count
-        m[i] = ~zero     # vectorises better; those lanes are computed and never read back
+        m[i] = full      # vectorises better; those lanes are computed and never read back
     for k in range(k0, k1):
         row = Xt[rows[k]]
         th = threshold[k]
         mk = mask[k]
         for i in range(64):
-            m[i] &= mk | (zero - np.uint64(row[i] <= th))
+            m[i] = m[i] if row[i] <= th else m[i] & mk
 
 
-def _first_leaf(mm, table):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """Index of the lowest set bit of ``mm`` (the row's leaf), by de Bruijn multiplication."""
-    return table[((mm & (~mm + np.uint64(1))) * np.uint64(0x03F79D71B4CB0A89)) >> np.uint64(58)]
+def _first_leaf_debruijn(mm):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Index of the lowest set bit of the 64-bit ``mm`` by de Bruijn multiplication (without numba's
+    ``trailing_zeros``)."""
+    return _DEBRUIJN_TABLE[((mm & (~mm + np.uint64(1))) * np.uint64(0x03F79D71B4CB0A89)) >> np.uint64(58)]
 
 
 if _nb is not None:  # compiled into the kernels that call them (inline), so never called from Python
     _tree_masks = _nb.njit(inline="always")(_tree_masks)
-    _first_leaf = _nb.njit(inline="always")(_first_leaf)
+    try:  # LLVM's cttz: one instruction (tzcnt), for 32- and 64-bit masks alike
+        from numba.cpython.unsafe.numbers import trailing_zeros as _first_leaf
+    except ImportError:  # pragma: no cover - older or future numba without it
+        _first_leaf = _nb.njit(inline="always")(_first_leaf_debruijn)
 
 
-def _boosted_kernel(XT, row_index, threshold, mask, node_start, leaf_value, leaf_start, out_col, table, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+def _boosted_kernel(XT, row_index, threshold, mask, full, node_start, leaf_value, leaf_start, out_col, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     n_feat, n = XT.shape
     kz = 1.0000000180025095e-35  # LightGBM reads |x| <= 1e-35f as 0
     # two copies of each feature's block: row 2f with NaN as +inf (goes right at every finite
     # threshold), row 2f + 1 with NaN as -inf (goes left); a node reads the copy of its NaN direction
     Xt = np.zeros((2 * n_feat, 64))
-    m = np.empty(64, dtype=np.uint64)
+    m = np.empty(64, dtype=mask.dtype)
+    n_out = out.shape[1]
+    acc = np.zeros((n_out, 64))  # the block's sums, contiguous per output (vectorised adds)
+    ones = full[0]
     for b0 in range(0, n, 64):
         nb = min(64, n - b0)
         for f in range(n_feat):
@@ -383,19 +402,24 @@ def _boosted_kernel(XT, row_index, threshold, mask, node_start, leaf_value, leaf
                     v = 0.0 if (v >= -kz and v <= kz) else v
                     Xt[2 * f, i] = v
                     Xt[2 * f + 1, i] = v
-        for t in range(leaf_start.shape[0]):
-            _tree_masks(Xt, row_index, threshold, mask, node_start[t], node_start[t + 1], m)
+        acc[:] = 0.0
+        for t in range(leaf_start.shape[0]):  # trees in LightGBM's order: the same sums, bit for bit
+            _tree_masks(Xt, row_index, threshold, mask, ones, node_start[t], node_start[t + 1], m)
             ls = leaf_start[t]
-            c = out_col[t]
+            a = acc[out_col[t]]
+            for i in range(64):
+                a[i] += leaf_value[ls + _first_leaf(m[i])]
+        for c in range(n_out):
             for i in range(nb):
-                out[b0 + i, c] += leaf_value[ls + _first_leaf(m[i], table)]
+                out[b0 + i, c] = acc[c, i]
 
 
 def _isolation_kernel(XT, kind, index, q_feature, q_threshold, q_mask, q_node_start, q_leaf_value, q_leaf_start,  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-                      w_feature, w_threshold, w_child, w_value, w_root, w_depth, table, out):
+                      w_feature, w_threshold, w_child, w_value, w_root, w_depth, out):
     n_feat, n = XT.shape
     Xt = np.zeros((n_feat, 64))
     m = np.empty(64, dtype=np.uint64)
+    ones = ~np.uint64(0)
     node = np.empty(64, dtype=np.int64)
     for b0 in range(0, n, 64):
         nb = min(64, n - b0)
@@ -405,10 +429,10 @@ def _isolation_kernel(XT, kind, index, q_feature, q_threshold, q_mask, q_node_st
         for t in range(kind.shape[0]):
             j = index[t]
             if kind[t] == 0:
-                _tree_masks(Xt, q_feature, q_threshold, q_mask, q_node_start[j], q_node_start[j + 1], m)
+                _tree_masks(Xt, q_feature, q_threshold, q_mask, ones, q_node_start[j], q_node_start[j + 1], m)
                 ls = q_leaf_start[j]
                 for i in range(nb):
-                    out[b0 + i] += q_leaf_value[ls + _first_leaf(m[i], table)]
+                    out[b0 + i] += q_leaf_value[ls + _first_leaf(m[i])]
             else:
                 r = w_root[j]
                 for i in range(nb):

@@ -337,11 +337,16 @@ class AnomalyDetector(BaseEstimator):
         return feats
 
     def _matrix(self, feats: pd.DataFrame) -> np.ndarray:
-        M = feats[self.features_].astype(float).to_numpy(copy=True)
-        M[~np.isfinite(M)] = np.nan
-        nan = np.isnan(M)
-        if nan.any():
-            M[nan] = np.take(self.medians_.to_numpy(), np.nonzero(nan)[1])
+        """The ``features_`` columns as a new column-major float64 matrix, non-finite cells set to the
+        training medians (one copy: a single-block frame is read in place, columns picked by ``take``)."""
+        if feats.columns.is_unique:
+            A = feats.to_numpy(dtype=np.float64, na_value=np.nan)
+            M = np.take(A.T, feats.columns.get_indexer(self.features_), axis=0).T
+        else:
+            M = feats[self.features_].astype(float).to_numpy(copy=True)
+        bad = ~np.isfinite(M)
+        if bad.any():
+            M[bad] = np.take(self.medians_.to_numpy(), np.nonzero(bad)[1])
         return M
 
     # ------------------------------------------------------------------ fit

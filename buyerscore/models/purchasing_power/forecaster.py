@@ -62,6 +62,12 @@ def _numeric(X: pd.DataFrame, owner: str) -> pd.DataFrame:
     return X.astype(float)
 
 
+def _columns(X: pd.DataFrame, names: Any) -> pd.DataFrame:
+    """``X[names]``, or ``X`` itself when it has exactly those columns in that order (no copy)."""
+    names = list(names)
+    return X if list(X.columns) == names else X[names]
+
+
 def _lgbm(kind: str, params: dict[str, Any], seed: int) -> Any:
     import lightgbm as lgb
 
@@ -157,16 +163,27 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
                     "a float in (0, 1)")
 
     def _augment(self, X: pd.DataFrame, horizon: np.ndarray | None = None) -> pd.DataFrame:
-        X = X.copy()
+        extra: dict[str, Any] = {}
         if getattr(self, "horizon_feature_", False):
-            X[_HORIZON] = float(self.horizon_days) if horizon is None else horizon
+            extra[_HORIZON] = float(self.horizon_days) if horizon is None else horizon
         if self.clv_ is not None:
-            X["clv_expected_purchases"] = self.clv_.expected_purchases(X)
-            X["clv_p_alive"] = self.clv_.p_alive(X)
+            extra["clv_expected_purchases"] = self.clv_.expected_purchases(X)
+            extra["clv_p_alive"] = self.clv_.p_alive(X)
             if self.clv_.gg_params_ is not None:
-                X["clv_value_per_purchase"] = self.clv_.expected_average_value(X)
-                X["clv_expected_spend"] = X["clv_expected_purchases"] * X["clv_value_per_purchase"]
-        return X
+                extra["clv_value_per_purchase"] = self.clv_.expected_average_value(X)
+                extra["clv_expected_spend"] = extra["clv_expected_purchases"] * extra["clv_value_per_purchase"]
+        if len(X.columns) and all(dt == np.float64 for dt in X.dtypes):
+            # one column-major float64 block, which the tree kernels read without another copy per
+            # booster: X's own block when it has one (a view), else one interleaved copy
+            A = X.to_numpy(dtype=np.float64)
+            if extra:
+                M = np.empty((len(X), X.shape[1] + len(extra)), order="F")
+                M[:, : X.shape[1]] = A
+                for j, v in enumerate(extra.values()):
+                    M[:, X.shape[1] + j] = np.asarray(v, dtype=np.float64) if np.ndim(v) else v
+                A = M
+            return pd.DataFrame(np.asfortranarray(A), columns=[*X.columns, *extra], index=X.index, copy=False)
+        return X.assign(**extra)  # a new frame: the caller's is not changed
 
     def _offset_days(self, X: pd.DataFrame) -> np.ndarray | float:
         span = getattr(self, "offset_span_", None)
@@ -308,7 +325,7 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         if missing:
             raise ModelInputError(f"SpendForecaster input lacks column(s) {missing[:5]}; score with the features "
                                   "the model was trained on (see feature_names_in_).")
-        Xn = Xn[list(self.feature_names_in_)]
+        Xn = _columns(Xn, self.feature_names_in_)
         return Xn, self._augment(Xn)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -446,7 +463,7 @@ class SpendTier(ClassifierMixin, BaseEstimator):
         missing = [c for c in self.feature_names_in_ if c not in Xn.columns]
         if missing:
             raise ModelInputError(f"SpendTier input lacks column(s) {missing[:5]}.")
-        p = _calibrated_proba(self.model_, Xn[list(self.feature_names_in_)])
+        p = _calibrated_proba(self.model_, _columns(Xn, self.feature_names_in_))
         p = np.clip(p, 0, None)
         return p / p.sum(axis=1, keepdims=True)
 
