@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -67,6 +68,42 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _is_number(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t))
+
+
+def batch_frame(batch: pa.RecordBatch) -> pd.DataFrame:
+    """An Arrow record batch as a DataFrame whose numeric columns are one column-major float64 block.
+
+    ``batch.to_pandas()`` makes one block per type (and the models then interleave them again); here
+    every numeric column is converted once, nulls as NaN, and every model whose features are a run of
+    those columns reads the block in place.  Id columns keep their own arrays.  A batch with any other
+    non-numeric column is converted by ``to_pandas`` so that the models' input checks name it.
+
+    Examples
+    --------
+    >>> b = pa.record_batch({"user_id": ["a", "b"], "n_orders": pa.array([1, None]), "spend": [2.5, 0.0]})
+    >>> X = batch_frame(b)
+    >>> list(X.columns), X["n_orders"].tolist(), str(X["spend"].dtype)
+    (['user_id', 'n_orders', 'spend'], [1.0, nan], 'float64')
+    """
+    names = batch.schema.names
+    num = [c for c, t in zip(names, batch.schema.types, strict=True) if c not in ID_COLUMNS and _is_number(t)]
+    if any(c not in ID_COLUMNS and c not in num for c in names):
+        return batch.to_pandas()
+    M = np.empty((batch.num_rows, len(num)), order="F")
+    for j, c in enumerate(num):
+        col = batch.column(c)
+        if col.null_count == 0 and not pa.types.is_boolean(col.type):
+            M[:, j] = col.to_numpy()  # a view of the Arrow buffer, cast while copied
+        else:  # nulls -> NaN
+            M[:, j] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    X = pd.DataFrame(M, columns=num, copy=False)
+    for i, c in enumerate(c for c in names if c in ID_COLUMNS):
+        X.insert(i, c, batch.column(c).to_pandas())
+    return X
+
+
 def default_jobs() -> int:
     """Chunks scored at the same time by default: ``min(2, CPU count)`` (each holds one chunk in memory)."""
     return max(1, min(2, os.cpu_count() or 1))
@@ -88,14 +125,18 @@ def score_frames(pipeline: ScoringPipeline, chunks: Any, out: str | Path, *, tot
 
     def work(X: Any) -> pa.Table:
         if isinstance(X, pa.RecordBatch):
-            X = X.to_pandas()
+            X = batch_frame(X)
         return pa.Table.from_pandas(_normalise(pipeline.score_frame(X, reasons=reasons)), preserve_index=False)
 
     def write(table: pa.Table) -> None:
         nonlocal writer, schema, rows, n
         if writer is None:
             schema = table.schema
-            writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            # dictionary pages only for the repetitive text columns (tier, grade, reason names,
+            # version): for ids and numbers they cost time and make the file larger
+            words = [f.name for f in schema if f.name != "user_id"
+                     and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+            writer = pq.ParquetWriter(tmp, schema, compression="zstd", use_dictionary=words)
         elif table.schema != schema:  # e.g. an all-missing column in this chunk: same types as the first
             table = table.cast(schema)
         writer.write_table(table)
