@@ -268,3 +268,18 @@ def test_lowest_set_bit_fallback_without_numbas_trailing_zeros() -> None:
             mm = np.uint64(((high >> (i + 1)) << (i + 1) | (1 << i)) & 0xFFFFFFFFFFFFFFFF)
             assert trees._first_leaf_debruijn(mm) == i
         assert trees._first_leaf_debruijn(np.uint32(0b1000)) == 3  # 32-bit masks of <= 32-leaf trees
+
+
+@settings(max_examples=200, deadline=None)
+@given(t=st.floats(allow_nan=False, allow_infinity=False, width=64),
+       d=st.integers(-3, 3))
+def test_float32_threshold_floor_keeps_every_comparison(t: float, d: int) -> None:
+    """For float32 x, ``x <= t`` (float64 t) equals ``x <= _floor32(t)``, near t and on both sides."""
+    f = trees._floor32(np.array([t]))[0]
+    assert f.dtype == np.float32 and float(f) <= t
+    with np.errstate(over="ignore"):
+        x = np.float32(t) if abs(t) <= np.finfo(np.float32).max else np.float32(np.sign(t) * np.inf)
+        for _ in range(abs(d)):
+            x = np.nextafter(x, np.float32(np.inf if d > 0 else -np.inf))
+        for v in (x, f, np.nextafter(f, np.float32(np.inf)), np.nextafter(f, np.float32(-np.inf))):
+            assert (float(v) <= t) == bool(v <= f), (v, t, f)

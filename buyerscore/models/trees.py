@@ -255,13 +255,13 @@ class IsolationTrees:
     kind: np.ndarray         # int8 per tree: 0 = bit-vector arrays, 1 = walk arrays
     index: np.ndarray        # int32 per tree: its number among the trees of its kind
     q_feature: np.ndarray    # bit-vector trees (as BoostedTrees; no missing values)
-    q_threshold: np.ndarray
+    q_threshold: np.ndarray  # float32: each threshold floored to float32 (exact for float32 inputs)
     q_mask: np.ndarray
     q_node_start: np.ndarray
     q_leaf_value: np.ndarray
     q_leaf_start: np.ndarray
     w_feature: np.ndarray    # walked trees, per node (leaves included)
-    w_threshold: np.ndarray
+    w_threshold: np.ndarray  # float32, floored likewise
     w_child: np.ndarray
     w_value: np.ndarray
     w_root: np.ndarray
@@ -306,9 +306,9 @@ class IsolationTrees:
 
         q = col.arrays()
         return cls(kind=np.asarray(kind, dtype=np.int8), index=np.asarray(index, dtype=np.int32),
-                   q_feature=q["feature"], q_threshold=q["threshold"], q_mask=q["mask"],
+                   q_feature=q["feature"], q_threshold=_floor32(q["threshold"]), q_mask=q["mask"],
                    q_node_start=q["node_start"], q_leaf_value=q["leaf_value"], q_leaf_start=q["leaf_start"],
-                   w_feature=cat(wf, np.int32), w_threshold=cat(wt, np.float64), w_child=cat(wc, np.int32),
+                   w_feature=cat(wf, np.int32), w_threshold=_floor32(cat(wt, np.float64)), w_child=cat(wc, np.int32),
                    w_value=cat(wv, np.float64), w_root=np.asarray(wr, dtype=np.int32),
                    w_depth=np.asarray(wd, dtype=np.int32), n_features=int(forest.n_features_in_))
 
@@ -320,6 +320,16 @@ class IsolationTrees:
                       self.q_leaf_value, self.q_leaf_start, self.w_feature, self.w_threshold, self.w_child,
                       self.w_value, self.w_root, self.w_depth, out)
         return out
+
+
+def _floor32(threshold: np.ndarray) -> np.ndarray:
+    """The largest float32 <= each float64 threshold: for a float32 ``x``, ``x <= t`` exactly when
+    ``x <= _floor32(t)``, so the isolation kernel compares in float32 (twice the lanes per vector)."""
+    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, then floored to its largest value
+        t = threshold.astype(np.float32)
+    above = t.astype(np.float64) > threshold
+    t[above] = np.nextafter(t[above], np.float32(-np.inf))
+    return t
 
 
 def _feature_major(X: Any, dtype: Any, n_features: int) -> np.ndarray:
@@ -418,7 +428,7 @@ def _boosted_kernel(XT, row_index, threshold, mask, full, node_start, leaf_value
 def _isolation_kernel(XT, kind, index, q_feature, q_threshold, q_mask, q_node_start, q_leaf_value, q_leaf_start,  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                       w_feature, w_threshold, w_child, w_value, w_root, w_depth, out):
     n_feat, n = XT.shape
-    Xt = np.zeros((n_feat, 64))
+    Xt = np.zeros((n_feat, 64), dtype=np.float32)  # thresholds are floored to float32 (_floor32)
     m = np.empty(64, dtype=np.uint64)
     ones = ~np.uint64(0)
     node = np.empty(64, dtype=np.int64)
@@ -426,7 +436,7 @@ def _isolation_kernel(XT, kind, index, q_feature, q_threshold, q_mask, q_node_st
         nb = min(64, n - b0)
         for f in range(n_feat):
             for i in range(nb):
-                Xt[f, i] = XT[f, b0 + i]  # float32 -> float64: exact
+                Xt[f, i] = XT[f, b0 + i]
         for t in range(kind.shape[0]):
             j = index[t]
             if kind[t] == 0:

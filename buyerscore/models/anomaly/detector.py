@@ -346,7 +346,7 @@ class AnomalyDetector(BaseEstimator):
             M = feats[self.features_].astype(float).to_numpy(copy=True)
         bad = ~np.isfinite(M)
         if bad.any():
-            M[bad] = np.take(self.medians_.to_numpy(), np.nonzero(bad)[1])
+            np.copyto(M, self.medians_.to_numpy(dtype=np.float64)[np.newaxis, :], where=bad)
         return M
 
     # ------------------------------------------------------------------ fit
