@@ -58,9 +58,11 @@ def _as_frame(X: pd.DataFrame, features: Sequence[str], categorical: frozenset[s
     call stays small for the one-row frames of the API.
     """
     sub = X.loc[:, list(features)]
-    dtypes = sub.dtypes
-    num = [c for c in sub.columns if c not in categorical]
-    bad = [c for c in num if not (pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c]))]
+    names = list(sub.columns)
+    kinds = [getattr(dt, "kind", "O") for dt in sub.dtypes.to_numpy()]  # one pass, no per-column look-up
+    num = [c for c in names if c not in categorical]
+    bad = [c for c, k, dt in zip(names, kinds, sub.dtypes.to_numpy(), strict=True) if c not in categorical
+           and k not in "fiub" and not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
     if bad:
         conv = {c: pd.to_numeric(sub[c], errors="coerce") for c in bad}
         broken = [c for c in bad if conv[c].isna().sum() > sub[c].isna().sum()]

@@ -54,9 +54,14 @@ TIERS = ("low", "mid", "high")
 def _numeric(X: pd.DataFrame, owner: str) -> pd.DataFrame:
     if not isinstance(X, pd.DataFrame):
         raise ModelInputError(f"{owner} needs a pandas DataFrame of features; got {type(X).__name__}.")
-    X = X.drop(columns=[c for c in _ID_COLS if c in X.columns])
-    dtypes = X.dtypes  # one look-up (not one Series per column): cheap for the API's one-row frames
-    bad = [c for c, t in dtypes.items() if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t))]
+    ids = [c for c in _ID_COLS if c in X.columns]
+    if ids:
+        X = X.drop(columns=ids)
+    dtypes = X.dtypes.to_numpy()  # one look-up (not one Series per column): cheap for the API's one-row frames
+    if all(dt == np.float64 for dt in dtypes):
+        return X  # already float64 (e.g. the scoring pipeline's frames): nothing to convert
+    bad = [c for c, t in zip(X.columns, dtypes, strict=True)
+           if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t))]
     if bad:
         raise ModelInputError(f"{owner} needs numeric feature columns; {bad[:3]} are not (encode or drop them).")
     return X.astype(float)
