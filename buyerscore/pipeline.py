@@ -59,10 +59,10 @@ def _as_frame(X: pd.DataFrame, features: Sequence[str], categorical: frozenset[s
     """
     sub = X.loc[:, list(features)]
     names = list(sub.columns)
-    kinds = [getattr(dt, "kind", "O") for dt in sub.dtypes.to_numpy()]  # one pass, no per-column look-up
     num = [c for c in names if c not in categorical]
-    bad = [c for c, k, dt in zip(names, kinds, sub.dtypes.to_numpy(), strict=True) if c not in categorical
-           and k not in "fiub" and not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
+    bad = [c for c, dt in zip(names, sub.dtypes.to_numpy(), strict=True)  # one pass, no per-column look-up
+           if c not in categorical and getattr(dt, "kind", "O") not in "fiub"
+           and not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
     if bad:
         conv = {c: pd.to_numeric(sub[c], errors="coerce") for c in bad}
         broken = [c for c in bad if conv[c].isna().sum() > sub[c].isna().sum()]

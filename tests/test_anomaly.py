@@ -97,6 +97,11 @@ def test_missing_values_constant_columns_and_single_detector() -> None:
     assert "const" not in det.features_
     s = det.anomaly_score(F)
     assert np.isfinite(s).all()
+    # the same rows with the columns reordered, an extra text column and infinities scored as NaN
+    G = F[F.columns[::-1]].assign(note="free text")
+    np.testing.assert_array_equal(det.anomaly_score(G), s)
+    F.loc[:50, "monetary_mean"] = np.inf
+    np.testing.assert_array_equal(det.anomaly_score(F), s)
 
 
 def test_change_features_known_answer_and_used() -> None:

@@ -170,3 +170,30 @@ def test_buyerscore_models_one_user_equals_batch(monkeypatch: pytest.MonkeyPatch
     batch = p.score_frame(X, reasons=False)  # > 1024 rows: scikit-learn's traversal
     rows = pd.concat([p.score_frame(X.iloc[[i]], reasons=False) for i in range(0, n, 97)])
     pd.testing.assert_frame_equal(rows, batch.loc[rows.index], check_exact=False, rtol=1e-12, atol=1e-12)
+
+
+def test_batch_reads_arrow_columns_of_any_numeric_type(pipe: ScoringPipeline, frame: pd.DataFrame,
+                                                       tmp_path) -> None:
+    """batch_frame (Arrow batch -> one float64 block) scores like pandas' own conversion: nullable ints,
+    float32, bools, and a text column that is no feature (then the batch goes through to_pandas)."""
+    from buyerscore.serving.batch import batch_frame, score_file
+
+    mixed = frame.copy()
+    mixed["a"] = (mixed["a"] * 10).round().astype("int64")
+    mixed["b"] = (mixed["b"] * 10).round().astype("Int64")  # frame's NaN -> nulls
+    mixed["c"] = mixed["c"].astype("float32")
+    mixed["flag"] = mixed["c"] > 1
+    for extra in ({}, {"note": "free text"}):
+        src = tmp_path / "mixed.parquet"
+        mixed.assign(**extra).to_parquet(src, index=False)
+        score_file(pipe, src, tmp_path / "s.parquet", chunk_rows=64, n_jobs=2)
+        got = pd.read_parquet(tmp_path / "s.parquet")
+        want = pipe.score_frame(pd.read_parquet(src), reasons=True)
+        cols = want.select_dtypes(["number", "bool"]).columns
+        pd.testing.assert_frame_equal(got[cols], want[cols], check_exact=False, rtol=1e-12)
+    import pyarrow as pa
+
+    X = batch_frame(pa.RecordBatch.from_pandas(mixed, preserve_index=False))
+    assert X["b"].dtype == np.float64 and X["b"].isna().sum() == mixed["b"].isna().sum() > 0
+    assert X["flag"].tolist() == mixed["flag"].astype(float).tolist()
+    assert X["user_id"].tolist() == mixed["user_id"].tolist()

@@ -339,7 +339,7 @@ class AnomalyDetector(BaseEstimator):
     def _matrix(self, feats: pd.DataFrame) -> np.ndarray:
         """The ``features_`` columns as a new column-major float64 matrix, non-finite cells set to the
         training medians (one copy: a single-block frame is read in place, columns picked by ``take``)."""
-        if feats.columns.is_unique:
+        if feats.columns.is_unique and all(getattr(dt, "kind", "O") in "fiub" for dt in feats.dtypes.to_numpy()):
             A = feats.to_numpy(dtype=np.float64, na_value=np.nan)
             M = np.take(A.T, feats.columns.get_indexer(self.features_), axis=0).T
         else:
