@@ -49,7 +49,7 @@ class FeatureConfig(_Section):
 
 
 class CreditConfig(_Section):
-    model: Literal["scorecard", "gbm"] = "scorecard"
+    model: Literal["scorecard", "gbm", "forest", "ensemble"] = "scorecard"
     pdo: float = Field(default=20.0, gt=0)
     base_score: float = 600.0
     base_odds: float = Field(default=50.0, gt=0, description="good:bad odds at base_score")

@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from buyerscore.exceptions import ModelInputError, NotFittedError
 from buyerscore.models import metrics as mt
 from buyerscore.models.base import pd_from_score, scaling, score_from_pd, split_applicants
-from buyerscore.models.credit import CreditGBM, CreditScorecard, fit_feature
+from buyerscore.models.credit import CreditEnsemble, CreditForest, CreditGBM, CreditScorecard, fit_feature
 
 
 def synthetic(n: int = 4000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -47,6 +47,25 @@ def scorecard(data: tuple[pd.DataFrame, np.ndarray]) -> CreditScorecard:
 def gbm(data: tuple[pd.DataFrame, np.ndarray]) -> CreditGBM:
     X, y = data
     return CreditGBM(n_estimators=300, learning_rate=0.05, early_stopping_rounds=30).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def forest(data: tuple[pd.DataFrame, np.ndarray]) -> CreditForest:
+    X, y = data
+    return CreditForest(n_estimators=100, min_samples_leaf=3).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def ensemble(data: tuple[pd.DataFrame, np.ndarray]) -> CreditEnsemble:
+    X, y = data
+    return CreditEnsemble(members=[
+        ("gbm", CreditGBM(n_estimators=300, learning_rate=0.05, early_stopping_rounds=30)),
+        ("forest", CreditForest(n_estimators=100, min_samples_leaf=3)),
+        ("card", CreditScorecard(special_codes={"late": [96, 98]}))], weights=[2, 1, 1]).fit(X, y)
+
+
+def _models(request: pytest.FixtureRequest, which: str) -> CreditScorecard | CreditGBM | CreditForest | CreditEnsemble:
+    return request.getfixturevalue(which)
 
 
 # ---------------------------------------------------------------- points scaling (known answers)
@@ -260,14 +279,89 @@ def test_gbm_reason_codes_are_shap(gbm: CreditGBM, data: tuple[pd.DataFrame, np.
             assert row[0].contribution == pytest.approx(c.iloc[i].max())
 
 
+# ---------------------------------------------------------------- random forest and ensemble
+def test_forest_is_calibrated_despite_class_weights(data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, y = data
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    cal = CreditForest(n_estimators=150, min_samples_leaf=25).fit(Xtr, ytr)
+    raw = CreditForest(n_estimators=150, min_samples_leaf=25, calibration="none").fit(Xtr, ytr)
+    p, q = cal.predict_proba(Xte)[:, 1], raw.predict_proba(Xte)[:, 1]
+    assert cal.calibration_ in ("sigmoid", "isotonic") and set(cal.calibration_scores_) == {"sigmoid", "isotonic"}
+    # balanced_subsample pushes the raw votes towards 1/2; the out-of-bag calibration undoes it
+    assert q.mean() > yte.mean() + 0.1
+    assert abs(p.mean() - yte.mean()) < 0.03
+    assert mt.brier(yte, p) < mt.brier(yte, q) - 0.02
+    assert mt.auc(yte, p) > 0.69  # a boosted model reaches 0.716 on this noisy synthetic set
+
+
+def test_forest_categoricals_missing_and_unseen(forest: CreditForest, data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = data
+    assert forest.categories_ == {"region": ["east", "north", "south"]}
+    assert forest.columns_[:4] == ["util", "late", "income", "region=east"] and forest.columns_[-1] == "region=<missing>"
+    rows = X.iloc[:3].copy()
+    rows["region"] = [None, "west", "south"]  # missing, unseen, seen
+    M = forest._matrix(forest._check_X(rows))
+    np.testing.assert_array_equal(M[:, 3:], [[0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 1, 0]])
+    s = forest.score(rows)
+    for i, rec in enumerate(rows.to_dict("records")):
+        assert forest.score_record(rec)["score"] == pytest.approx(s[i], abs=1e-6)
+
+
+def test_forest_contributions_explain_differences(forest: CreditForest, data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = data
+    Xs = X.iloc[:40]
+    c = forest.contributions(Xs)
+    assert list(c.columns) == forest.features_  # region's indicators are summed into one column
+    p = forest.predict_proba(Xs)[:, 1]
+    lg = np.log(p / (1 - p))
+    # each row's contributions sum to its calibrated log-odds minus one common baseline
+    np.testing.assert_allclose(c.sum(axis=1).to_numpy() - lg, np.full(len(lg), (c.sum(axis=1).to_numpy() - lg)[0]),
+                               atol=1e-6)
+    hi, lo = X["util"].iloc[:40].idxmax(), X["util"].iloc[:40].idxmin()
+    assert c.loc[hi, "util"] > 0 > c.loc[lo, "util"]  # high utilisation is adverse
+    rc = forest.reason_codes(Xs.loc[[hi]], k=2)
+    assert rc[0] and all(r.contribution > 0 for r in rc[0])
+
+
+def test_ensemble_is_the_weighted_mean_of_member_log_odds(ensemble: CreditEnsemble,
+                                                          data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, _ = data
+    Xs = X.iloc[:50]
+    assert ensemble.weights_ == {"gbm": 0.5, "forest": 0.25, "card": 0.25}
+    mp = ensemble.member_proba(Xs)
+    lg = np.log(mp / (1 - mp))
+    expect = 0.5 * lg["gbm"] + 0.25 * lg["forest"] + 0.25 * lg["card"]
+    np.testing.assert_allclose(np.log(ensemble.predict_proba(Xs)[:, 1] / ensemble.predict_proba(Xs)[:, 0]),
+                               expect.to_numpy(), atol=1e-9)
+    for name, m in ensemble.members_.items():
+        np.testing.assert_allclose(mp[name], m.predict_proba(Xs)[:, 1])
+    c = ensemble.contributions(Xs)
+    card = ensemble.members_["card"]
+    parts = (0.5 * ensemble.members_["gbm"].contributions(Xs) + 0.25 * ensemble.members_["forest"].contributions(Xs)
+             + 0.25 * card.contributions(Xs).reindex(columns=c.columns, fill_value=0.0) / card.factor_)
+    np.testing.assert_allclose(c.to_numpy(), parts[c.columns].to_numpy(), atol=1e-9)
+
+
+def test_ensemble_passes_the_sensitive_switch_to_members(data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, y = data
+    kw = {"members": [("gbm", CreditGBM(n_estimators=30)), ("forest", CreditForest(n_estimators=20))],
+          "sensitive_features": ["region"]}
+    off = CreditEnsemble(**kw).fit(X.iloc[:1500], y[:1500])
+    assert "region" not in off.features_ and off.excluded_features_ == ["region"]
+    assert all("region" not in m.features_ and m.excluded_features_ == ["region"] for m in off.members_.values())
+    on = CreditEnsemble(**kw, include_sensitive=True).fit(X.iloc[:1500], y[:1500])
+    assert "region" in on.features_ and all("region" in m.features_ for m in on.members_.values())
+    assert kw["members"][0][1].get_params()["include_sensitive"] is False  # the given estimators are not touched
+
+
 # ---------------------------------------------------------------- persistence and single records
-@pytest.mark.parametrize("which", ["scorecard", "gbm"])
-def test_save_load_round_trip(which: str, scorecard: CreditScorecard, gbm: CreditGBM, tmp_path,  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("which", ["scorecard", "gbm", "forest", "ensemble"])
+def test_save_load_round_trip(which: str, request, tmp_path,  # type: ignore[no-untyped-def]
                               data: tuple[pd.DataFrame, np.ndarray]) -> None:
     from buyerscore.artifacts import data_hash, load_model
 
     X, _ = data
-    model = scorecard if which == "scorecard" else gbm
+    model = _models(request, which)
     model.save(tmp_path / "m", training_data_hash=data_hash(X), metrics={"auc": 0.8})
     loaded, meta = load_model(tmp_path / "m")
     np.testing.assert_array_equal(loaded.score(X), model.score(X))
@@ -276,11 +370,11 @@ def test_save_load_round_trip(which: str, scorecard: CreditScorecard, gbm: Credi
     assert type(model).load(tmp_path / "m").score(X.iloc[:5]).tolist() == model.score(X.iloc[:5]).tolist()
 
 
-@pytest.mark.parametrize("which", ["scorecard", "gbm"])
-def test_score_record_matches_frame(which: str, scorecard: CreditScorecard, gbm: CreditGBM,
+@pytest.mark.parametrize("which", ["scorecard", "gbm", "forest", "ensemble"])
+def test_score_record_matches_frame(which: str, request: pytest.FixtureRequest,
                                     data: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, _ = data
-    model = scorecard if which == "scorecard" else gbm
+    model = _models(request, which)
     s = model.score(X.iloc[:20])
     g = model.grade(X.iloc[:20])
     for i, rec in enumerate(X.iloc[:20].to_dict("records")):
@@ -298,10 +392,10 @@ def test_score_record_matches_frame(which: str, scorecard: CreditScorecard, gbm:
         (lambda X: X.to_numpy(), "DataFrame"),
     ],
 )
-@pytest.mark.parametrize("which", ["scorecard", "gbm"])
-def test_bad_scoring_input_names_the_problem(which, mutate, match, scorecard, gbm, data) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("which", ["scorecard", "gbm", "forest", "ensemble"])
+def test_bad_scoring_input_names_the_problem(which, mutate, match, request, data) -> None:  # type: ignore[no-untyped-def]
     X, _ = data
-    model = scorecard if which == "scorecard" else gbm
+    model = _models(request, which)
     with pytest.raises(ModelInputError, match=match):
         model.predict_proba(mutate(X.iloc[:5].copy()))
 
@@ -340,6 +434,15 @@ def test_not_fitted() -> None:
         (CreditGBM(class_weight="auto"), r"'class_weight'"),
         (CreditGBM(validation_fraction=0.9), r"'validation_fraction'"),
         (CreditGBM(min_child_samples=0), r"'min_child_samples' parameter of CreditGBM must be 'auto' or an int"),
+        (CreditForest(n_estimators=5), r"'n_estimators' parameter of CreditForest must be an int >= 10"),
+        (CreditForest(max_features="all"), r"'max_features' parameter of CreditForest"),
+        (CreditForest(class_weight="auto"), r"'class_weight' parameter of CreditForest"),
+        (CreditForest(calibration="platt"), r"'calibration' parameter of CreditForest"),
+        (CreditEnsemble(members=[]), r"'members' parameter of CreditEnsemble must be a non-empty list"),
+        (CreditEnsemble(members=[("a", "CreditGBM")]), r"'members' parameter of CreditEnsemble"),
+        (CreditEnsemble(members=[("a", CreditGBM()), ("a", CreditForest())]), r"member names must be unique"),
+        (CreditEnsemble(weights=[1.0]), r"'weights' parameter of CreditEnsemble must be 2 non-negative numbers"),
+        (CreditEnsemble(weights=[1.0, -1.0]), r"'weights' parameter of CreditEnsemble"),
     ],
 )
 def test_invalid_parameters(est, match, data) -> None:  # type: ignore[no-untyped-def]
@@ -393,9 +496,14 @@ def test_german_credit_sensitive_columns_and_quality(data_dir) -> None:  # type:
     assert mt.auc(yte, g.predict_proba(Xte)[:, 1]) > 0.72
     rc = g.reason_codes(Xte.iloc[:3], k=2)
     assert all(r.text for row in rc for r in row)
+    ens = CreditEnsemble(members=[("gbm", CreditGBM(n_estimators=300, learning_rate=0.05, early_stopping_rounds=30)),
+                                  ("forest", CreditForest(n_estimators=200))]).fit(Xtr, ytr)
+    assert not sens & set(ens.features_)
+    assert mt.auc(yte, ens.predict_proba(Xte)[:, 1]) > 0.74
+    assert all(r.text for row in ens.reason_codes(Xte.iloc[:3], k=2) for r in row)
 
 
-@pytest.mark.parametrize("cls", [CreditScorecard, CreditGBM])
+@pytest.mark.parametrize("cls", [CreditScorecard, CreditGBM, CreditForest, CreditEnsemble])
 def test_sklearn_contract(cls, data) -> None:  # type: ignore[no-untyped-def]
     from sklearn.base import clone, is_classifier
 
@@ -405,7 +513,9 @@ def test_sklearn_contract(cls, data) -> None:  # type: ignore[no-untyped-def]
     c = clone(est)
     assert c.get_params()["pdo"] == 25 and is_classifier(c)
     X, y = data
-    kw = {"n_estimators": 30} if cls is CreditGBM else {}
+    kw = ({"n_estimators": 30} if cls in (CreditGBM, CreditForest)
+          else {"members": [("gbm", CreditGBM(n_estimators=30)), ("forest", CreditForest(n_estimators=30))]}
+          if cls is CreditEnsemble else {})
     fitted = c.set_params(**kw).fit(X.iloc[:1500], y[:1500])
     assert fitted is c and list(c.classes_) == [0, 1]
     assert c.predict(X.iloc[:10]).tolist() == (c.predict_proba(X.iloc[:10])[:, 1] > 0.5).astype(int).tolist()

@@ -92,3 +92,26 @@ def test_derived_columns_are_added_at_training_and_again_at_scoring(data_dir, tm
                                  str(tmp_path / "m2"), "--no-derived"])
     assert r.exit_code == 0, r.output
     assert "TotalPastDue" not in load_model(tmp_path / "m2")[0].bins_
+
+
+def test_train_and_score_the_ensemble(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from buyerscore.datasets import read_applicants
+    from buyerscore.models.credit import CreditEnsemble
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
+                            "--out", str(tmp_path / "m"), "--model", "ensemble", "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["model"] == "CreditEnsemble" and summary["metrics"]["auc"] > 0.72
+    m = CreditEnsemble.load(tmp_path / "m")
+    assert set(m.members_) == {"gbm", "forest"} and "age_in_years" not in m.features_
+    read_applicants("german_credit", data_dir).head(10).to_csv(tmp_path / "in.csv", index=False)
+    r = runner.invoke(app, ["credit", "score", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "in.csv"),
+                            "--out", str(tmp_path / "s.csv"), "--reasons", "2"])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert len(s) == 10 and s["pd"].between(0, 1).all() and json.loads(s["reasons"].iloc[0])
+    bad = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
+                              "--out", str(tmp_path / "x"), "--model", "svm"])
+    assert bad.exit_code == 2 and "'forest' or 'ensemble'" in bad.output

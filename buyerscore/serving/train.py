@@ -100,7 +100,7 @@ def train_credit(store: EventStore, cfg: BuyerscoreConfig) -> tuple[dict[str, Mo
         return {}, None
     try:
         from buyerscore.models.base import split_applicants
-        from buyerscore.models.credit import CreditGBM, CreditScorecard
+        from buyerscore.models.credit import CreditEnsemble, CreditForest, CreditGBM, CreditScorecard
     except ImportError:
         logger.warning("credit models are not available; skipping the credit model")
         return {}, None
@@ -116,7 +116,8 @@ def train_credit(store: EventStore, cfg: BuyerscoreConfig) -> tuple[dict[str, Mo
             logger.warning("credit dataset %s not available (%s); skipping the credit model", name, exc)
             return {}, None
     X, y = split_applicants(app, target=cfg.credit.target)
-    cls = CreditScorecard if cfg.credit.model == "scorecard" else CreditGBM
+    cls = {"scorecard": CreditScorecard, "gbm": CreditGBM, "forest": CreditForest,
+           "ensemble": CreditEnsemble}[cfg.credit.model]
     kw: dict[str, Any] = {"pdo": cfg.credit.pdo, "base_score": cfg.credit.base_score, "base_odds": cfg.credit.base_odds}
     test = _holdout(len(X))
     m = cls(**kw).fit(X[~test], y[~test])

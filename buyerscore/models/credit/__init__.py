@@ -1,4 +1,5 @@
-"""Credit scoring: the monotone WOE scorecard and the calibrated, monotone LightGBM.
+"""Credit scoring: the monotone WOE scorecard, the calibrated monotone LightGBM, a calibrated
+random forest and their log-odds ensemble.
 
 >>> from buyerscore.models.credit import CreditScorecard, CreditGBM  # doctest: +SKIP
 """
@@ -6,7 +7,9 @@
 from buyerscore.features import credit_columns as _credit_columns  # noqa: F401  (registers column texts)
 from buyerscore.models.base import split_applicants
 from buyerscore.models.credit.binning import FeatureBinning, fit_feature
+from buyerscore.models.credit.ensemble import CreditEnsemble
 from buyerscore.models.credit.features import add_ratio_features, derive_as_trained
+from buyerscore.models.credit.forest import CreditForest
 from buyerscore.models.credit.gbm import CreditGBM
 from buyerscore.models.credit.scorecard import CreditScorecard
 
@@ -24,6 +27,8 @@ def special_codes_for(dataset: str | None) -> dict[str, list[float]]:
 
 __all__ = [
     "SPECIAL_CODES",
+    "CreditEnsemble",
+    "CreditForest",
     "CreditGBM",
     "CreditScorecard",
     "FeatureBinning",

@@ -74,6 +74,28 @@ def _brier(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean((p - y) ** 2))
 
 
+def choose_calibration(method: str, m: np.ndarray, y: np.ndarray, random_state: int) -> tuple[str, dict[str, float]]:
+    """``method``, or for "auto" the map (sigmoid / isotonic) with the lower Brier score on held-out
+    margins ``m`` (2-fold cross-fitted), with the Brier scores of both."""
+    if method != "auto":
+        return str(method), {}
+    rng = np.random.default_rng(random_state)
+    half = rng.random(len(y)) < 0.5
+    if half.all() or not half.any():  # too few rows to compare: Platt, the safer map
+        return "sigmoid", {}
+    scores = {}
+    for name in ("sigmoid", "isotonic"):
+        p = np.empty(len(y))
+        for a in (half, ~half):
+            b = ~a
+            if y[a].min() == y[a].max():
+                p[b] = y[a].mean()
+            else:
+                p[b] = _Calibrator.fit(name, m[a], y[a])(m[b])
+        scores[name] = _brier(y, p)
+    return min(scores, key=scores.__getitem__), scores
+
+
 class CreditGBM(CreditModelBase):
     """Gradient-boosted PD model (LightGBM) with monotone constraints and calibrated probabilities.
 
@@ -236,22 +258,8 @@ class CreditGBM(CreditModelBase):
         return self
 
     def _choose_calibration(self, m: np.ndarray, y: np.ndarray) -> str:
-        if self.calibration != "auto":
-            return str(self.calibration)
-        rng = np.random.default_rng(self.random_state)
-        half = rng.random(len(y)) < 0.5
-        scores = {}
-        for method in ("sigmoid", "isotonic"):
-            p = np.empty(len(y))
-            for a in (half, ~half):
-                b = ~a
-                if y[a].min() == y[a].max():
-                    p[b] = y[a].mean()
-                else:
-                    p[b] = _Calibrator.fit(method, m[a], y[a])(m[b])
-            scores[method] = _brier(y, p)
-        self.calibration_scores_ = scores
-        return min(scores, key=scores.__getitem__)
+        method, self.calibration_scores_ = choose_calibration(self.calibration, m, y, self.random_state)
+        return method
 
     def _constraints(self, Xs: pd.DataFrame, y: np.ndarray) -> dict[str, int]:
         user = dict(self.monotone) if isinstance(self.monotone, Mapping) else {}
