@@ -280,11 +280,14 @@ def compute_targets(dataset: str, models: dict[str, Any]) -> dict[str, Any]:
     ours = {k: v for k, v in models.items() if k.startswith("buyerscore") and "auc" in v and "no_sensitive" not in k}
     for model, target in TARGETS.get(dataset, {}).items():
         got = models.get(model, {}).get("auc", {}).get("mean")
-        pool = [k for k in ours if "scorecard" in k] if "scorecard" in model else list(ours)
+        # the scorecard target is for the monotone scorecard: peak/valley bins and dummy coding break monotone points
+        pool = ([k for k in ours if "scorecard" in k and "peak_valley" not in k and "dummy" not in k]
+                if "scorecard" in model else list(ours))
         best = max(pool, key=lambda k: ours[k]["auc"]["mean"]) if pool else None
         out[model] = {"target_auc": target, "auc": got, "met": bool(got is not None and got >= target),
                       "gap": None if got is None else round(got - target, 4),
-                      "best_buyerscore_row": best, "best_auc": ours[best]["auc"]["mean"] if best else None}
+                      "best_buyerscore_row": best, "best_auc": ours[best]["auc"]["mean"] if best else None,
+                      "best_row_met": bool(best is not None and ours[best]["auc"]["mean"] >= target)}
     if dataset == "german_credit":
         costs = {k: v["statlog_cost"]["mean"] for k, v in ours.items() if "statlog_cost" in v}
         best = min(costs, key=costs.__getitem__) if costs else None
@@ -396,8 +399,9 @@ def fmt(d: dict[str, Any] | None) -> str:
 def _target_text(k: str, t: dict[str, Any]) -> str:
     if "target_auc" in t:
         status = "met" if t["met"] else (f"missed by {-t['gap']:.4f}" if t["gap"] is not None else "not run")
+        best = "met" if t.get("best_row_met") else "missed"
         return (f"{k}: AUC {t['auc']} vs >= {t['target_auc']} ({status}; best buyerscore row "
-                f"{t.get('best_buyerscore_row')} {t.get('best_auc')})")
+                f"{t.get('best_buyerscore_row')} {t.get('best_auc')}: {best})")
     return (f"StatLog cost: best buyerscore row {t.get('best_buyerscore_row')} {t.get('cost')} vs <= {t['target']} "
             f"({'met' if t['met'] else 'missed'})")
 
