@@ -307,6 +307,20 @@ def test_forest_categoricals_missing_and_unseen(forest: CreditForest, data: tupl
         assert forest.score_record(rec)["score"] == pytest.approx(s[i], abs=1e-6)
 
 
+def test_forest_flat_walk_equals_scikit_learn(data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, y = data
+    X = X.copy()
+    X.loc[X.index[::9], "util"] = np.nan  # missing values seen in training
+    f = CreditForest(n_estimators=60).fit(X, y)
+    rows = X.iloc[:200].copy()
+    rows.loc[rows.index[::5], "late"] = np.nan  # and where training had none
+    M = f._matrix(f._check_X(rows))
+    flat = f._flat_trees()
+    np.testing.assert_allclose([flat.predict_one(r) for r in M], f.forest_.predict_proba(M)[:, 1], atol=1e-12, rtol=0)
+    # small frames take the flat path, large ones scikit-learn: a row scores the same either way
+    np.testing.assert_allclose(f.score(rows.iloc[:10]), f.score(rows)[:10], atol=1e-9, rtol=0)
+
+
 def test_forest_contributions_explain_differences(forest: CreditForest, data: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, _ = data
     Xs = X.iloc[:40]

@@ -197,3 +197,23 @@ def test_batch_reads_arrow_columns_of_any_numeric_type(pipe: ScoringPipeline, fr
     assert X["b"].dtype == np.float64 and X["b"].isna().sum() == mixed["b"].isna().sum() > 0
     assert X["flag"].tolist() == mixed["flag"].astype(float).tolist()
     assert X["user_id"].tolist() == mixed["user_id"].tolist()
+
+
+def test_credit_ensemble_in_the_pipeline(data_dir) -> None:  # type: ignore[no-untyped-def]
+    """A CreditEnsemble (categorical inputs, two members) scores through the pipeline like any credit model."""
+    from buyerscore.datasets import read_applicants
+    from buyerscore.models.base import split_applicants
+    from buyerscore.models.credit import CreditEnsemble, CreditForest, CreditGBM
+
+    app = read_applicants("german_credit", data_dir)
+    X, y = split_applicants(app)
+    ens = CreditEnsemble(members=[("gbm", CreditGBM(n_estimators=100, learning_rate=0.05)),
+                                  ("forest", CreditForest(n_estimators=60))]).fit(X.iloc[:800], y[:800])
+    p = ScoringPipeline({"credit": ens}, features={"credit": list(ens.features_)}, version="v1", reason_k=2)
+    rows = app.iloc[800:830].reset_index(drop=True)
+    out = p.score_frame(rows)
+    np.testing.assert_allclose(out["credit_pd"], ens.predict_proba(rows[ens.features_])[:, 1])
+    np.testing.assert_allclose(out["credit_score"], ens.score(rows[ens.features_]))
+    assert out["credit_grade"].isin(list("ABCDE")).all()
+    reasons = [c for c in out.columns if c.startswith("credit_reason")]
+    assert reasons and out[reasons[0]].notna().any()
