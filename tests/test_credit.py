@@ -356,6 +356,25 @@ def test_ensemble_is_the_weighted_mean_of_member_log_odds(ensemble: CreditEnsemb
     np.testing.assert_allclose(c.to_numpy(), parts[c.columns].to_numpy(), atol=1e-9)
 
 
+def test_out_of_sample_training_pds(data: tuple[pd.DataFrame, np.ndarray], forest: CreditForest,
+                                    ensemble: CreditEnsemble) -> None:
+    X, y = data
+    # a grown forest scores its own training rows almost perfectly; its out-of-bag PDs do not
+    assert mt.auc(y, forest.predict_proba(X)[:, 1]) > 0.95
+    oob = forest.oof_proba_
+    assert np.isfinite(oob).all() and 0.65 < mt.auc(y, oob) < 0.8
+    one = CreditGBM(n_estimators=60, validation_fraction=0.25).fit(X, y)
+    assert np.isfinite(one.oof_proba_).sum() == 1000  # the validation rows only
+    three = CreditGBM(n_estimators=60, n_folds=3).fit(X, y)
+    assert np.isfinite(three.oof_proba_).all()
+    assert ensemble.oof_proba_ is None  # its scorecard member keeps no held-out PDs
+    pair = CreditEnsemble(members=[("gbm", CreditGBM(n_estimators=60, n_folds=3)),
+                                   ("forest", CreditForest(n_estimators=60, min_samples_leaf=3))]).fit(X, y)
+    clip = [np.clip(m.oof_proba_, 1e-9, 1 - 1e-9) for m in pair.members_.values()]  # isotonic can give 0 or 1
+    lg = [np.log(c / (1 - c)) for c in clip]
+    np.testing.assert_allclose(np.log(pair.oof_proba_ / (1 - pair.oof_proba_)), 0.5 * lg[0] + 0.5 * lg[1], atol=1e-9)
+
+
 def test_ensemble_passes_the_sensitive_switch_to_members(data: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, y = data
     kw = {"members": [("gbm", CreditGBM(n_estimators=30)), ("forest", CreditForest(n_estimators=20))],

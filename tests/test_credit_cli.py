@@ -104,6 +104,9 @@ def test_train_and_score_the_ensemble(data_dir, tmp_path) -> None:  # type: igno
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["model"] == "CreditEnsemble" and summary["metrics"]["auc"] > 0.72
+    # the train-vs-holdout PSI uses out-of-sample training scores (in-sample forest scores would read as drift)
+    assert summary["metrics"]["psi_reference"].startswith("out-of-sample scores of 800")
+    assert summary["metrics"]["psi_train_test_score"] < 0.1
     m = CreditEnsemble.load(tmp_path / "m")
     assert set(m.members_) == {"gbm", "forest"} and "age_in_years" not in m.features_
     read_applicants("german_credit", data_dir).head(10).to_csv(tmp_path / "in.csv", index=False)

@@ -116,7 +116,18 @@ def train_cmd(
             est.fit(Xtr, ytr)
         p = est.predict_proba(Xte)[:, 1]
         metrics: dict[str, Any] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in mt.summary(yte, p).items()}
-        metrics["psi_train_test_score"] = round(mt.psi(est.score(Xtr), est.score(Xte)), 6)
+        # reference: out-of-sample scores of the training rows where the model keeps them (a fully grown
+        # forest scores its own training rows almost perfectly, which would read as a large shift)
+        oof = getattr(est, "oof_proba_", None)
+        if oof is not None and np.isfinite(oof).sum() >= 50:
+            from buyerscore.models.base import score_from_pd
+
+            ref = score_from_pd(oof[np.isfinite(oof)], base_score=est.base_score, base_odds=est.base_odds, pdo=est.pdo)
+            metrics["psi_reference"] = f"out-of-sample scores of {int(np.isfinite(oof).sum())} training rows"
+        else:
+            ref = est.score(Xtr)
+            metrics["psi_reference"] = "in-sample scores of the training rows"
+        metrics["psi_train_test_score"] = round(mt.psi(ref, est.score(Xte)), 6)
         metrics["holdout"] = f"stratified {test_size:.0%}, seed {seed}"
         metrics["fit_seconds"] = round(float(est.fit_time_), 3)
         est.save(out_dir, training_data_hash=data_hash(Xtr), metrics=metrics,

@@ -51,6 +51,10 @@ class CreditEnsemble(CreditModelBase):
     ----------
     members_ : dict of name -> fitted estimator
     weights_ : dict of name -> normalised weight
+    oof_proba_ : ndarray or None
+        Out-of-sample PD of each training row, from the members' own held-out PDs (``oof_proba_``
+        of :class:`CreditGBM` and :class:`CreditForest`); NaN where a member has none; None when a
+        member (e.g. a scorecard) keeps none.
 
     Examples
     --------
@@ -121,6 +125,13 @@ class CreditEnsemble(CreditModelBase):
             m = clone(est).set_params(include_sensitive=self.include_sensitive,
                                       sensitive_features=self.sensitive_features)
             self.members_[name] = m.fit(X, yv)
+        oofs = [getattr(m, "oof_proba_", None) for m in self.members_.values()]
+        if all(o is not None for o in oofs):
+            lg = sum(self.weights_[name] * np.log(np.clip(o, 1e-9, 1 - 1e-9) / (1 - np.clip(o, 1e-9, 1 - 1e-9)))
+                     for name, o in zip(self.members_, oofs, strict=True))
+            self.oof_proba_ = 1.0 / (1.0 + np.exp(-np.asarray(lg)))
+        else:
+            self.oof_proba_ = None
         used = {c for m in self.members_.values() for c in m.features_}
         self.features_ = [c for c in Xs.columns if c in used]
         self._finish_fit()

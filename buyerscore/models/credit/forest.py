@@ -94,6 +94,13 @@ class CreditForest(CreditModelBase):
     n_jobs : int
         Threads for fitting and batch scoring.
 
+    Attributes
+    ----------
+    oof_proba_ : ndarray
+        Calibrated out-of-bag PD of each training row (NaN for a row in every bootstrap sample).
+        A fully grown forest fits its training rows almost perfectly, so compare new scores with
+        these, not with in-sample scores of the training rows (PSI).
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -168,6 +175,8 @@ class CreditForest(CreditModelBase):
         m, yo = _logit(oob[seen]), yv[seen]
         self.calibration_, self.calibration_scores_ = choose_calibration(self.calibration, m, yo, self.random_state)
         self.calibrator_ = _Calibrator.fit(self.calibration_, m, yo)
+        self.oof_proba_ = np.full(len(yv), np.nan)
+        self.oof_proba_[seen] = self.calibrator_(m)
         self._finish_fit()
         self.fit_time_ = time.perf_counter() - t0
         logger.info("CreditForest: %d trees on %d columns, calibration %s, %.1fs", self.n_estimators,

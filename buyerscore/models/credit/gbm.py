@@ -132,6 +132,13 @@ class CreditGBM(CreditModelBase):
     n_jobs : int
         LightGBM threads.
 
+    Attributes
+    ----------
+    oof_proba_ : ndarray
+        Calibrated PD of each training row from the booster that did not see it (its early-stopping
+        fold); NaN for rows no booster held out (all but ``validation_fraction`` when ``n_folds == 1``).
+        The honest reference for a training-vs-new score comparison (PSI).
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -251,6 +258,9 @@ class CreditGBM(CreditModelBase):
         m_va, y_va = np.concatenate(held_m), np.concatenate(held_y)
         self.calibration_ = self._choose_calibration(m_va, y_va)
         self.calibrator_ = _Calibrator.fit(self.calibration_, m_va, y_va)
+        oof = np.full(len(yv), np.nan)
+        oof[np.concatenate([va for _, va in splits])] = self.calibrator_(m_va)
+        self.oof_proba_ = oof
         self._finish_fit()
         self.fit_time_ = time.perf_counter() - t0
         logger.info("CreditGBM: %d model(s), best iterations %s, calibration %s, %.1fs", len(self.boosters_),
