@@ -159,11 +159,13 @@ class CreditEnsemble(CreditModelBase):
         A scorecard member's points lost are divided by its points-per-log-odds factor; the GBM's
         and the forest's are SHAP values in log-odds already.
         """
+        from buyerscore.models.credit.scorecard import CreditScorecard
+
         Xc = self._check_X(X)
         out = pd.DataFrame(0.0, index=Xc.index, columns=self.features_)
         for name, m in self.members_.items():
             c = m.contributions(Xc)
-            if type(m).__name__ == "CreditScorecard":
+            if isinstance(m, CreditScorecard):
                 c = c / m.factor_
             out[c.columns] += self.weights_[name] * c.to_numpy()
         return out
@@ -173,6 +175,6 @@ class CreditEnsemble(CreditModelBase):
         self._record_values(record)  # checks fitted, fields present and numeric
         lg = 0.0
         for name, m in self.members_.items():
-            p = min(max(m.score_record(record)["pd"], 1e-12), 1 - 1e-12)
+            p = min(max(m.score_record(record)["pd"], 1e-9), 1 - 1e-9)
             lg += self.weights_[name] * math.log(p / (1 - p))
         return self._record_result(lg)
