@@ -335,6 +335,15 @@ def test_forest_contributions_explain_differences(forest: CreditForest, data: tu
     assert c.loc[hi, "util"] > 0 > c.loc[lo, "util"]  # high utilisation is adverse
     rc = forest.reason_codes(Xs.loc[[hi]], k=2)
     assert rc[0] and all(r.contribution > 0 for r in rc[0])
+    # Saabas attributions: the same additivity and direction, other values
+    fast = forest.set_params(explainer="saabas").contributions(Xs)
+    forest.set_params(explainer="tree_shap")
+    d = fast.sum(axis=1).to_numpy() - lg
+    np.testing.assert_allclose(d, np.full(len(d), d[0]), atol=1e-6)
+    np.testing.assert_allclose(d[0], (c.sum(axis=1).to_numpy() - lg)[0], atol=1e-6)  # same baseline
+    assert not np.allclose(fast.to_numpy(), c.to_numpy())
+    assert np.corrcoef(fast.to_numpy().ravel(), c.to_numpy().ravel())[0, 1] > 0.8
+    assert pd.Series(fast["util"].to_numpy()).corr(pd.Series(Xs["util"].to_numpy()), method="spearman") > 0.5
 
 
 def test_ensemble_is_the_weighted_mean_of_member_log_odds(ensemble: CreditEnsemble,
@@ -471,6 +480,7 @@ def test_not_fitted() -> None:
         (CreditForest(max_features="all"), r"'max_features' parameter of CreditForest"),
         (CreditForest(class_weight="auto"), r"'class_weight' parameter of CreditForest"),
         (CreditForest(calibration="platt"), r"'calibration' parameter of CreditForest"),
+        (CreditForest(explainer="kernel"), r"'explainer' parameter of CreditForest must be 'tree_shap' or 'saabas'"),
         (CreditEnsemble(members=[]), r"'members' parameter of CreditEnsemble must be a non-empty list"),
         (CreditEnsemble(members=[("a", "CreditGBM")]), r"'members' parameter of CreditEnsemble"),
         (CreditEnsemble(members=[("a", CreditGBM()), ("a", CreditForest())]), r"member names must be unique"),

