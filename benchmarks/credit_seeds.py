@@ -1,0 +1,76 @@
+"""How much the German-credit ensemble result depends on the members' seeds.
+
+Re-runs the ``buyerscore_credit_ensemble`` row of ``benchmarks/credit.py`` on German credit.
+The protocol is the same: RepeatedStratifiedKFold(5 x 5, seed 0), the same members and the same
+parameters. Only ``random_state`` of the GBM and of the forest changes. Results go to
+``benchmarks/results/credit_seeds.json``. It takes about 1 minute per seed on 2 cores.
+
+    python benchmarks/credit_seeds.py --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import credit as bench  # noqa: E402  (the benchmark's folds and GBM parameters)
+
+from buyerscore.datasets import default_data_dir, read_applicants  # noqa: E402
+from buyerscore.models import metrics as mt  # noqa: E402
+from buyerscore.models.credit import (  # noqa: E402
+    CreditEnsemble,
+    CreditForest,
+    CreditGBM,
+    add_ratio_features,
+    split_applicants,
+)
+
+warnings.filterwarnings("ignore")
+
+
+def run(seed: int, data_dir: Path) -> dict[str, float]:
+    X, y = split_applicants(read_applicants("german_credit", data_dir))
+    aucs, costs = [], []
+    for tr, te in bench.folds("german_credit", X, y, quick=False):
+        m = CreditEnsemble(include_sensitive=True, random_state=seed, members=[
+            ("gbm", CreditGBM(n_jobs=1, random_state=seed, **bench.gbm_params(len(tr)))),
+            ("forest", CreditForest(n_jobs=1, random_state=seed))])
+        p = (m.fit(add_ratio_features(X.iloc[tr], drop_redundant=True), y[tr])
+             .predict_proba(add_ratio_features(X.iloc[te], drop_redundant=True))[:, 1])
+        aucs.append(mt.auc(y[te], p))
+        costs.append(mt.misclassification_cost(y[te], (p > 1 / 6).astype(int)))
+    return {"auc": round(float(np.mean(aucs)), 4), "auc_std": round(float(np.std(aucs)), 4),
+            "statlog_cost": round(float(np.mean(costs)), 4), "folds": len(aucs)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    data_dir = args.data_dir or default_data_dir()
+    res = {"command": "python benchmarks/credit_seeds.py " + " ".join(sys.argv[1:]),
+           "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "target_auc": 0.80, "seeds": {}}
+    for s in args.seeds:
+        res["seeds"][str(s)] = run(s, data_dir)
+        print(s, res["seeds"][str(s)], flush=True)
+    res["mean_auc"] = round(float(np.mean([v["auc"] for v in res["seeds"].values()])), 4)
+    res["seeds_meeting_target"] = sum(v["auc"] >= 0.80 for v in res["seeds"].values())
+    print("mean", res["mean_auc"], "seeds meeting 0.80:", res["seeds_meeting_target"], "of", len(args.seeds))
+    if not args.no_write:
+        (HERE / "results" / "credit_seeds.json").write_text(json.dumps(res, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
