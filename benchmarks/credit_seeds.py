@@ -23,11 +23,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import credit as bench  # noqa: E402  (the benchmark's folds and GBM parameters)
+import credit as bench  # the benchmark's folds and GBM parameters
 
-from buyerscore.datasets import default_data_dir, read_applicants  # noqa: E402
-from buyerscore.models import metrics as mt  # noqa: E402
-from buyerscore.models.credit import (  # noqa: E402
+from buyerscore.datasets import default_data_dir, read_applicants
+from buyerscore.models import metrics as mt
+from buyerscore.models.credit import (
     CreditEnsemble,
     CreditForest,
     CreditGBM,
