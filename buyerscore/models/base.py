@@ -54,6 +54,16 @@ def scaling(base_score: float = 600.0, base_odds: float = 50.0, pdo: float = 20.
     return base_score - factor * math.log(base_odds), factor
 
 
+def log_odds(p: Any, eps: float = 1e-9) -> np.ndarray:
+    """``ln(p / (1 - p))`` with ``p`` clipped to ``[eps, 1 - eps]`` (the PD models' common clip).
+
+    >>> float(log_odds(0.5)), float(log_odds(1.0)) == float(log_odds(1 - 1e-9))
+    (0.0, True)
+    """
+    q = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
+    return np.log(q / (1 - q))
+
+
 def score_from_pd(p: Any, *, base_score: float = 600.0, base_odds: float = 50.0, pdo: float = 20.0) -> np.ndarray:
     """Points of a probability of default (``p`` clipped to ``[1e-9, 1 - 1e-9]``).
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,7 +13,7 @@ from sklearn.base import clone
 
 from buyerscore._validation import check_param
 from buyerscore.exceptions import ModelInputError
-from buyerscore.models.base import CreditModelBase, check_target
+from buyerscore.models.base import CreditModelBase, check_target, log_odds
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +126,7 @@ class CreditEnsemble(CreditModelBase):
             self.members_[name] = m.fit(X, yv)
         oofs = [getattr(m, "oof_proba_", None) for m in self.members_.values()]
         if all(o is not None for o in oofs):
-            lg = sum(self.weights_[name] * np.log(np.clip(o, 1e-9, 1 - 1e-9) / (1 - np.clip(o, 1e-9, 1 - 1e-9)))
-                     for name, o in zip(self.members_, oofs, strict=True))
+            lg = sum(self.weights_[name] * log_odds(o) for name, o in zip(self.members_, oofs, strict=True))
             self.oof_proba_ = 1.0 / (1.0 + np.exp(-np.asarray(lg)))
         else:
             self.oof_proba_ = None
@@ -173,8 +171,6 @@ class CreditEnsemble(CreditModelBase):
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """PD, points and grade of one record (a dict): the weighted members' log-odds."""
         self._record_values(record)  # checks fitted, fields present and numeric
-        lg = 0.0
-        for name, m in self.members_.items():
-            p = min(max(m.score_record(record)["pd"], 1e-9), 1 - 1e-9)
-            lg += self.weights_[name] * math.log(p / (1 - p))
+        lg = sum(self.weights_[name] * float(log_odds(m.score_record(record)["pd"]))
+                 for name, m in self.members_.items())
         return self._record_result(lg)

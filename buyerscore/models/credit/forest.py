@@ -12,17 +12,17 @@ import numpy as np
 import pandas as pd
 
 from buyerscore._validation import check_param
-from buyerscore.models.base import CreditModelBase, check_target
+from buyerscore.models.base import CreditModelBase, check_target, log_odds
 from buyerscore.models.credit.gbm import _Calibrator, choose_calibration
 
 logger = logging.getLogger(__name__)
 
-_EPS = 1e-4  # forest probabilities are clipped to [eps, 1 - eps] before the logit
+_EPS = 1e-4  # raw forest probabilities are clipped to [eps, 1 - eps] before the calibrator's log-odds
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(q / (1 - q))
+def _vote_odds(p: Any) -> np.ndarray:
+    """Log-odds of raw forest votes, the calibrator's input."""
+    return log_odds(p, _EPS)
 
 
 _FLAT_ROWS = 32  # frames up to this many rows are scored by _FlatForest
@@ -179,7 +179,7 @@ class CreditForest(CreditModelBase):
         ).fit(M, yv)
         oob = self.forest_.oob_decision_function_[:, 1]
         seen = np.isfinite(oob)  # a row in every bootstrap sample has no out-of-bag vote
-        m, yo = _logit(oob[seen]), yv[seen]
+        m, yo = _vote_odds(oob[seen]), yv[seen]
         self.calibration_, self.calibration_scores_ = choose_calibration(self.calibration, m, yo, self.random_state)
         self.calibrator_ = _Calibrator.fit(self.calibration_, m, yo)
         self.oof_proba_ = np.full(len(yv), np.nan)
@@ -230,8 +230,7 @@ class CreditForest(CreditModelBase):
         return flat
 
     def _logit(self, X: pd.DataFrame) -> np.ndarray:
-        p = np.clip(self.calibrator_(_logit(self._raw_proba(self._matrix(X)))), 1e-9, 1 - 1e-9)
-        return np.log(p / (1 - p))
+        return log_odds(self.calibrator_(_vote_odds(self._raw_proba(self._matrix(X)))))
 
     def contributions(self, X: Any) -> pd.DataFrame:
         """TreeSHAP (or Saabas, see ``explainer``) values per feature, rescaled to log-odds.
@@ -256,7 +255,7 @@ class CreditForest(CreditModelBase):
         cal = self.calibrator_
 
         def lg(q: np.ndarray) -> np.ndarray:  # calibrated log-odds of raw forest probabilities
-            return _logit(cal(_logit(np.asarray(q, dtype=float))))
+            return log_odds(cal(_vote_odds(q)), _EPS)
 
         num = lg(p) - lg(np.array([base]))[0]
         den = p - base
@@ -281,7 +280,5 @@ class CreditForest(CreditModelBase):
                 row.append(float(miss))
             else:
                 row.append(np.nan if v is None else float(v))
-        p = float(self._raw_proba(np.asarray([row], dtype=np.float32))[0])
-        q = min(max(self.calibrator_.one(math.log(min(max(p, _EPS), 1 - _EPS) / (1 - min(max(p, _EPS), 1 - _EPS)))),
-                    1e-9), 1 - 1e-9)
-        return self._record_result(math.log(q / (1 - q)))
+        p = self._raw_proba(np.asarray([row], dtype=np.float32))
+        return self._record_result(float(log_odds(self.calibrator_(_vote_odds(p)))[0]))

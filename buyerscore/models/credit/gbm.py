@@ -14,7 +14,7 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from buyerscore._validation import check_param
 from buyerscore.models import trees
-from buyerscore.models.base import CreditModelBase, check_target
+from buyerscore.models.base import CreditModelBase, check_target, log_odds
 from buyerscore.models.credit.binning import FeatureBinning, fit_feature
 
 logger = logging.getLogger(__name__)
@@ -308,8 +308,7 @@ class CreditGBM(CreditModelBase):
         return np.mean(ms, axis=0)
 
     def _logit(self, X: pd.DataFrame) -> np.ndarray:
-        p = np.clip(self.calibrator_(self._margin(self._matrix(X))), 1e-9, 1 - 1e-9)
-        return np.log(p / (1 - p))
+        return log_odds(self.calibrator_(self._margin(self._matrix(X))))
 
     def contributions(self, X: Any) -> pd.DataFrame:
         """SHAP values (TreeSHAP via LightGBM ``pred_contrib``) in log-odds of the raw model; > 0 = adverse."""
