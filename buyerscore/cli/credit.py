@@ -74,7 +74,7 @@ def train_cmd(
 
         from buyerscore.artifacts import data_hash
         from buyerscore.models import metrics as mt
-        from buyerscore.models.base import split_applicants
+        from buyerscore.models.base import score_from_pd, split_applicants
         from buyerscore.models.credit import (
             CreditEnsemble,
             CreditForest,
@@ -119,11 +119,10 @@ def train_cmd(
         # reference: out-of-sample scores of the training rows where the model keeps them (a fully grown
         # forest scores its own training rows almost perfectly, which would read as a large shift)
         oof = getattr(est, "oof_proba_", None)
-        if oof is not None and np.isfinite(oof).sum() >= 50:
-            from buyerscore.models.base import score_from_pd
-
-            ref = score_from_pd(oof[np.isfinite(oof)], base_score=est.base_score, base_odds=est.base_odds, pdo=est.pdo)
-            metrics["psi_reference"] = f"out-of-sample scores of {int(np.isfinite(oof).sum())} training rows"
+        held = np.isfinite(oof) if oof is not None else np.zeros(0, dtype=bool)
+        if held.sum() >= 50:
+            ref = score_from_pd(oof[held], base_score=est.base_score, base_odds=est.base_odds, pdo=est.pdo)
+            metrics["psi_reference"] = f"out-of-sample scores of {int(held.sum())} training rows"
         else:
             ref = est.score(Xtr)
             metrics["psi_reference"] = "in-sample scores of the training rows"

@@ -256,7 +256,8 @@ class CreditGBM(CreditModelBase):
             held_m.append(bst.predict(M[va], raw_score=True, num_iteration=self.best_iterations_[-1]))
             held_y.append(yv[va])
         m_va, y_va = np.concatenate(held_m), np.concatenate(held_y)
-        self.calibration_ = self._choose_calibration(m_va, y_va)
+        self.calibration_, self.calibration_scores_ = choose_calibration(self.calibration, m_va, y_va,
+                                                                         self.random_state)
         self.calibrator_ = _Calibrator.fit(self.calibration_, m_va, y_va)
         oof = np.full(len(yv), np.nan)
         oof[np.concatenate([va for _, va in splits])] = self.calibrator_(m_va)
@@ -266,10 +267,6 @@ class CreditGBM(CreditModelBase):
         logger.info("CreditGBM: %d model(s), best iterations %s, calibration %s, %.1fs", len(self.boosters_),
                     self.best_iterations_, self.calibration_, self.fit_time_)
         return self
-
-    def _choose_calibration(self, m: np.ndarray, y: np.ndarray) -> str:
-        method, self.calibration_scores_ = choose_calibration(self.calibration, m, y, self.random_state)
-        return method
 
     def _constraints(self, Xs: pd.DataFrame, y: np.ndarray) -> dict[str, int]:
         user = dict(self.monotone) if isinstance(self.monotone, Mapping) else {}
