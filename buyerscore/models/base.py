@@ -135,6 +135,15 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
                     "'auto' or a list of column names")
 
     # ------------------------------------------------------------------ inputs
+    def _fit_inputs(self, X: Any, y: Any) -> tuple[pd.DataFrame, np.ndarray]:
+        """The checked target (0/1) and the predictor columns of a training frame, of equal length."""
+        name = type(self).__name__
+        yv = check_target(y, name)
+        Xs = self._select_inputs(X)
+        if len(yv) != len(Xs):
+            raise ValueError(f"{name}: X has {len(Xs)} rows but y has {len(yv)}.")
+        return Xs, yv
+
     def _select_inputs(self, X: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
             raise ModelInputError(f"{type(self).__name__}.fit needs a pandas DataFrame with named columns; "

@@ -13,7 +13,7 @@ from sklearn.base import clone
 
 from buyerscore._validation import check_param
 from buyerscore.exceptions import ModelInputError
-from buyerscore.models.base import CreditModelBase, check_target, log_odds
+from buyerscore.models.base import CreditModelBase, log_odds
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +112,7 @@ class CreditEnsemble(CreditModelBase):
         """Fit every member on ``X, y``."""
         t0 = time.perf_counter()
         members = self._check_params()
-        yv = check_target(y, "CreditEnsemble")
-        Xs = self._select_inputs(X)
-        if len(yv) != len(Xs):
-            raise ValueError(f"CreditEnsemble: X has {len(Xs)} rows but y has {len(yv)}.")
+        Xs, yv = self._fit_inputs(X, y)
         w = np.ones(len(members)) if self.weights is None else np.asarray(self.weights, dtype=float)
         w = w / w.sum()
         self.members_: dict[str, CreditModelBase] = {}

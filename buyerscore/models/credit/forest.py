@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from buyerscore._validation import check_param
-from buyerscore.models.base import CreditModelBase, check_target, log_odds
+from buyerscore.models.base import CreditModelBase, log_odds
 from buyerscore.models.credit.gbm import _Calibrator, choose_calibration
 
 logger = logging.getLogger(__name__)
@@ -161,10 +161,7 @@ class CreditForest(CreditModelBase):
 
         t0 = time.perf_counter()
         self._check_params()
-        yv = check_target(y, "CreditForest")
-        Xs = self._select_inputs(X)
-        if len(yv) != len(Xs):
-            raise ValueError(f"CreditForest: X has {len(Xs)} rows but y has {len(yv)}.")
+        Xs, yv = self._fit_inputs(X, y)
         self.features_ = list(Xs.columns)
         self.categories_: dict[str, list[str]] = {}
         for c, d in self.feature_dtypes_.items():

@@ -14,7 +14,7 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from buyerscore._validation import check_param
 from buyerscore.models import trees
-from buyerscore.models.base import CreditModelBase, check_target, log_odds
+from buyerscore.models.base import CreditModelBase, log_odds
 from buyerscore.models.credit.binning import FeatureBinning, fit_feature
 
 logger = logging.getLogger(__name__)
@@ -211,10 +211,7 @@ class CreditGBM(CreditModelBase):
 
         t0 = time.perf_counter()
         self._check_params()
-        yv = check_target(y, "CreditGBM")
-        Xs = self._select_inputs(X)
-        if len(yv) != len(Xs):
-            raise ValueError(f"CreditGBM: X has {len(Xs)} rows but y has {len(yv)}.")
+        Xs, yv = self._fit_inputs(X, y)
         self.features_ = list(Xs.columns)
         # categoricals -> risk-oriented WOE of their optimal bins (monotone +1 by construction)
         self.cat_bins_: dict[str, FeatureBinning] = {}

@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from buyerscore._validation import check_param
-from buyerscore.models.base import CreditModelBase, check_fitted, check_target
+from buyerscore.models.base import CreditModelBase, check_fitted
 from buyerscore.models.credit.binning import FeatureBinning, fit_feature, fit_process
 
 logger = logging.getLogger(__name__)
@@ -167,10 +167,7 @@ class CreditScorecard(CreditModelBase):
         """
         t0 = time.perf_counter()
         self._check_params()
-        yv = check_target(y, "CreditScorecard")
-        Xs = self._select_inputs(X)
-        if len(yv) != len(Xs):
-            raise ValueError(f"CreditScorecard: X has {len(Xs)} rows but y has {len(yv)}.")
+        Xs, yv = self._fit_inputs(X, y)
         codes = dict(self.special_codes or {})
         unknown = [c for c in codes if c not in X.columns]
         if unknown:
