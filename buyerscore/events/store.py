@@ -284,10 +284,20 @@ class EventStore:
         read = accepted = inserted = conflicts = 0
         by_reason: Counter[str] = Counter()
         examples: list[str] = []
+        # ids accepted in earlier chunks go to a temporary table only once a later chunk exists to check
+        # against them: a one-chunk batch (every API call) needs neither the table nor the inserts
+        pending: pd.DataFrame | None = None
         with self.transaction() as con:
-            con.execute("CREATE OR REPLACE TEMP TABLE _batch_ids (event_id VARCHAR)")
             try:
                 for k, inp in enumerate(chunks):
+                    if k == 1:
+                        con.execute("CREATE OR REPLACE TEMP TABLE _batch_ids (event_id VARCHAR)")
+                    if pending is not None and len(pending):
+                        con.register("_prev_ids", pending)
+                        try:
+                            con.execute("INSERT INTO _batch_ids SELECT event_id FROM _prev_ids")
+                        finally:
+                            con.unregister("_prev_ids")
                     original = inp.frame
                     raw = mapping.apply(original, source=source) if mapping is not None else original
                     if len(inp.row_numbers):
@@ -316,16 +326,18 @@ class EventStore:
                             acc = acc.loc[~dup].reset_index(drop=True)
                     if len(inp.malformed):
                         rejects = pd.concat([inp.malformed, rejects], ignore_index=True)
-                    rejects = rejects.sort_values("row_number", kind="stable")
                     read += res.read + len(inp.malformed)
                     accepted += len(acc)
-                    by_reason.update(rejects["reason"].tolist())
-                    examples += [f"row {r.row_number}: {r.reason} ({r.detail})"
-                                 for r in rejects.head(3 - len(examples)).itertuples()] if len(examples) < 3 else []
+                    if len(rejects):
+                        rejects = rejects.sort_values("row_number", kind="stable")
+                        by_reason.update(rejects["reason"].tolist())
+                        examples += [f"row {r.row_number}: {r.reason} ({r.detail})"
+                                     for r in rejects.head(3 - len(examples)).itertuples()] if len(examples) < 3 else []
+                        rejects = rejects.assign(batch_id=batch_id, source=source)
                     step(f"storing {len(acc):,} events and {len(rejects):,} rejects")
-                    c, i = self._write_chunk(con, acc.assign(batch_id=batch_id),
-                                             rejects.assign(batch_id=batch_id, source=source))
+                    c, i = self._write_chunk(con, acc.assign(batch_id=batch_id), rejects)
                     conflicts, inserted = conflicts + c, inserted + i
+                    pending = acc[["event_id"]]
                 rejected = sum(by_reason.values())
                 reasons = dict(sorted(by_reason.items()))
                 if strict and rejected:  # raising rolls back every chunk written so far
@@ -354,26 +366,38 @@ class EventStore:
 
     @staticmethod
     def _write_chunk(con: duckdb.DuckDBPyConnection, acc: pd.DataFrame, rej: pd.DataFrame) -> tuple[int, int]:
-        """Insert one chunk's new events and rejects; returns (conflicts, inserted)."""
-        con.register("_acc", acc)
-        con.register("_rej", rej[list(REJECT_TABLE_COLUMNS)])
-        try:
-            # one join finds the chunk's ids that are stored already (an index lookup for small chunks)
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE _hit AS
-                SELECT a.event_id, ({_CMP_A}) IS DISTINCT FROM ({_CMP_E}) AS changed
-                FROM _acc a JOIN events e ON e.event_id = a.event_id""")
-            conflicts = con.execute("SELECT count(*) FILTER (WHERE changed) FROM _hit").fetchone()[0]  # type: ignore[index]
-            inserted = con.execute("""
-                INSERT INTO events SELECT a.* FROM _acc a ANTI JOIN _hit h ON h.event_id = a.event_id
-                """).fetchone()[0]  # type: ignore[index]
-            con.execute("INSERT INTO _batch_ids SELECT event_id FROM _acc")
-            con.execute("INSERT INTO rejects SELECT * FROM _rej")
-        finally:
-            con.unregister("_acc")
-            con.unregister("_rej")
-            con.execute("DROP TABLE IF EXISTS _hit")
-        return int(conflicts), int(inserted)
+        """Insert one chunk's new events and rejects; returns (conflicts, inserted).
+
+        An event whose ``event_id`` is stored already is not inserted again; it is a conflict when any
+        of its other fields differ from the stored version (which is kept).
+        """
+        conflicts = inserted = 0
+        if len(acc):
+            con.register("_acc", acc)
+            try:
+                # one join finds the chunk's ids that are stored already (an index lookup for small chunks)
+                hit = con.execute(f"""
+                    SELECT a.event_id, ({_CMP_A}) IS DISTINCT FROM ({_CMP_E}) AS changed
+                    FROM _acc a JOIN events e ON e.event_id = a.event_id""").fetchnumpy()
+            finally:
+                con.unregister("_acc")
+            conflicts = int(np.asarray(hit["changed"], dtype=bool).sum())
+            new = acc if len(hit["event_id"]) == 0 else \
+                acc.loc[~acc["event_id"].isin(np.asarray(hit["event_id"], dtype=object))]
+            if len(new):
+                con.register("_new", new)
+                try:
+                    con.execute("INSERT INTO events SELECT * FROM _new")
+                finally:
+                    con.unregister("_new")
+            inserted = len(new)
+        if len(rej):
+            con.register("_rej", rej[list(REJECT_TABLE_COLUMNS)])
+            try:
+                con.execute("INSERT INTO rejects SELECT * FROM _rej")
+            finally:
+                con.unregister("_rej")
+        return conflicts, inserted
 
     # -- other canonical tables ------------------------------------------------------------------
     def write_users(self, users: pd.DataFrame) -> int:

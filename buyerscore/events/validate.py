@@ -469,7 +469,10 @@ def validate_events(
     return ValidationResult(accepted=accepted, rejects=rejects, read=n, accepted_positions=np.flatnonzero(~bad))
 
 
+_EMPTY_REJECTS = pd.DataFrame({"row_number": pd.Series(dtype="int64"), "reason": pd.Series(dtype="object"),
+                               "detail": pd.Series(dtype="object"), "raw": pd.Series(dtype="object")})
+
+
 def empty_rejects() -> pd.DataFrame:
-    """A rejects frame with no rows and the right columns."""
-    return pd.DataFrame({"row_number": pd.Series(dtype="int64"), "reason": pd.Series(dtype="object"),
-                         "detail": pd.Series(dtype="object"), "raw": pd.Series(dtype="object")})
+    """A rejects frame with no rows and the right columns (a copy: callers may add columns)."""
+    return _EMPTY_REJECTS.copy()
