@@ -379,18 +379,21 @@ class EventStore:
                 hit = con.execute(f"""
                     SELECT a.event_id, ({_CMP_A}) IS DISTINCT FROM ({_CMP_E}) AS changed
                     FROM _acc a JOIN events e ON e.event_id = a.event_id""").fetchnumpy()
+                conflicts = int(np.asarray(hit["changed"], dtype=bool).sum())
+                if len(hit["event_id"]) == 0:  # the usual case: every event is new
+                    con.execute("INSERT INTO events SELECT * FROM _acc")
+                    inserted = len(acc)
             finally:
                 con.unregister("_acc")
-            conflicts = int(np.asarray(hit["changed"], dtype=bool).sum())
-            new = acc if len(hit["event_id"]) == 0 else \
-                acc.loc[~acc["event_id"].isin(np.asarray(hit["event_id"], dtype=object))]
-            if len(new):
-                con.register("_new", new)
-                try:
-                    con.execute("INSERT INTO events SELECT * FROM _new")
-                finally:
-                    con.unregister("_new")
-            inserted = len(new)
+            if len(hit["event_id"]):
+                new = acc.loc[~acc["event_id"].isin(np.asarray(hit["event_id"], dtype=object))]
+                if len(new):
+                    con.register("_new", new)
+                    try:
+                        con.execute("INSERT INTO events SELECT * FROM _new")
+                    finally:
+                        con.unregister("_new")
+                inserted = len(new)
         if len(rej):
             con.register("_rej", rej[list(REJECT_TABLE_COLUMNS)])
             try:

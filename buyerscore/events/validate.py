@@ -387,7 +387,7 @@ def validate_events(
     if original is not None and len(original) != n:
         raise ValueError(f"original has {len(original)} rows but raw has {n}; they must match row for row.")
     r = _Reasons(n)
-    out = pd.DataFrame(index=raw.index)
+    cols: dict[str, pd.Series] = {}  # the accepted frame is built once, after every column is known
 
     for c in REQUIRED_EVENT_COLUMNS:
         r.flag(_blank(raw[c]), "MISSING_REQUIRED", f"{c} is empty")
@@ -396,11 +396,11 @@ def validate_events(
     r.flag(ts.isna().to_numpy(), "BAD_TIMESTAMP", "ts", raw["ts"])
     r.flag(((ts <= TS_MIN) | (ts >= TS_MAX)).fillna(False).to_numpy(), "BAD_TIMESTAMP", "ts", raw["ts"],
            f" (outside {TS_MIN.date()} .. {TS_MAX.date()})")
-    out["ts"] = ts
+    cols["ts"] = ts
 
     et = _to_str(raw["event_type"]).str.lower()
     r.flag(~et.isin(EVENT_TYPES).fillna(False).to_numpy(), "UNKNOWN_EVENT_TYPE", "event_type", raw["event_type"])
-    out["event_type"] = et
+    cols["event_type"] = et
 
     nums: dict[str, pd.Series] = {}
     for c in _NUMERIC_COLUMNS:
@@ -431,18 +431,18 @@ def validate_events(
            "installments", given("installments"))
 
     for c in _STRING_COLUMNS:
-        out[c] = _to_str(raw[c], as_id=c in ID_COLUMNS) if c in raw.columns else \
+        cols[c] = _to_str(raw[c], as_id=c in ID_COLUMNS) if c in raw.columns else \
             pd.Series(pd.NA, index=raw.index, dtype="string")
-    out["platform"] = out["platform"].fillna(default_platform)
-    out["currency"] = out["currency"].str.upper()
-    cur = out["currency"]
+    cols["platform"] = cols["platform"].fillna(default_platform)
+    cur = cols["currency"] = cols["currency"].str.upper()
     r.flag((cur.notna() & ~cur.str.fullmatch(r"[A-Z]{3}").fillna(False)).to_numpy(), "BAD_CURRENCY", "currency",
            raw["currency"] if "currency" in raw.columns else cur)
-    out["quantity"] = nums["quantity"]
-    out["amount"] = nums["amount"]
+    cols["quantity"] = nums["quantity"]
+    cols["amount"] = nums["amount"]
     ok = r.ok
-    out["rating"] = nums["rating"].where(ok).astype("Int32")
-    out["installments"] = nums["installments"].where(ok).astype("Int32")
+    cols["rating"] = nums["rating"].where(ok).astype("Int32")
+    cols["installments"] = nums["installments"].where(ok).astype("Int32")
+    out = pd.DataFrame(cols, index=raw.index)
 
     need_id = out["event_id"].isna().to_numpy() & ok
     if need_id.any():

@@ -48,7 +48,7 @@ def post_events(body: EventsRequest, state: StateDep) -> EventsResponse:
         summary = state.store.ingest_frame(raw, source="api", default_platform=body.platform)
         rej = state.store.con.execute(
             "SELECT row_number, reason, detail FROM rejects WHERE batch_id = ? AND source = 'api' ORDER BY row_number",
-            [summary.batch_id]).fetchall()
+            [summary.batch_id]).fetchall() if summary.rejected else []
     state.online.invalidate(user_keys(raw, body.platform))
     m = state.metrics
     m.inc("buyerscore_events_accepted_total", summary.accepted, help="Events accepted by POST /v1/events.")
