@@ -29,15 +29,7 @@ import credit as bench  # the benchmark's folds and GBM parameters
 
 from buyerscore.datasets import default_data_dir, read_applicants
 from buyerscore.models import metrics as mt
-from buyerscore.models.credit import (
-    CreditEnsemble,
-    CreditForest,
-    CreditGBM,
-    CreditScorecard,
-    add_ratio_features,
-    special_codes_for,
-    split_applicants,
-)
+from buyerscore.models.credit import CreditEnsemble, add_ratio_features, split_applicants
 
 ROWS = ("buyerscore_credit_ensemble", "buyerscore_credit_ensemble_scorecard")
 
@@ -48,11 +40,8 @@ def run(row: str, seed: int, data_dir: Path) -> dict[str, float]:
     X, y = split_applicants(read_applicants("german_credit", data_dir))
     aucs, costs = [], []
     for tr, te in bench.folds("german_credit", X, y, quick=False):
-        members = [("gbm", CreditGBM(n_jobs=1, random_state=seed, **bench.gbm_params(len(tr)))),
-                   ("forest", CreditForest(n_jobs=1, random_state=seed))]
-        if row == "buyerscore_credit_ensemble_scorecard":  # as bench.bs_ensemble_scorecard
-            members.append(("scorecard", CreditScorecard(special_codes=special_codes_for("german_credit"),
-                                                         min_iv=0.02, monotonic_trend="auto_heuristic")))
+        members = bench.ensemble_members("german_credit", len(tr), seed=seed,
+                                         scorecard=row == "buyerscore_credit_ensemble_scorecard")
         m = CreditEnsemble(include_sensitive=True, random_state=seed, members=members)
         p = (m.fit(add_ratio_features(X.iloc[tr], drop_redundant=True), y[tr])
              .predict_proba(add_ratio_features(X.iloc[te], drop_redundant=True))[:, 1])
