@@ -50,6 +50,16 @@ class FeatureConfig(_Section):
 
 class CreditConfig(_Section):
     model: Literal["scorecard", "gbm", "forest", "ensemble"] = "scorecard"
+    members: tuple[Literal["gbm", "forest", "scorecard"], ...] = Field(
+        default=("gbm", "forest"), min_length=1,
+        description="members of model = 'ensemble' (CreditEnsemble presets)")
+
+    @field_validator("members")
+    @classmethod
+    def _distinct(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"credit.members must not repeat a name; got {list(v)}")
+        return v
     pdo: float = Field(default=20.0, gt=0)
     base_score: float = 600.0
     base_odds: float = Field(default=50.0, gt=0, description="good:bad odds at base_score")

@@ -396,6 +396,21 @@ def test_ensemble_passes_the_sensitive_switch_to_members(data: tuple[pd.DataFram
     assert kw["members"][0][1].get_params()["include_sensitive"] is False  # the given estimators are not touched
 
 
+
+def test_ensemble_member_names_are_presets(data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, y = data
+    ens = CreditEnsemble(members=["gbm", "scorecard", ("forest", CreditForest(n_estimators=20))], random_state=3)
+    ens.fit(X.iloc[:1500], y[:1500])
+    assert list(ens.members_) == ["gbm", "scorecard", "forest"]
+    gbm, card = ens.members_["gbm"], ens.members_["scorecard"]
+    assert isinstance(gbm, CreditGBM) and gbm.n_folds == 5 and gbm.random_state == 3
+    assert isinstance(card, CreditScorecard) and card.monotonic_trend == "auto_heuristic"
+    assert ens.members == ["gbm", "scorecard", ("forest", ens.members[2][1])]  # the parameter is kept as given
+    assert list(CreditEnsemble().fit(X.iloc[:1500], y[:1500]).members_) == ["gbm", "forest"]  # the default pair
+    with pytest.raises(ModelInputError, match="unknown member name 'svm'.*'gbm', 'forest', 'scorecard'"):
+        CreditEnsemble(members=["gbm", "svm"]).fit(X.iloc[:1500], y[:1500])
+
+
 # ---------------------------------------------------------------- persistence and single records
 @pytest.mark.parametrize("which", ["scorecard", "gbm", "forest", "ensemble"])
 def test_save_load_round_trip(which: str, request, tmp_path,  # type: ignore[no-untyped-def]

@@ -118,3 +118,23 @@ def test_train_and_score_the_ensemble(data_dir, tmp_path) -> None:  # type: igno
     bad = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
                               "--out", str(tmp_path / "x"), "--model", "svm"])
     assert bad.exit_code == 2 and "'forest' or 'ensemble'" in bad.output
+
+
+def test_ensemble_members_option(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from buyerscore.models.credit import CreditEnsemble, CreditScorecard
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
+                            "--out", str(tmp_path / "m"), "--model", "ensemble", "--members", "gbm, scorecard",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    m = CreditEnsemble.load(tmp_path / "m")
+    assert list(m.members_) == ["gbm", "scorecard"] and m.weights_ == {"gbm": 0.5, "scorecard": 0.5}
+    card = m.members_["scorecard"]
+    assert isinstance(card, CreditScorecard) and card.monotonic_trend == "auto_heuristic"
+    # a scorecard member keeps no out-of-sample training PDs, so the PSI falls back to in-sample scores
+    assert json.loads(r.stdout)["metrics"]["psi_reference"] == "in-sample scores of the training rows"
+    for bad_members in ("gbm,svm", "gbm,gbm", " , "):
+        bad = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
+                                  "--out", str(tmp_path / "x"), "--model", "ensemble", "--members", bad_members])
+        assert bad.exit_code == 2 and "--members must list distinct names among gbm, forest, scorecard" in bad.output

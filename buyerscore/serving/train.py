@@ -119,6 +119,8 @@ def train_credit(store: EventStore, cfg: BuyerscoreConfig) -> tuple[dict[str, Mo
     cls = {"scorecard": CreditScorecard, "gbm": CreditGBM, "forest": CreditForest,
            "ensemble": CreditEnsemble}[cfg.credit.model]
     kw: dict[str, Any] = {"pdo": cfg.credit.pdo, "base_score": cfg.credit.base_score, "base_odds": cfg.credit.base_odds}
+    if cfg.credit.model == "ensemble":
+        kw["members"] = list(cfg.credit.members)
     test = _holdout(len(X))
     m = cls(**kw).fit(X[~test], y[~test])
     p = m.predict_proba(X[test])[:, 1]

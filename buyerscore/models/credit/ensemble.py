@@ -18,6 +18,11 @@ from buyerscore.models.base import CreditModelBase, log_odds
 logger = logging.getLogger(__name__)
 
 
+PRESET_MEMBERS = ("gbm", "forest", "scorecard")
+"""Names ``CreditEnsemble(members=...)`` accepts in place of (name, estimator) pairs."""
+DEFAULT_MEMBERS = ("gbm", "forest")
+
+
 class CreditEnsemble(CreditModelBase):
     """Average the calibrated log-odds of several PD models; one PD, score, grade and reason codes.
 
@@ -31,10 +36,13 @@ class CreditEnsemble(CreditModelBase):
 
     Parameters
     ----------
-    members : list of (name, estimator), optional
+    members : list of (name, estimator) or of names, optional
         Unfitted buyerscore PD models (:class:`CreditGBM`, :class:`CreditForest`,
         :class:`CreditScorecard`, ...).  Their ``include_sensitive`` and ``sensitive_features``
         are set to the ensemble's, so one switch governs every member.  None = the default pair.
+        A name stands for a preset member: ``"gbm"`` (``CreditGBM(n_folds=5)``), ``"forest"``
+        (``CreditForest()``) or ``"scorecard"`` (``CreditScorecard(monotonic_trend="auto_heuristic")``,
+        the peak/valley scorecard that lowered the StatLog cost on German credit as a third member).
     weights : sequence of float, optional
         One non-negative weight per member (normalised to sum to 1); None = equal weights.
     base_score, base_odds, pdo, grade_bands
@@ -67,7 +75,7 @@ class CreditEnsemble(CreditModelBase):
     [('forest', 0.5), ('gbm', 0.5)]
     """
 
-    def __init__(self, *, members: Sequence[tuple[str, CreditModelBase]] | None = None,
+    def __init__(self, *, members: Sequence[tuple[str, CreditModelBase] | str] | None = None,
                  weights: Sequence[float] | None = None, base_score: float = 600.0, base_odds: float = 50.0,
                  pdo: float = 20.0, grade_bands: Sequence[float] | None = None,
                  sensitive_features: Sequence[str] | str = "auto", include_sensitive: bool = False,
@@ -83,17 +91,25 @@ class CreditEnsemble(CreditModelBase):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _default_members(self) -> list[tuple[str, CreditModelBase]]:
+    def _preset(self, name: str) -> CreditModelBase:
         from buyerscore.models.credit.forest import CreditForest
         from buyerscore.models.credit.gbm import CreditGBM
+        from buyerscore.models.credit.scorecard import CreditScorecard
 
-        return [("gbm", CreditGBM(n_folds=5, random_state=self.random_state, n_jobs=self.n_jobs)),
-                ("forest", CreditForest(random_state=self.random_state, n_jobs=self.n_jobs))]
+        if name == "gbm":
+            return CreditGBM(n_folds=5, random_state=self.random_state, n_jobs=self.n_jobs)
+        if name == "forest":
+            return CreditForest(random_state=self.random_state, n_jobs=self.n_jobs)
+        if name == "scorecard":
+            return CreditScorecard(monotonic_trend="auto_heuristic")
+        raise ModelInputError(f"CreditEnsemble: unknown member name {name!r}; use one of {list(PRESET_MEMBERS)} "
+                              "or pass a (name, estimator) pair.")
 
     def _check_params(self) -> list[tuple[str, CreditModelBase]]:
         self._check_common_params()
         n = "CreditEnsemble"
-        members = list(self.members) if self.members is not None else self._default_members()
+        given = list(self.members) if self.members is not None else list(DEFAULT_MEMBERS)
+        members = [(m, self._preset(m)) if isinstance(m, str) else m for m in given]
         check_param(n, "members", members,
                     lambda v: len(v) >= 1 and all(isinstance(m, tuple) and len(m) == 2 and isinstance(m[0], str)
                                                   and isinstance(m[1], CreditModelBase) for m in v),
