@@ -229,8 +229,24 @@ def test_blend_is_mean_of_its_parts(frame):
     b = SpendForecaster(method="blend", **kw).fit(F, y)
     t = SpendForecaster(method="tweedie", **kw).fit(F, y)
     tp = SpendForecaster(method="two_part", **kw).fit(F, y)
-    np.testing.assert_allclose(b.predict(F), 0.5 * (t.predict(F) + tp.predict(F)), rtol=1e-9)
+    # each model has its own balance scale: the blend is the scaled mean of its unscaled parts
+    parts = 0.5 * (t.predict(F) / t.balance_scale_ + tp.predict(F) / tp.balance_scale_)
+    np.testing.assert_allclose(b.predict(F), b.balance_scale_ * parts, rtol=1e-9)
     assert b.contributions(F.head(3)).shape == (3, len(b.feature_names_))
+
+
+@pytest.mark.parametrize("method", ["tweedie", "two_part", "blend", "rate"])
+def test_balance_property(frame, method):
+    """Forecasts sum to the training spend; the correction is one scalar, so the ranking is unchanged."""
+    F, y = frame
+    kw = {"horizon_days": 60, "n_estimators": 30, "learning_rate": 0.05, "method": method}
+    on = SpendForecaster(**kw).fit(F, y)
+    off = SpendForecaster(**kw, balance=False).fit(F, y)
+    assert off.balance_scale_ == 1.0 and on.balance_scale_ != 1.0
+    np.testing.assert_allclose(on.predict(F).sum(), y.sum(), rtol=1e-9)
+    np.testing.assert_allclose(on.predict(F), on.balance_scale_ * off.predict(F), rtol=1e-12)
+    with pytest.raises(ValueError, match="'balance' parameter of SpendForecaster must be True or False"):
+        SpendForecaster(balance="yes").fit(F, y)
 
 
 # -- tiers ------------------------------------------------------------------------------------------
