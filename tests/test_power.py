@@ -249,6 +249,16 @@ def test_balance_property(frame, method):
         SpendForecaster(balance="yes").fit(F, y)
 
 
+def test_balance_uses_the_real_horizon_rows(frame):
+    """With rows from several cut-offs, the forecasts at the real horizon sum to those rows' spend."""
+    F, y = frame
+    short = 0.3 * y  # the same customers over a 30-day window
+    m = SpendForecaster(horizon_days=60, n_estimators=30, learning_rate=0.05, method="tweedie").fit(
+        pd.concat([F, F], ignore_index=True), np.concatenate([y, short]),
+        label_horizon=np.r_[np.full(len(F), 60.0), np.full(len(F), 30.0)])
+    np.testing.assert_allclose(m.predict(F).sum(), y.sum(), rtol=1e-9)
+
+
 # -- tiers ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind,thresholds", [("quantile", (0.5, 0.9)), ("amount", (10.0, 200.0))])
 def test_tier_probabilities_sum_to_one(frame, kind, thresholds):
