@@ -53,6 +53,11 @@ class CreditConfig(_Section):
     members: tuple[Literal["gbm", "forest", "scorecard"], ...] = Field(
         default=("gbm", "forest"), min_length=1,
         description="members of model = 'ensemble' (CreditEnsemble presets)")
+    pdo: float = Field(default=20.0, gt=0)
+    base_score: float = 600.0
+    base_odds: float = Field(default=50.0, gt=0, description="good:bad odds at base_score")
+    dataset: str | None = "german_credit"
+    target: str = "label"
 
     @field_validator("members")
     @classmethod
@@ -60,11 +65,6 @@ class CreditConfig(_Section):
         if len(set(v)) != len(v):
             raise ValueError(f"credit.members must not repeat a name; got {list(v)}")
         return v
-    pdo: float = Field(default=20.0, gt=0)
-    base_score: float = 600.0
-    base_odds: float = Field(default=50.0, gt=0, description="good:bad odds at base_score")
-    dataset: str | None = "german_credit"
-    target: str = "label"
 
 
 class PowerConfig(_Section):

@@ -138,3 +138,6 @@ def test_ensemble_members_option(data_dir, tmp_path) -> None:  # type: ignore[no
         bad = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
                                   "--out", str(tmp_path / "x"), "--model", "ensemble", "--members", bad_members])
         assert bad.exit_code == 2 and "--members must list distinct names among gbm, forest, scorecard" in bad.output
+    bad = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
+                              "--out", str(tmp_path / "x"), "--model", "gbm", "--members", "gbm,scorecard"])
+    assert bad.exit_code == 2 and "--members applies to --model ensemble only" in bad.output

@@ -97,6 +97,8 @@ def train_cmd(
         if not names or any(m not in PRESET_MEMBERS for m in names) or len(set(names)) != len(names):
             raise ValueError(f"--members must list distinct names among {', '.join(PRESET_MEMBERS)}; "
                              f"got {members!r}.")
+        if model != "ensemble" and names != ["gbm", "forest"]:
+            raise ValueError(f"--members applies to --model ensemble only; got --model {model}.")
         if not 0.05 <= test_size <= 0.5:
             raise ValueError(f"--test-size must be in [0.05, 0.5]; got {test_size}.")
         with step("reading applicants"):
