@@ -279,6 +279,47 @@ def test_tier_rejects_empty_tier(frame):
         SpendTier(kind="amount", thresholds=(1e9, 2e9)).fit(F, y)
 
 
+def test_tier_decision_changes_predict_not_probabilities(frame):
+    F, y = frame
+    a = SpendTier(n_estimators=30, decision="argmax").fit(F, y)
+    b = SpendTier(n_estimators=30).fit(F, y)  # decision="macro_f1"
+    np.testing.assert_allclose(a.predict_proba(F), b.predict_proba(F), atol=1e-12)
+    assert (a.class_weights_ == 1.0).all() and b.class_weights_[0] == 1.0
+    assert (a.predict(F) == a.classes_[a.predict_proba(F).argmax(axis=1)]).all()
+    assert (b.predict(F) == b.classes_[(b.predict_proba(F) * b.class_weights_).argmax(axis=1)]).all()
+    with pytest.raises(ValueError, match="decision"):
+        SpendTier(decision="f1").fit(F, y)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(20, 300))
+def test_macro_f1_weights_never_lose_to_argmax(seed, n):
+    """The chosen weights' macro-F1 (checked with scikit-learn's f1_score) is at least argmax's."""
+    from sklearn.metrics import f1_score
+
+    from buyerscore.models.purchasing_power.forecaster import macro_f1_weights
+
+    rng = np.random.default_rng(seed)
+    classes = np.array(["high", "low", "mid"])
+    P = rng.dirichlet(np.ones(3), n)
+    labels = rng.choice(classes, n, p=[0.1, 0.5, 0.4])
+    w = macro_f1_weights(P, labels, classes)
+    f_w = f1_score(labels, classes[(P * w).argmax(axis=1)], average="macro", labels=classes, zero_division=0)
+    f_0 = f1_score(labels, classes[P.argmax(axis=1)], average="macro", labels=classes, zero_division=0)
+    assert f_w >= f_0 - 1e-12 and w[0] == 1.0
+
+
+def test_macro_f1_weights_name_the_small_tier():
+    """A top tier that is never the most probable (P(high) 0.4 against 0.6) is named once weighted."""
+    from buyerscore.models.purchasing_power.forecaster import macro_f1_weights
+
+    classes = np.array(["high", "low"])
+    P = np.array([[0.4, 0.6]] * 10 + [[0.1, 0.9]] * 90)
+    labels = np.array(["high"] * 10 + ["low"] * 90)
+    w = macro_f1_weights(P, labels, classes)
+    assert (classes[(P * w).argmax(axis=1)] == labels).all()  # macro-F1 1.0; argmax gave 0.47
+
+
 # -- metrics ----------------------------------------------------------------------------------------
 def test_metrics_known_answers():
     y = np.array([0, 0, 0, 0, 0, 0, 0, 0, 10, 90.0])
