@@ -27,6 +27,7 @@ purchase and expected spend as features (stacking).  Predictions are never negat
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any, Literal
 
@@ -552,14 +553,11 @@ def macro_f1_weights(proba: Any, labels: Any, classes: Any) -> np.ndarray:
     [1.0, 0.37]
     """
     P = np.asarray(proba, dtype=float)
-    cls = list(np.asarray(classes))
     y = np.searchsorted(np.asarray(classes), np.asarray(labels))
-    k = len(cls)
+    k = len(classes)
     best_w, best = np.ones(k), _macro_f1(y, np.argmax(P, axis=1), k)
     if k > 4:  # the grid grows as 36 ** (k - 1)
         return best_w
-    import itertools
-
     for combo in itertools.product(_WEIGHT_GRID, repeat=k - 1):
         w = np.r_[1.0, combo]
         f = _macro_f1(y, np.argmax(P * w, axis=1), k)
