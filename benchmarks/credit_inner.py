@@ -14,10 +14,12 @@ Candidates (``--candidates``; each is run on the datasets it is defined for):
 * ``mlp``: a scikit-learn MLP (64-32 units, early stopping, mean of 3 seeds) on quantile-normalised
   numeric columns and one-hot categories, and its blends with the unconstrained GBM (weights 0.1, 0.2,
   averaged probabilities of the two models' inner predictions, no refit);
-* ``scorecard`` / ``scorecard_2d`` / ``scorecard_2d_monotone`` (Give Me Some Credit): the benchmark's
-  monotone scorecard, and the same with two 2-D WOE columns added (optbinning's OptimalBinning2D on
+* ``scorecard`` (every set) / ``scorecard_2d`` / ``scorecard_2d_monotone`` (Give Me Some Credit): the
+  benchmark's monotone scorecard, and the same with two 2-D WOE columns added (optbinning's OptimalBinning2D on
   utilisation x debt ratio and monthly income x debt ratio; the ``_monotone`` one with monotone trends in
   both directions);
+* ``scorecard_monotone``: the benchmark's monotone scorecard with ``coding="monotone"`` (one coefficient
+  per bin, points kept in the monotone bins' WOE order), against ``scorecard`` (``coding="woe"``);
 * ``ensemble_scorecard`` (German): the three-member CreditEnsemble of ``credit_ensemble_scorecard``, and
   its mean with an MLP (``+mlp``, 32 units, alpha 10) or a logistic regression (``+lr``, C 0.1) as a
   fourth member (weights 3/4 and 1/4).
@@ -66,7 +68,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "gbm": ("taiwan_default", "give_me_some_credit"),
     "gbm_unconstrained": ("taiwan_default", "give_me_some_credit"),
     "mlp": ("taiwan_default", "give_me_some_credit"),
-    "scorecard": ("give_me_some_credit",),
+    "scorecard": DATASETS,
+    "scorecard_monotone": DATASETS,
     "scorecard_2d": ("give_me_some_credit",),
     "scorecard_2d_monotone": ("give_me_some_credit",),
     "ensemble_scorecard": ("german_credit",),
@@ -141,6 +144,7 @@ def ensemble_scorecard(dataset: str) -> FitPredict:
 def model(name: str, dataset: str) -> FitPredict:
     return {"gbm": lambda: bench.bs_gbm(dataset), "gbm_unconstrained": lambda: bench.bs_gbm(dataset, monotone=None),
             "mlp": lambda: nn("mlp"), "scorecard": lambda: bench.bs_scorecard(dataset),
+            "scorecard_monotone": lambda: bench.bs_scorecard(dataset, coding="monotone"),
             "scorecard_2d": lambda: scorecard_2d(dataset, monotone=False),
             "scorecard_2d_monotone": lambda: scorecard_2d(dataset, monotone=True),
             "ensemble_scorecard": lambda: ensemble_scorecard(dataset),

@@ -186,6 +186,49 @@ def test_dummy_coding_fits_better_and_keeps_the_scorecard_contract(data: tuple[p
     assert dummy.bin_logit_["late"][dummy.bins_["late"].bin_index_one(96.0)] == 0.0
 
 
+def test_monotone_coding_keeps_woe_steps_and_sits_between_woe_and_dummy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    X, y = synthetic(n=3000, seed=0)
+    X["util2"] = X["util"] + np.random.default_rng(10).normal(0, 0.3, len(X))  # a noisy copy: no effect given util
+    kw = {"special_codes": {"late": [96, 98]}, "C": 1e6, "max_n_prebins": 20, "min_prebin_size": 0.02}
+    fits = {c: CreditScorecard(coding=c, **kw).fit(X, y) for c in ("woe", "monotone", "dummy")}
+    mono, dummy = fits["monotone"], fits["dummy"]
+    assert mono.features_ == dummy.features_ == fits["woe"].features_ and "util2" in mono.features_
+
+    def wrong_steps(m: CreditScorecard) -> list[str]:  # features whose points rise where the WOE (risk) rises
+        out = []
+        for f in m.features_:
+            b = m.bins_[f]
+            if b.dtype == "numerical" and (np.diff(m.points_[f][:b.n_regular]) * np.diff(b.woe[:b.n_regular]) > 1e-9).any():
+                out.append(f)
+        return out
+
+    assert wrong_steps(mono) == [] and wrong_steps(fits["woe"]) == []
+    assert "util2" in wrong_steps(dummy)  # the unconstrained per-bin fit breaks the order: the constraint binds
+    # monotone nests the WOE model and is nested by dummy: training log loss in that order
+    ll = {c: mt.log_loss(y, m.predict_proba(X)[:, 1]) for c, m in fits.items()}
+    assert ll["dummy"] - 1e-6 <= ll["monotone"] <= ll["woe"] + 1e-6 and ll["monotone"] < ll["woe"] - 1e-4
+    # the scorecard contract: points add up, the one-record path agrees, reason codes, round trip
+    np.testing.assert_allclose(mono.score(X.head(50)), mono.base_points_ + mono.points_of(X.head(50)).sum(axis=1),
+                               atol=1e-9)
+    assert mono.score_record(X.iloc[3].to_dict())["score"] == pytest.approx(mono.score(X.iloc[[3]])[0], abs=1e-9)
+    np.testing.assert_allclose(mono.contributions(X.head(50)).sum(axis=1), mono.max_score_ - mono.score(X.head(50)),
+                               atol=1e-9)
+    mono.save(tmp_path / "m", training_data_hash="h")
+    np.testing.assert_array_equal(CreditScorecard.load(tmp_path / "m").score(X), mono.score(X))
+
+
+def test_monotone_coding_equals_dummy_when_no_bound_is_active(data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    # on this data the unconstrained per-bin fit is already monotone: the bounded solver must find the same optimum
+    X, y = data
+    kw = {"special_codes": {"late": [96, 98]}, "C": 1e6, "max_n_prebins": 20}
+    mono = CreditScorecard(coding="monotone", **kw).fit(X, y)
+    dummy = CreditScorecard(coding="dummy", **kw).fit(X, y)
+    for f in mono.features_:
+        seen = (mono.bins_[f].event + mono.bins_[f].nonevent) > 0
+        np.testing.assert_allclose(mono.bin_logit_[f][seen], dummy.bin_logit_[f][seen], atol=2e-3)
+    assert mono.intercept_ == pytest.approx(dummy.intercept_, abs=2e-3)
+
+
 def test_scorecard_saved_before_bin_logit_still_scores(scorecard: CreditScorecard,
                                                        data: tuple[pd.DataFrame, np.ndarray]) -> None:
     import pickle
@@ -586,8 +629,10 @@ def test_ratio_features_known_answers_and_idempotent() -> None:
     X = pd.DataFrame({"DebtRatio": [0.5, 800.0, 0.2], "MonthlyIncome": [2000.0, np.nan, 0.0],
                       "NumberOfDependents": [1, np.nan, 2], "NumberOfOpenCreditLinesAndLoans": [4, 0, 3],
                       "NumberRealEstateLoansOrLines": [1, 0, 3], "NumberOfTime30-59DaysPastDueNotWorse": [1, 98, 0],
-                      "NumberOfTime60-89DaysPastDueNotWorse": [0, 98, 0], "NumberOfTimes90DaysLate": [2, 98, 1]})
+                      "NumberOfTime60-89DaysPastDueNotWorse": [0, 98, 0], "NumberOfTimes90DaysLate": [2, 98, 1],
+                      "RevolvingUtilizationOfUnsecuredLines": [0.5, 0.1, 50708.0]})
     once = add_ratio_features(X)
+    assert once["UtilisedLines"].tolist() == [2.0, 0.0, 6.0]  # utilisation capped at 2 (the third is a data error)
     assert once["TotalPastDue"].tolist() == [3.0, 96.0, 1.0]
     assert once["MonthlyDebt"].tolist() == [1000.0, 800.0, 0.0]  # raw debt kept where income is missing
     assert np.isnan(once["DebtRatio"].iloc[1]) and once["DebtRatio"].iloc[0] == 0.5

@@ -102,6 +102,22 @@ def test_best_iteration_single_leaf_trees_and_odd_row_counts() -> None:
     assert trees.raw_score(m, X[:0]).shape == (0,)
 
 
+@pytest.mark.parametrize("leaves", [7, 33])
+def test_few_rows_take_the_scalar_walk_and_give_the_same_numbers(leaves: int) -> None:
+    """Up to ``_SCALAR_ROWS`` rows are tested one by one (one API call); beyond, in 64-lane blocks."""
+    X, y = _data(seed=3)
+    m = lgb.LGBMRegressor(n_estimators=40, num_leaves=leaves, verbose=-1).fit(X, y)
+    Z = _awkward(X, m)[:60]  # NaN, -0.0, tiny values and values on the thresholds
+    want = m.predict(Z, raw_score=True)
+    for i in range(len(Z)):
+        np.testing.assert_array_equal(trees.raw_score(m, Z[i:i + 1]), want[i:i + 1])
+    for n in range(1, trees._SCALAR_ROWS + 2):  # both sides of the switch
+        np.testing.assert_array_equal(trees.raw_score(m, Z[:n]), want[:n])
+    yc = np.digitize(y, [-0.5, 0.8])
+    mc = lgb.LGBMClassifier(n_estimators=10, num_leaves=leaves, verbose=-1).fit(X, yc)
+    np.testing.assert_array_equal(trees.raw_score(mc, Z[:3]), mc.predict(Z[:3], raw_score=True))
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), leaves=st.sampled_from([2, 5, 31, 32, 33, 64]), nan_share=st.floats(0, 0.5))
 def test_random_boosters_match(seed: int, leaves: int, nan_share: float) -> None:

@@ -55,8 +55,9 @@ def train_cmd(
                                 help="Ensemble only: comma-separated members among gbm, forest, scorecard "
                                      "(gbm,forest,scorecard had the lowest StatLog cost on German credit)."),
     coding: str = typer.Option("woe", "--coding",
-                               help="Scorecard and the ensemble's scorecard member: woe (one coefficient per feature) "
-                                    "or dummy (one per bin)."),
+                               help="Scorecard and the ensemble's scorecard member: woe (one coefficient per feature), "
+                                    "dummy (one per bin) or monotone (one per bin, points keep the bins' WOE "
+                                    "order)."),
     trend: str | None = typer.Option(None, "--trend",
                                      help="Scorecard and the ensemble's scorecard member: optbinning monotonic_trend "
                                           "(auto_asc_desc = monotone, the scorecard's default; auto_heuristic also "

@@ -32,6 +32,8 @@ _SPECS: list[tuple[str, str, str, str]] = [
     ("MonthlyDebt", "Monthly debt payments", "USD", "月债务支出"),
     ("IncomePerPerson", "Monthly income per household member", "USD", "家庭人均月收入"),
     ("RevolvingLinesShare", "Share of credit lines that are not real-estate loans", "ratio", "非房地产信用额度占比"),
+    ("UtilisedLines", "Revolving utilisation (capped at 200 %) times the number of open credit lines", "count",
+     "循环额度使用率（上限200%）乘以未结信用额度数"),
     ("IncomeMissing", "Monthly income not reported", "flag", "未申报月收入"),
     # Taiwan default of credit card clients
     ("LIMIT_BAL", "Credit limit", "NT$", "信用额度"),

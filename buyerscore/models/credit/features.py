@@ -23,7 +23,9 @@ def add_ratio_features(X: pd.DataFrame, *, drop_redundant: bool = False) -> pd.D
 
     Give Me Some Credit: ``TotalPastDue`` (the three past-due counts added up; the 96/98
     codes kept as 96), ``MonthlyDebt`` (``DebtRatio`` x income; the file holds the raw debt
-    in ``DebtRatio`` when income is missing), ``IncomePerPerson``, ``RevolvingLinesShare``;
+    in ``DebtRatio`` when income is missing), ``IncomePerPerson``, ``RevolvingLinesShare``,
+    ``UtilisedLines`` (utilisation, capped at 2, times the open credit lines: +0.001 inner AUC
+    for the monotone scorecard, which cannot form that product itself);
     ``DebtRatio`` becomes missing where income is missing (it is not a ratio there).
     Taiwan: ``PAY_MAX`` (worst delay over 6 months), ``UTIL_1`` (last bill / limit),
     ``PAY_RATIO_1`` (last payment / last bill), ``PAY_MEAN``, ``N_DELAY`` (months with a
@@ -65,6 +67,9 @@ def add_ratio_features(X: pd.DataFrame, *, drop_redundant: bool = False) -> pd.D
     if {"NumberOfOpenCreditLinesAndLoans", "NumberRealEstateLoansOrLines"} <= cols:
         lines = X["NumberOfOpenCreditLinesAndLoans"].astype(float)
         X["RevolvingLinesShare"] = (lines - X["NumberRealEstateLoansOrLines"].astype(float)) / lines.replace(0, np.nan)
+    if {"NumberOfOpenCreditLinesAndLoans", "RevolvingUtilizationOfUnsecuredLines"} <= cols:
+        util = X["RevolvingUtilizationOfUnsecuredLines"].astype(float).clip(upper=2.0)
+        X["UtilisedLines"] = util * X["NumberOfOpenCreditLinesAndLoans"].astype(float)
     pay = [f"PAY_{i}" for i in (0, 2, 3, 4, 5, 6)]
     if set(pay) <= cols:
         X["PAY_MAX"] = X[pay].max(axis=1)

@@ -58,13 +58,16 @@ class CreditScorecard(CreditModelBase):
         Fine cells of the pre-aggregation.
     C : float
         Inverse L2 regularisation of the logistic regression.
-    coding : {"woe", "dummy"}
+    coding : {"woe", "dummy", "monotone"}
         How bins enter the regression.  "woe": one coefficient per feature times the bin's
         WOE (the classic scorecard: points follow the bins' WOE, so monotone bins give
         monotone points).  "dummy": one coefficient per bin (L2-regularised indicators): each
         bin's points are its effect given the other features, which need not follow its own
-        WOE order; selection is still done with the WOE model.  Bins never seen in training
-        are neutral (the feature's average) in both codings.
+        WOE order.  "monotone": one coefficient per bin like "dummy", constrained so that every
+        step between neighbouring ordinary bins keeps the sign of the WOE step (monotone bins
+        give monotone points, peak/valley bins the same peak or valley; special, missing and
+        categorical bins are free).  Selection is done with the WOE model in every coding.
+        Bins never seen in training are neutral (the feature's average) in all codings.
     drop_negative_coef : bool
         Drop, one at a time, features whose coefficient comes out negative (a WOE whose
         direction flips inside the model makes points non-monotone in risk).
@@ -151,7 +154,8 @@ class CreditScorecard(CreditModelBase):
                     "'auto' or a float in (0, 0.5]")
         check_param(n, "max_hist_bins", self.max_hist_bins, lambda v: isinstance(v, int) and v >= 16, "an int >= 16")
         check_param(n, "C", self.C, lambda v: float(v) > 0, "a float > 0")
-        check_param(n, "coding", self.coding, lambda v: v in ("woe", "dummy"), "'woe' or 'dummy'")
+        check_param(n, "coding", self.coding, lambda v: v in ("woe", "dummy", "monotone"),
+                    "'woe', 'dummy' or 'monotone'")
         check_param(n, "fast_binning", self.fast_binning, lambda v: isinstance(v, bool), "a bool")
 
     # ------------------------------------------------------------------ fit
@@ -269,9 +273,10 @@ class CreditScorecard(CreditModelBase):
         self.coef_ = coef.copy()
         self.intercept_ = float(lr.intercept_[0])
         self.bin_logit_ = {c: b * self.bins_[c].woe for c, b in zip(sel, coef, strict=True)}
-        if self.coding == "dummy":
+        if self.coding in ("dummy", "monotone"):
             keep_cols = [j for j, c in enumerate(sel_all) if c in sel]
-            self._fit_dummy(uniq[:, keep_cols], n_all, n_bad)
+            fit_bins = self._fit_dummy if self.coding == "dummy" else self._fit_monotone
+            fit_bins(uniq[:, keep_cols], n_all, n_bad)
         self._finish_fit()
         self.points_ = {c: -self.factor_ * self.bin_logit_[c] for c in sel}
         self.base_points_ = float(self.offset_ - self.factor_ * self.intercept_)
@@ -310,14 +315,108 @@ class CreditScorecard(CreditModelBase):
         lr = LogisticRegression(C=float(self.C), solver="newton-cholesky", max_iter=200)
         lr.fit(D2[keep], yy[keep], sample_weight=ww[keep])
         beta = lr.coef_[0]
-        intercept = float(lr.intercept_[0])
+        self._set_bin_logit([beta[offsets[j]:offsets[j + 1]].copy() for j in range(len(self.features_))],
+                            float(lr.intercept_[0]))
+
+    def _fit_monotone(self, uniq: np.ndarray, n_all: np.ndarray, n_bad: np.ndarray) -> None:
+        """One coefficient per bin whose steps keep the signs of the WOE steps (``coding="monotone"``).
+
+        The ordinary bins of a numerical feature enter as cumulative indicators
+        (``bin >= k`` for k = 1 .. R-1), so the coefficient of column k is the step from
+        bin k-1 to bin k; it is bounded to the sign of the WOE step there (a WOE step of
+        exactly 0 leaves it free).  Special and missing bins (and categorical features) are
+        free indicators.  L2-penalised (``1 / C``) weighted logistic likelihood on the distinct
+        bin combinations, solved by projected Newton steps (bounded least squares per step).
+        """
+        import scipy.sparse as sp
+        from scipy.optimize import lsq_linear
+
+        nu = len(uniq)
+        blocks, bounds, layout = [], [], []
         for j, c in enumerate(self.features_):
             fb = self.bins_[c]
-            contrib = beta[offsets[j]:offsets[j + 1]].copy()
+            idx = uniq[:, j][:, None]
+            n_reg = fb.n_regular if fb.dtype == "numerical" else 0
+            ks = np.arange(1, fb.n_bins)
+            # a cumulative column per ordinary step, an indicator per special / missing bin or category
+            blocks.append(np.where(ks < n_reg, (idx >= ks) & (idx < n_reg), idx == ks))
+            steps = np.where(ks < n_reg, fb.woe[ks] - fb.woe[ks - 1], 0.0)
+            bounds += [(0.0, None) if st > 0 else (None, 0.0) if st < 0 else (None, None) for st in steps]
+            layout.append((n_reg, fb.n_bins))
+        col = len(bounds)
+        w_bad, w_good = n_bad, n_all - n_bad
+        total = float(n_all.sum())
+        lam = 1.0 / float(self.C)
+        lo = np.array([-np.inf] + [b[0] if b[0] is not None else -np.inf for b in bounds])
+        hi = np.array([np.inf] + [b[1] if b[1] is not None else np.inf for b in bounds])
+        pen = np.r_[0.0, np.full(col, lam)]
+        # the intercept is column 0; dense BLAS when the design fits in ~160 MB, sparse otherwise
+        ones = np.ones((nu, 1), dtype=bool)
+        if nu * (col + 1) <= 20_000_000:
+            A: Any = np.hstack([ones, *blocks]).astype(float)
+        else:
+            A = sp.hstack([sp.csr_matrix(b) for b in (ones, *blocks)], format="csr", dtype=float)
+        del blocks
+
+        def objective(theta: np.ndarray) -> float:
+            z = A @ theta
+            return float(w_bad @ np.logaddexp(0.0, -z) + w_good @ np.logaddexp(0.0, z) + 0.5 * pen @ theta**2)
+
+        # start from the WOE model's solution, which meets the bounds (its coefficients are positive)
+        start = [self.intercept_ + sum(float(self.bin_logit_[c][0]) for c in self.features_)]
+        for c, (n_reg, n_bins) in zip(self.features_, layout, strict=True):
+            wl = self.bin_logit_[c]
+            start += [wl[k] - wl[k - 1] if k < n_reg else wl[k] - wl[0] for k in range(1, n_bins)]
+        theta = np.clip(np.asarray(start, dtype=float), lo, hi)
+        # projected Newton: each step solves the bounded quadratic model exactly (a small dense
+        # bounded least-squares problem, one column per bin), then backtracks on the likelihood
+        f = objective(theta)
+        for _ in range(100):
+            z = A @ theta
+            p = 0.5 * (1.0 + np.tanh(0.5 * z))  # a sigmoid without overflow
+            g = A.T @ (w_good * p - w_bad * (1.0 - p)) + pen * theta
+            wh = n_all * p * (1.0 - p)
+            H = A.T @ (A * wh[:, None]) if isinstance(A, np.ndarray) else (A.T @ sp.diags(wh) @ A).toarray()
+            H += np.diag(pen + 1e-9 * total)
+            L = np.linalg.cholesky(H)
+            step = lsq_linear(L.T, -np.linalg.solve(L, g), bounds=(lo - theta, hi - theta), method="bvls").x
+            t = 1.0
+            while t > 1e-6:
+                cand = np.clip(theta + t * step, lo, hi)
+                fc = objective(cand)
+                if fc <= f:
+                    break
+                t *= 0.5
+            if t <= 1e-6 or f - fc <= 1e-10 * max(abs(f), 1.0):
+                theta, f = (cand, fc) if fc <= f else (theta, f)
+                break
+            theta, f = cand, fc
+        beta = theta[1:]
+        parts, at = [], 0
+        for n_reg, n_bins in layout:
+            b = beta[at:at + n_bins - 1]
+            at += n_bins - 1
+            contrib = np.zeros(n_bins)
+            contrib[1:n_reg] = np.cumsum(b[:max(n_reg - 1, 0)])  # ordinary bins: bin 0 + the steps up to them
+            contrib[max(n_reg, 1):] = b[max(n_reg - 1, 0):]
+            parts.append(contrib)
+        self._set_bin_logit(parts, float(theta[0]), keep_ordinary=True)
+
+    def _set_bin_logit(self, contribs: list[np.ndarray], intercept: float, *, keep_ordinary: bool = False) -> None:
+        """Store per-bin log-odds, each feature centred on its training average.
+
+        Bins never seen in training are neutral (0), except, with ``keep_ordinary``, the
+        ordinary bins of a numerical feature, which keep their place on the monotone path.
+        """
+        for c, contrib in zip(self.features_, contribs, strict=True):
+            fb = self.bins_[c]
             seen = (fb.event + fb.nonevent) > 0
             mean = float(np.average(contrib[seen], weights=(fb.event + fb.nonevent)[seen]))
             contrib -= mean
-            contrib[~seen] = 0.0
+            neutral = ~seen
+            if keep_ordinary and fb.dtype == "numerical":
+                neutral[:fb.n_regular] = False
+            contrib[neutral] = 0.0
             intercept += mean
             self.bin_logit_[c] = contrib
         self.intercept_ = intercept
