@@ -574,6 +574,8 @@ def test_export_table_formats(scorecard: CreditScorecard, tmp_path) -> None:  # 
     md = (tmp_path / "card.md")
     scorecard.export_table(md)
     assert md.read_text().startswith("| feature | bin | label |") and "special 98" in md.read_text()
+    assert "| -0 |" not in md.read_text()  # neutral bins (missing: never seen) show 0 points, not "-0"
+    assert any((p == 0).any() for p in scorecard.points_.values())
     js = json.loads(scorecard.export_table(tmp_path / "card.json").read_text())
     assert js["scaling"]["pdo"] == 20 and len(js["bins"]) == len(csv)
     with pytest.raises(ValueError, match="export format"):

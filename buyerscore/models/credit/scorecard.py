@@ -278,7 +278,7 @@ class CreditScorecard(CreditModelBase):
             fit_bins = self._fit_dummy if self.coding == "dummy" else self._fit_monotone
             fit_bins(uniq[:, keep_cols], n_all, n_bad)
         self._finish_fit()
-        self.points_ = {c: -self.factor_ * self.bin_logit_[c] for c in sel}
+        self.points_ = {c: 0.0 - self.factor_ * self.bin_logit_[c] for c in sel}  # 0.0 - : no "-0" points
         self.base_points_ = float(self.offset_ - self.factor_ * self.intercept_)
         # best points of each feature among the bins seen in training
         self.max_points_ = {c: float(np.max(p[(self.bins_[c].event + self.bins_[c].nonevent) > 0]))
