@@ -217,6 +217,18 @@ def test_monotone_coding_keeps_woe_steps_and_sits_between_woe_and_dummy(tmp_path
     np.testing.assert_array_equal(CreditScorecard.load(tmp_path / "m").score(X), mono.score(X))
 
 
+def test_monotone_coding_sparse_design_gives_the_dense_result(data: tuple[pd.DataFrame, np.ndarray],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from buyerscore.models.credit import scorecard as sc_mod
+
+    X, y = data
+    dense = CreditScorecard(coding="monotone", special_codes={"late": [96, 98]}).fit(X, y)
+    monkeypatch.setattr(sc_mod, "_DENSE_DESIGN_CELLS", 0)  # what a table with many bins and rows takes
+    sparse = CreditScorecard(coding="monotone", special_codes={"late": [96, 98]}).fit(X, y)
+    for f in dense.features_:
+        np.testing.assert_allclose(sparse.bin_logit_[f], dense.bin_logit_[f], atol=1e-8)
+
+
 def test_monotone_coding_equals_dummy_when_no_bound_is_active(data: tuple[pd.DataFrame, np.ndarray]) -> None:
     # on this data the unconstrained per-bin fit is already monotone: the bounded solver must find the same optimum
     X, y = data

@@ -20,6 +20,9 @@ from buyerscore.models.credit.binning import FeatureBinning, fit_feature, fit_pr
 logger = logging.getLogger(__name__)
 
 BASE_ROW = "(base points)"
+#: ``coding="monotone"``: the design (distinct bin combinations x bin columns) is a dense float64
+#: array up to this many cells (~160 MB), sparse beyond.
+_DENSE_DESIGN_CELLS = 20_000_000
 
 
 class CreditScorecard(CreditModelBase):
@@ -352,7 +355,7 @@ class CreditScorecard(CreditModelBase):
         pen = np.r_[0.0, np.full(col, lam)]
         # the intercept is column 0; dense BLAS when the design fits in ~160 MB, sparse otherwise
         ones = np.ones((nu, 1), dtype=bool)
-        if nu * (col + 1) <= 20_000_000:
+        if nu * (col + 1) <= _DENSE_DESIGN_CELLS:
             A: Any = np.hstack([ones, *blocks]).astype(float)
         else:
             A = sp.hstack([sp.csr_matrix(b) for b in (ones, *blocks)], format="csr", dtype=float)
@@ -371,7 +374,7 @@ class CreditScorecard(CreditModelBase):
         # projected Newton: each step solves the bounded quadratic model exactly (a small dense
         # bounded least-squares problem, one column per bin), then backtracks on the likelihood
         f = objective(theta)
-        for _ in range(100):
+        for _ in range(100):  # Newton steps: ~5-20 on the credit sets
             z = A @ theta
             p = 0.5 * (1.0 + np.tanh(0.5 * z))  # a sigmoid without overflow
             g = A.T @ (w_good * p - w_bad * (1.0 - p)) + pen * theta
@@ -391,6 +394,9 @@ class CreditScorecard(CreditModelBase):
                 theta, f = (cand, fc) if fc <= f else (theta, f)
                 break
             theta, f = cand, fc
+        else:
+            logger.warning("CreditScorecard(coding='monotone'): 100 Newton steps without convergence "
+                           "(last change %.3g); the fit is the last iterate", f - fc)
         beta = theta[1:]
         parts, at = [], 0
         for n_reg, n_bins in layout:
