@@ -73,7 +73,7 @@ def test_every_section_rendered_and_offline(report_file: Path) -> None:
     for sid in IDS:
         assert f"<section id='{sid}'>" in text
     assert "class='na'" not in text  # everything was given
-    assert text.count("Plotly.newPlot") >= 12
+    assert text.count("Plotly.newPlot") >= 13 and "fig-scorecard" in text
     # self-contained: plotly.js once, no external scripts, stylesheets or CDN
     assert len(re.findall(r"<script type='text/javascript'>", text)) == 1
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=['\"]?https?:", text)
@@ -194,4 +194,8 @@ def test_real_german_scorecard_report(data_dir, tmp_path: Path) -> None:
     for sid in ("roc", "ks", "calibration", "score-distribution", "lift", "scorecard", "shap", "fairness"):
         body = text.split(f"<section id='{sid}'>")[1].split("</section>")[0]
         assert "class='na'" not in body, sid
+    card = text.split("<section id='scorecard'>")[1].split("</section>")[0]
+    # one bar chart per model feature (not the base-points row), at most 12
+    n = len(model.features_)
+    assert "fig-scorecard" in card and f"{min(n, 12)} of {n} features" in card
     assert "not available: no actual spend" in text and "<title>German credit</title>" in text

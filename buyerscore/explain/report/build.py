@@ -128,8 +128,8 @@ def _labels(inp: ReportInputs) -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
-def _fig_html(fig: Any, div_id: str) -> str:
-    fig.update_layout(template="plotly_white", height=380, margin={"l": 50, "r": 20, "t": 40, "b": 45})
+def _fig_html(fig: Any, div_id: str, height: int = 380) -> str:
+    fig.update_layout(template="plotly_white", height=height, margin={"l": 50, "r": 20, "t": 40, "b": 45})
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
                        config={"displaylogo": False, "responsive": True})
 
@@ -250,10 +250,42 @@ def _lift(inp: ReportInputs) -> str:
     return _fig_html(fig, "fig-lift") + _table_html(t[["bin", "n", "bads", "bad_rate", "gain", "lift", "cum_lift"]])
 
 
+def _scorecard_figure(table: pd.DataFrame, max_features: int = 12) -> str:
+    """Points per bin, one small bar chart per feature (the widest points ranges first): the shape a
+    risk analyst checks (monotone points, special and missing bins in grey)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from buyerscore.models.credit.scorecard import BASE_ROW
+
+    t = table[table["feature"] != BASE_ROW]
+    if "count" in t.columns:
+        t = t[~(pd.to_numeric(t["count"], errors="coerce").fillna(1) == 0)]  # bins never seen in training
+    if t.empty or "points" not in t.columns:
+        return ""
+    spread = t.groupby("feature", sort=False)["points"].agg(lambda v: float(np.ptp(v)))
+    feats = spread.sort_values(ascending=False, kind="stable").index[:max_features].tolist()
+    cols = min(3, len(feats))
+    rows = -(-len(feats) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=feats, horizontal_spacing=0.06, vertical_spacing=0.12)
+    label_col = "label" if "label" in t.columns else "bin"
+    for i, f in enumerate(feats):
+        g = t[t["feature"] == f]
+        labels = g[label_col].astype(str).tolist()
+        grey = [lab.startswith("special") or lab == "Missing" for lab in labels]
+        fig.add_trace(go.Bar(x=labels, y=g["points"], marker_color=["#9e9e9e" if x else "#1f77b4" for x in grey],
+                             showlegend=False, hovertemplate="%{x}: %{y:.1f} points<extra>" + f + "</extra>"),
+                      row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(showticklabels=False)
+    note = (f"<p>Points per bin (higher = safer; grey: special and missing bins; hover for the bin), "
+            f"{len(feats)} of {t['feature'].nunique()} features, widest points range first.</p>")
+    return note + _fig_html(fig, "fig-scorecard", height=max(380, 240 * rows))
+
+
 def _scorecard(inp: ReportInputs) -> str:
     if inp.scorecard_table is None or len(inp.scorecard_table) == 0:
         raise _Unavailable("no scorecard table given (the model is not a CreditScorecard)")
-    return _table_html(inp.scorecard_table, max_rows=200)
+    return _scorecard_figure(inp.scorecard_table) + _table_html(inp.scorecard_table, max_rows=200)
 
 
 def _shap(inp: ReportInputs) -> str:
