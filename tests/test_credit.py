@@ -198,7 +198,10 @@ def test_monotone_coding_keeps_woe_steps_and_sits_between_woe_and_dummy(tmp_path
         out = []
         for f in m.features_:
             b = m.bins_[f]
-            if b.dtype == "numerical" and (np.diff(m.points_[f][:b.n_regular]) * np.diff(b.woe[:b.n_regular]) > 1e-9).any():
+            step = np.diff(m.points_[f][:b.n_regular])
+            if b.dtype == "numerical" and ((step * np.diff(b.woe[:b.n_regular]) > 1e-9).any()
+                                           or (b.trend == "ascending" and (step > 1e-9).any())
+                                           or (b.trend == "descending" and (step < -1e-9).any())):
                 out.append(f)
         return out
 

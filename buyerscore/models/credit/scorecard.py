@@ -327,7 +327,8 @@ class CreditScorecard(CreditModelBase):
         The ordinary bins of a numerical feature enter as cumulative indicators
         (``bin >= k`` for k = 1 .. R-1), so the coefficient of column k is the step from
         bin k-1 to bin k; it is bounded to the sign of the WOE step there (a WOE step of
-        exactly 0 leaves it free).  Special and missing bins (and categorical features) are
+        exactly 0 follows the feature's trend when it is monotone and is free otherwise).
+        Special and missing bins (and categorical features) are
         free indicators.  L2-penalised (``1 / C``) weighted logistic likelihood on the distinct
         bin combinations, solved by projected Newton steps (bounded least squares per step).
         """
@@ -344,6 +345,9 @@ class CreditScorecard(CreditModelBase):
             # a cumulative column per ordinary step, an indicator per special / missing bin or category
             blocks.append(np.where(ks < n_reg, (idx >= ks) & (idx < n_reg), idx == ks))
             steps = np.where(ks < n_reg, fb.woe[ks] - fb.woe[ks - 1], 0.0)
+            # a flat WOE step of a monotone feature follows the feature's trend; free bins: no bound
+            flat = {"ascending": 1.0, "descending": -1.0}.get(fb.trend, 0.0)
+            steps = np.where((ks < n_reg) & (steps == 0), flat, steps)
             bounds += [(0.0, None) if st > 0 else (None, 0.0) if st < 0 else (None, None) for st in steps]
             layout.append((n_reg, fb.n_bins))
         col = len(bounds)
