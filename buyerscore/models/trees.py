@@ -379,6 +379,20 @@ def _tree_masks(Xt, rows, threshold, mask, full, k0, k1, m):  # type: ignore[no-
             m[i] = m[i] if row[i] <= th else m[i] & mk
 
 
+def _put_value(Xt, f, lane, v):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Write feature ``f``'s value ``v`` into lane ``lane`` of both copies of its block, as LightGBM reads
+    it: row 2f with NaN as +inf (goes right at every finite threshold), row 2f + 1 with NaN as -inf
+    (goes left); |v| <= 1e-35f counts as 0."""
+    kz = 1.0000000180025095e-35
+    if v != v:  # noqa: PLR0124 - NaN
+        Xt[2 * f, lane] = np.inf
+        Xt[2 * f + 1, lane] = -np.inf
+    else:
+        v = 0.0 if (v >= -kz and v <= kz) else v
+        Xt[2 * f, lane] = v
+        Xt[2 * f + 1, lane] = v
+
+
 def _first_leaf_debruijn(mm):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """Index of the lowest set bit of the 64-bit ``mm`` by de Bruijn multiplication (without numba's
     ``trailing_zeros``)."""
@@ -387,6 +401,7 @@ def _first_leaf_debruijn(mm):  # type: ignore[no-untyped-def]  # pragma: no cove
 
 if _nb is not None:  # compiled into the kernels that call them (inline), so never called from Python
     _tree_masks = _nb.njit(inline="always")(_tree_masks)
+    _put_value = _nb.njit(inline="always")(_put_value)
     try:  # LLVM's cttz: one instruction (tzcnt), for 32- and 64-bit masks alike
         from numba.cpython.unsafe.numbers import trailing_zeros as _first_leaf
     except ImportError:  # pragma: no cover - older or future numba without it
@@ -399,9 +414,7 @@ _SCALAR_ROWS = 4
 
 def _boosted_kernel(XT, row_index, threshold, mask, full, node_start, leaf_value, leaf_start, out_col, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     n_feat, n = XT.shape
-    kz = 1.0000000180025095e-35  # LightGBM reads |x| <= 1e-35f as 0
-    # two copies of each feature's block: row 2f with NaN as +inf (goes right at every finite
-    # threshold), row 2f + 1 with NaN as -inf (goes left); a node reads the copy of its NaN direction
+    # two copies of each feature's block (see _put_value); a node reads the copy of its NaN direction
     Xt = np.zeros((2 * n_feat, 64))
     m = np.empty(64, dtype=mask.dtype)
     n_out = out.shape[1]
@@ -410,14 +423,7 @@ def _boosted_kernel(XT, row_index, threshold, mask, full, node_start, leaf_value
     if n <= _SCALAR_ROWS:  # a few rows (one API call): walk each row's node tests alone, not 64 lanes
         for i in range(n):
             for f in range(n_feat):
-                v = XT[f, i]
-                if v != v:  # noqa: PLR0124 - NaN
-                    Xt[2 * f, 0] = np.inf
-                    Xt[2 * f + 1, 0] = -np.inf
-                else:
-                    v = 0.0 if (v >= -kz and v <= kz) else v
-                    Xt[2 * f, 0] = v
-                    Xt[2 * f + 1, 0] = v
+                _put_value(Xt, f, 0, XT[f, i])
             for c in range(n_out):
                 acc[c, 0] = 0.0
             for t in range(leaf_start.shape[0]):
@@ -433,14 +439,7 @@ def _boosted_kernel(XT, row_index, threshold, mask, full, node_start, leaf_value
         nb = min(64, n - b0)
         for f in range(n_feat):
             for i in range(nb):
-                v = XT[f, b0 + i]
-                if v != v:  # noqa: PLR0124 - NaN
-                    Xt[2 * f, i] = np.inf
-                    Xt[2 * f + 1, i] = -np.inf
-                else:
-                    v = 0.0 if (v >= -kz and v <= kz) else v
-                    Xt[2 * f, i] = v
-                    Xt[2 * f + 1, i] = v
+                _put_value(Xt, f, i, XT[f, b0 + i])
         acc[:] = 0.0
         for t in range(leaf_start.shape[0]):  # trees in LightGBM's order: the same sums, bit for bit
             _tree_masks(Xt, row_index, threshold, mask, ones, node_start[t], node_start[t + 1], m)
