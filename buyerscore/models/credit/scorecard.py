@@ -70,7 +70,8 @@ class CreditScorecard(CreditModelBase):
         step between neighbouring ordinary bins keeps the sign of the WOE step (monotone bins
         give monotone points, peak/valley bins the same peak or valley; special, missing and
         categorical bins are free).  Selection is done with the WOE model in every coding.
-        Bins never seen in training are neutral (the feature's average) in all codings.
+        Bins never seen in training are neutral (the feature's average), except that with
+        "monotone" an unseen ordinary bin keeps its place on the monotone path.
     drop_negative_coef : bool
         Drop, one at a time, features whose coefficient comes out negative (a WOE whose
         direction flips inside the model makes points non-monotone in risk).
