@@ -240,8 +240,8 @@ def test_monotone_coding_equals_dummy_when_no_bound_is_active(data: tuple[pd.Dat
     dummy = CreditScorecard(coding="dummy", **kw).fit(X, y)
     for f in mono.features_:
         seen = (mono.bins_[f].event + mono.bins_[f].nonevent) > 0
-        np.testing.assert_allclose(mono.bin_logit_[f][seen], dummy.bin_logit_[f][seen], atol=2e-3)
-    assert mono.intercept_ == pytest.approx(dummy.intercept_, abs=2e-3)
+        np.testing.assert_allclose(mono.bin_logit_[f][seen], dummy.bin_logit_[f][seen], atol=2e-4)
+    assert mono.intercept_ == pytest.approx(dummy.intercept_, abs=2e-4)
 
 
 def test_scorecard_saved_before_bin_logit_still_scores(scorecard: CreditScorecard,
