@@ -97,6 +97,38 @@ def test_batch_score_features_and_events_equal_direct(trained, data_dir: Path) -
     assert no_cut.exit_code == 2 and "as_of" in no_cut.output
 
 
+def test_batch_score_names_what_it_leaves_out(trained) -> None:
+    """Behaviour features without applicant columns: the credit model is left out and named (never a silent
+    gap); a file lacking a feature every other model needs fails naming it. CSV input is read too."""
+    tmp, db, reg, _ = trained
+    ModelRegistry(reg).promote("v1")
+    pipe = ScoringPipeline.from_registry(reg)
+    with EventStore(db, read_only=True) as store:
+        X = build_features(store.con, as_of=AS_OF)
+    X.to_csv(tmp / "features.csv", index=False)
+    r = runner.invoke(app, ["score", "--registry", str(reg), "--input", str(tmp / "features.csv"),
+                            "--out", str(tmp / "s_csv.parquet"), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert "credit" not in summary["models"] and "anomaly" in summary["models"]
+    assert set(summary["skipped"]["credit"]) == set(pipe.features["credit"])
+    got = pd.read_parquet(tmp / "s_csv.parquet")
+    assert len(got) == len(X) and not any(c.startswith("credit_") for c in got.columns)
+    want = pipe.score_frame(X, reasons=False)
+    np.testing.assert_allclose(got["anomaly_score"], want["anomaly_score"], rtol=1e-9)
+    r = runner.invoke(app, ["score", "--registry", str(reg), "--input", str(tmp / "features.csv"),
+                            "--out", str(tmp / "s_csv.parquet")])
+    assert r.exit_code == 0 and "not scored: credit" in " ".join(r.output.split())
+    gone = "recency_days"
+    assert all(gone in fs for k, fs in pipe.features.items() if k != "credit")
+    X.drop(columns=[gone]).to_parquet(tmp / "f_missing.parquet")
+    r = runner.invoke(app, ["score", "--registry", str(reg), "--input", str(tmp / "f_missing.parquet"),
+                            "--out", str(tmp / "none.parquet")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "cannot be scored by any model" in msg and gone in msg
+    assert not (tmp / "none.parquet").exists()
+
+
 def test_api_scores_credit_of_an_applicant(trained) -> None:
     from fastapi.testclient import TestClient
 

@@ -163,6 +163,9 @@ def score(
     else:
         out.print(table(f"scored {input.name} -> {out_path.name}", ["rows", "seconds", "rows/s", "bundle", "models"],
                         [[s.rows, s.seconds, s.rows_per_s, s.model_version, ", ".join(s.models)]]))
+        for kind, lacks in s.skipped.items():
+            more = f" and {len(lacks) - 5} more" if len(lacks) > 5 else ""
+            out.print(f"[yellow]not scored[/]: {kind} (the input lacks {', '.join(lacks[:5])}{more})")
 
 
 def register(app: typer.Typer) -> None:

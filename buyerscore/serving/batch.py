@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class BatchSummary:
     models: list[str]
     feature_seconds: float = 0.0
     events_rejected: int = 0
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    """Models of the bundle left out because the input lacks some of their features -> those features."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,24 +229,35 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
     input, out = Path(input), Path(out)
     if not input.exists():
         raise FileNotFoundError(f"Input {input} does not exist.")
-    kind = input_kind(input)
     t0 = time.perf_counter()
     feat_s = 0.0
     rejected = 0
     with tempfile.TemporaryDirectory(dir=workdir, prefix="buyerscore-batch-") as tmpd:
-        src = input
+        src = _as_parquet(input, Path(tmpd))
+        kind = input_kind(src)
         if kind == "events":
             if as_of is None:
                 raise LeakageError(f"{input} holds raw events: pass as_of (the feature cut-off, e.g. --as-of "
                                    "2024-01-01) so that no event after it enters the features.")
+            # the original file: ingest validates it row by row (bad rows -> rejects with a reason)
             src, rejected = _events_to_features(input, Path(tmpd), as_of=as_of,
                                                 windows=windows or _pipeline_windows(pipeline))
             feat_s = time.perf_counter() - t0
         names = pq.ParquetFile(src).schema_arrow.names
-        need = [c for c in ID_COLUMNS if c in names] + [f for f in pipeline.input_features if f in names]
-        if not any(f in names for f in pipeline.input_features):
-            raise SchemaError(f"{input} has none of the {len(pipeline.input_features)} features of bundle "
-                              f"{pipeline.version} (e.g. {pipeline.input_features[:3]}); columns present: {names[:10]}.")
+        missing = pipeline.missing_features(names)
+        scored = [k for k in pipeline.kinds if not missing[k]]
+        skipped = {k: missing[k] for k in pipeline.kinds if missing[k]}
+        if not scored:
+            lacks = "; ".join(f"{k} lacks {len(v)} of {len(pipeline.features[k])} (e.g. {_names(v)})"
+                              for k, v in skipped.items())
+            raise SchemaError(f"{input} cannot be scored by any model of bundle {pipeline.version}: {lacks}. "
+                              f"Columns present: {_names(names)}. Build the features with `buyerscore features` "
+                              "(same windows as the bundle), or pass raw events with --as-of.")
+        for k, v in skipped.items():
+            logger.info("%s: the %s model is left out: the input lacks %d of its %d features (e.g. %s)",
+                           input.name, k, len(v), len(pipeline.features[k]), _names(v))
+        need = [c for c in ID_COLUMNS if c in names] + [f for k in scored for f in pipeline.features[k]]
+        need = list(dict.fromkeys(need))
         total = pq.ParquetFile(src).metadata.num_rows
         jobs = default_jobs() if n_jobs is None else n_jobs
         # a file smaller than jobs x chunk_rows is split so that every thread gets a share
@@ -254,9 +267,38 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
     dt = time.perf_counter() - t0
     s = BatchSummary(input=str(input), output=str(out), input_kind=kind, rows=rows, chunks=n, seconds=round(dt, 3),
                      rows_per_s=round(rows / dt, 1) if dt > 0 else 0.0, model_version=pipeline.version,
-                     models=pipeline.kinds, feature_seconds=round(feat_s, 3), events_rejected=rejected)
+                     models=scored, feature_seconds=round(feat_s, 3), events_rejected=rejected, skipped=skipped)
     logger.info("scored %d rows in %.2fs (%.0f rows/s)", rows, dt, s.rows_per_s)
     return s
+
+
+def _as_parquet(path: Path, tmpd: Path) -> Path:
+    """``path`` itself when it is Parquet; a CSV or JSON file is converted by DuckDB to a temporary Parquet file."""
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return path
+    readers = {".csv": "read_csv", ".tsv": "read_csv", ".txt": "read_csv", ".json": "read_json_auto",
+               ".jsonl": "read_json_auto", ".ndjson": "read_json_auto"}
+    if suffix not in readers:
+        raise SchemaError(f"{path}: unknown file type {suffix!r}; score reads Parquet, CSV or JSON (lines) files.")
+    import duckdb
+
+    dst = tmpd / "input.parquet"
+    con = duckdb.connect()
+    try:
+        con.execute(f"COPY (SELECT * FROM {readers[suffix]}(?)) TO '{dst.as_posix()}' (FORMAT PARQUET)",
+                    [str(path)])
+    except duckdb.Error as e:
+        raise SchemaError(f"{path} could not be read as {suffix[1:].upper()}: {e}") from None
+    finally:
+        con.close()
+    return dst
+
+
+def _names(cols: list[str], k: int = 5) -> str:
+    """The first ``k`` column names, and how many more."""
+    more = f" and {len(cols) - k} more" if len(cols) > k else ""
+    return f"{list(cols[:k])}{more}"
 
 
 def _pipeline_windows(pipeline: ScoringPipeline) -> tuple[int, ...]:
