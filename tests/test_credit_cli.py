@@ -42,6 +42,39 @@ def test_train_and_score(data_dir, tmp_path) -> None:  # type: ignore[no-untyped
     assert r.exit_code == 2 and "duration_in_month" in r.output
 
 
+def test_train_table_with_a_few_non_numbers_in_a_number_column_fails(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A typo in a number column would make it a text category silently: training stops and names it."""
+    from buyerscore.datasets import read_applicants
+
+    frame = read_applicants("german_credit", data_dir).astype({"credit_amount": object})
+    frame.loc[3, "credit_amount"] = "abc"
+    frame.loc[10, "credit_amount"] = "1,200"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    r = CliRunner().invoke(app, ["credit", "train", "--table", str(tmp_path / "t.csv"), "--out", str(tmp_path / "m")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 2 and "'credit_amount'" in msg and "'abc'" in msg and "'1,200'" in msg, msg
+    assert "data row(s) 4, 11" in msg and not (tmp_path / "m").exists()
+    # columns of codes (A11, A12, ...) are categories, not typos: the clean table trains
+    frame.loc[[3, 10], "credit_amount"] = None
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    r = CliRunner().invoke(app, ["credit", "train", "--table", str(tmp_path / "t.csv"), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+
+
+def test_score_with_a_model_of_another_kind_fails_clearly(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from buyerscore.artifacts import save_model
+    from buyerscore.models.anomaly import AnomalyDetector
+
+    save_model(AnomalyDetector(), tmp_path / "m", kind="AnomalyDetector", features=["x"], training_data_hash="0" * 64)
+    pd.DataFrame({"x": [1.0]}).to_csv(tmp_path / "in.csv", index=False)
+    r = CliRunner().invoke(app, ["credit", "score", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "in.csv"),
+                                 "--out", str(tmp_path / "o.csv")])
+    assert r.exit_code == 2 and "not a credit model" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, ["power", "score", "--model", str(tmp_path / "m"), "--features",
+                                 str(tmp_path / "in.csv"), "--out", str(tmp_path / "o.parquet")])
+    assert r.exit_code == 2 and "not a spend forecaster" in " ".join(r.output.split())
+
+
 def test_train_needs_one_source(tmp_path) -> None:  # type: ignore[no-untyped-def]
     r = CliRunner().invoke(app, ["credit", "train", "--out", str(tmp_path / "m")])
     assert r.exit_code == 2 and "exactly one of --dataset" in r.output

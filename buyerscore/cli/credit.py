@@ -34,6 +34,33 @@ def _read_table(path: Path) -> Any:
         raise UnreadableInputError(f"could not read {path}: {exc}") from None
 
 
+def _check_number_columns(frame: Any, path: Path, share: float = 0.95) -> None:
+    """Fail on a text column whose values are numbers except a few (a typo, ``1,200``, ``n/a``): read as text,
+    it would silently become a categorical predictor.  A column of codes (``A11``, ``A12``) is left alone."""
+    import numpy as np
+    import pandas as pd
+
+    from buyerscore._validation import examples
+    from buyerscore.exceptions import SchemaError
+
+    for c in frame.columns:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        filled = s.notna() & (s.astype("string").str.strip() != "")
+        if not filled.any():
+            continue
+        num = pd.to_numeric(s.where(filled), errors="coerce")
+        bad = filled & num.isna()
+        n_ok = int((filled & num.notna()).sum())
+        if bad.any() and n_ok >= share * int(filled.sum()):
+            rows = (np.flatnonzero(bad.to_numpy()) + 1).tolist()
+            raise SchemaError(
+                f"{path}: column {c!r} holds numbers except {int(bad.sum())} value(s), e.g. "
+                f"{examples(s[bad].tolist())} at data row(s) {examples(rows)} (1 = the first row after the header). "
+                "Fix or blank those cells (blank = missing); write numbers without thousands separators.")
+
+
 def _write_table(df: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.name.lower().endswith(".parquet"):
@@ -109,6 +136,7 @@ def train_cmd(
                 frame = read_applicants(dataset, data_dir)
             else:
                 frame = _read_table(table_path)  # type: ignore[arg-type]
+                _check_number_columns(frame, table_path)  # type: ignore[arg-type]
         X, y = split_applicants(frame, target)
         drop_redundant = model != "scorecard"
         if derived:
@@ -179,6 +207,9 @@ def score_cmd(
         from buyerscore.artifacts import load_model
 
         model, meta = load_model(model_dir)
+        if not all(hasattr(model, a) for a in ("predict_proba", "score", "grade", "reason_codes")):
+            raise ValueError(f"{model_dir} holds a {meta.kind} model, not a credit model; score it with the command "
+                             "that trained it, or pass a directory written by 'buyerscore credit train'.")
         frame = _read_table(input_path)
         target = meta.extra.get("target", "label")
         keep = [c for c in PASS_THROUGH if c in frame.columns]

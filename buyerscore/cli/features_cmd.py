@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from buyerscore.cli._common import console, friendly_errors, out, step, table
+from buyerscore.cli._common import check_platforms, console, friendly_errors, out, parse_cutoff, step, table
 
 
 def _windows(text: str) -> tuple[int, ...]:
@@ -36,13 +36,15 @@ def features(
             raise FileNotFoundError(f"store {db} does not exist; create it with 'buyerscore ingest' or "
                                     "'buyerscore datasets load'.")
         wins = _windows(windows)
+        ts = parse_cutoff(cutoff)
         with EventStore(db, read_only=True) as store:
-            with step(f"features as of {cutoff}"):
-                f = build_features(store.con, as_of=cutoff, windows=wins, platforms=platform or None)
+            check_platforms(store.con, platform)
+            with step(f"features as of {ts}"):
+                f = build_features(store.con, as_of=ts, windows=wins, platforms=platform or None)
             lab = None
             if horizon is not None:
-                with step(f"labels over {horizon:g} days after {cutoff}"):
-                    lab = build_labels(store.con, as_of=cutoff, horizon_days=horizon, platforms=platform or None)
+                with step(f"labels over {horizon:g} days after {ts}"):
+                    lab = build_labels(store.con, as_of=ts, horizon_days=horizon, platforms=platform or None)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         f.to_parquet(out_path, index=False)
         if lab is not None:
@@ -52,7 +54,7 @@ def features(
     rows = [[str(p), len(g), int((g["n_purchases"] > 0).sum()), float(g["monetary_sum"].sum(skipna=True)),
              float(g["recency_days"].median()) if g["recency_days"].notna().any() else float("nan")]
             for p, g in f.groupby("platform")]
-    out.print(table(f"features as of {cutoff}: {len(f):,} users x {n_feat} features -> {out_path}",
+    out.print(table(f"features as of {ts}: {len(f):,} users x {n_feat} features -> {out_path}",
                     ["platform", "users", "purchasers", "spend to date", "median recency (days)"], rows))
     if lab is not None:
         console.print(f"labels: {int(lab['future_purchase'].sum()):,} of {len(lab):,} users buy in the next "

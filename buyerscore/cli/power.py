@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from buyerscore.cli._common import console, friendly_errors, out, print_json, step, table
+from buyerscore.cli._common import (
+    check_platforms,
+    console,
+    friendly_errors,
+    out,
+    parse_cutoff,
+    print_json,
+    step,
+    table,
+)
 
 power_app = typer.Typer(help="Purchasing power: expected future spend and high/mid/low tiers.", no_args_is_help=True)
 
@@ -30,21 +39,36 @@ def train(
     """Fit a SpendForecaster (and SpendTier) on features as of CUTOFF and spend in (CUTOFF, CUTOFF+HORIZON]."""
     with friendly_errors():
         import numpy as np
+        import pandas as pd
 
         from buyerscore.artifacts import data_hash, save_model
         from buyerscore.events.store import EventStore
         from buyerscore.models.purchasing_power import SpendForecaster, SpendTier
-        from buyerscore.models.purchasing_power.inputs import model_features, spend_labels, to_timestamp
+        from buyerscore.models.purchasing_power.inputs import model_features, spend_labels
         from buyerscore.models.purchasing_power.metrics import spend_report
 
         if not db.exists():
             raise FileNotFoundError(f"No store at {db}; create it with 'buyerscore ingest' or 'buyerscore datasets load'.")
-        ts = to_timestamp(cutoff, name="--cutoff")
+        ts = parse_cutoff(cutoff)
         with EventStore(db, read_only=True) as store, step("building features and labels"):
+            check_platforms(store.con, platform)
             X = model_features(store.con, as_of=ts, platforms=platform or None, behaviour=behaviour)
             y = spend_labels(store.con, as_of=ts, horizon_days=horizon, users=X)["future_spend"].to_numpy()
+            last = store.con.execute("SELECT MAX(ts) FROM events WHERE ? OR list_contains(?, platform)",
+                                     [not platform, list(platform or [])]).fetchone()[0]
         if len(X) < 20:
             raise ValueError(f"Only {len(X)} user(s) have events at or before {ts}; move --cutoff later.")
+        end = ts + pd.Timedelta(days=horizon)
+        if last is not None and pd.Timestamp(last) < end:
+            seen = max(0.0, (pd.Timestamp(last) - ts) / pd.Timedelta(days=1))
+            if not np.any(y > 0):
+                raise ValueError(f"No spend in the label window ({ts}, {end}]: the last event is at {last}. "
+                                 f"Move --cutoff at least {horizon} days before it.")
+            console.print(f"[yellow]warning:[/] the label window ends at {end} but the last event is at {last}: "
+                          f"only {seen:.0f} of its {horizon} days are observed, so spend is under-counted and the "
+                          "forecasts will be too low. Move --cutoff earlier or shorten --horizon.")
+        if not np.any(y > 0):
+            raise ValueError(f"No user spent anything in ({ts}, {end}]; nothing to learn a spend level from.")
         with step(f"fitting SpendForecaster on {len(X):,} users"):
             fc = SpendForecaster(horizon_days=horizon, method=method).fit(X, y)  # type: ignore[arg-type]
         metrics = {"train": spend_report(y, fc.predict(X)), "validation_ngini": fc.validation_scores_,
@@ -82,17 +106,23 @@ def score(
 
         from buyerscore.artifacts import load_model
         from buyerscore.events.store import EventStore
-        from buyerscore.models.purchasing_power.inputs import model_features, to_timestamp
+        from buyerscore.models.purchasing_power.inputs import model_features
 
         fc, meta = load_model(model)
+        from buyerscore.models.purchasing_power import SpendForecaster
+
+        if not isinstance(fc, SpendForecaster):
+            raise ValueError(f"{model} holds a {meta.kind} model, not a spend forecaster; pass a directory written "
+                             "by 'buyerscore power train'.")
         if (db is None) == (features is None):
             raise ValueError("Give either --db with --cutoff, or --features.")
         if db is not None:
             if cutoff is None:
                 raise ValueError("--cutoff is required with --db: scores use only events at or before it.")
-            ts = to_timestamp(cutoff, name="--cutoff")
+            ts = parse_cutoff(cutoff)
             plats = meta.extra.get("platforms") or None
             with EventStore(db, read_only=True) as store, step("building features"):
+                check_platforms(store.con, plats)
                 X = model_features(store.con, as_of=ts, platforms=plats,
                                    behaviour=bool(meta.extra.get("behaviour_features", True)))
         else:

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from buyerscore.cli._common import console, friendly_errors, out, print_json, progress, step, table
+from buyerscore.cli._common import (
+    console,
+    friendly_errors,
+    out,
+    parse_cutoff,
+    print_json,
+    progress,
+    step,
+    table,
+)
 
 models_app = typer.Typer(help="List, inspect and promote model bundles of a registry.", no_args_is_help=True)
 
@@ -28,8 +37,9 @@ def train(
 
     with friendly_errors():
         cfg = load_config(config)
-        with step(f"training bundle as of {as_of}"):
-            version = train_bundle(cfg, out_dir, as_of=as_of)
+        ts = parse_cutoff(as_of, "--as-of")
+        with step(f"training bundle as of {ts}"):
+            version = train_bundle(cfg, out_dir, as_of=ts)
         reg = ModelRegistry(out_dir)
         if promote:
             reg.promote(version)
@@ -154,9 +164,10 @@ def score(
     from buyerscore.serving.batch import score_file
     with friendly_errors():
         pipe = ScoringPipeline.from_registry(registry, version)
+        ts = parse_cutoff(as_of, "--as-of") if as_of is not None else None
         with progress() as p:
             task = p.add_task(f"scoring {input.name}", total=None)
-            s = score_file(pipe, input, out_path, as_of=as_of, chunk_rows=chunk_rows, reasons=reasons, n_jobs=jobs,
+            s = score_file(pipe, input, out_path, as_of=ts, chunk_rows=chunk_rows, reasons=reasons, n_jobs=jobs,
                            on_progress=lambda done, total: p.update(task, completed=done, total=total))
     if as_json:
         print_json(s.to_dict())

@@ -7,7 +7,16 @@ from typing import Any
 
 import typer
 
-from buyerscore.cli._common import console, friendly_errors, out, print_json, step, table
+from buyerscore.cli._common import (
+    check_platforms,
+    console,
+    friendly_errors,
+    out,
+    parse_cutoff,
+    print_json,
+    step,
+    table,
+)
 
 anomaly_app = typer.Typer(help="Anomaly / fraud detection over behaviour features.", no_args_is_help=True)
 audit_app = typer.Typer(help="Audits of fitted models.", no_args_is_help=True)
@@ -42,8 +51,10 @@ def _features(db: Path | None, features: Path | None, as_of: str | None, platfor
 
         if not db.exists():
             raise FileNotFoundError(f"store {db} does not exist; ingest events first (buyerscore ingest).")
-        with EventStore(db) as store, step(f"building features as of {as_of}"):
-            F = anomaly_features(store.con, as_of=as_of, platforms=platform)
+        ts = parse_cutoff(as_of, "--as-of")
+        with EventStore(db, read_only=True) as store, step(f"building features as of {ts}"):
+            check_platforms(store.con, [platform] if platform else None)
+            F = anomaly_features(store.con, as_of=ts, platforms=platform)
     return F
 
 
