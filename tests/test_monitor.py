@@ -88,3 +88,27 @@ def test_cli_monitor_json_and_exit_code(tmp_path) -> None:
     assert res.exit_code == 3 and "retrain recommended" in res.stdout
     res = runner.invoke(app, ["monitor", "--reference", str(ref), "--current", str(tmp_path / "nope.csv")])
     assert res.exit_code == 2
+
+
+def test_a_stray_word_in_a_number_column_is_an_error_not_a_shift() -> None:
+    ref, cur = _pop(), _pop(seed=1)
+    cur = cur.astype({"score": object, "x": object})
+    cur.loc[7, "score"] = "high"
+    with pytest.raises(ModelInputError, match=r"'score' of the current frame.*'high' at row\(s\) \[7\]"):
+        drift_report(ref, cur, score_col="score", label_col="y")
+    # numbers written as text are read as numbers: same PSI as the numeric column
+    cur.loc[7, "score"] = "0.5"
+    num = cur.assign(score=cur["score"].astype(float), x=cur["x"].astype(float))
+    a = drift_report(ref, cur, score_col="score").table.set_index("column")["psi"]
+    b = drift_report(ref, num, score_col="score").table.set_index("column")["psi"]
+    pd.testing.assert_series_equal(a, b)
+
+
+def test_columns_in_one_frame_only_are_reported() -> None:
+    ref, cur = _pop(), _pop(seed=1)
+    rep = drift_report(ref, cur.drop(columns=["z"]).assign(new=1.0))
+    assert rep.one_sided == {"reference_only": ["z"], "current_only": ["new"]}
+    assert rep.verdict == "monitor" and any("'z'" in r and "missing" in r for r in rep.reasons)
+    assert any("'new'" in r for r in rep.reasons)
+    assert rep.to_dict()["one_sided_columns"]["reference_only"] == ["z"]
+    assert drift_report(ref, cur).one_sided == {}

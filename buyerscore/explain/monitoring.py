@@ -9,7 +9,10 @@ decreases with risk, such as points, is flipped).
 
 Verdict: ``retrain recommended`` when the score PSI is at alert level, or the AUC fell by at least
 ``auc_drop`` (absolute), or at least ``alert_share`` of the features are at alert level;
-``monitor`` when anything is at warn level or above; otherwise ``stable``.
+``monitor`` when anything is at warn level or above, or a reference column is missing from the
+current frame (listed in ``one_sided``, with the current frame's new columns); otherwise ``stable``.
+A column that holds numbers in one frame and text in the other is read as numbers; a cell that is
+not a number is an error naming it (one stray word would otherwise look like a large shift).
 
 Examples
 --------
@@ -48,6 +51,8 @@ class DriftReport:
     verdict: str
     reasons: list[str] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=lambda: {"warn": WARN, "alert": ALERT})
+    one_sided: dict[str, list[str]] = field(default_factory=dict)
+    """Columns found in only one frame: ``reference_only`` / ``current_only`` (not compared)."""
 
     @property
     def retrain(self) -> bool:
@@ -55,7 +60,7 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "retrain_recommended": self.retrain, "reasons": self.reasons,
-                "thresholds": self.thresholds, "performance": self.performance,
+                "thresholds": self.thresholds, "performance": self.performance, "one_sided_columns": self.one_sided,
                 "columns": self.table.replace({np.nan: None}).to_dict(orient="records")}
 
 
@@ -117,12 +122,18 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: li
             raise ModelInputError(f"column {col!r} is missing from the {' and '.join(where)} frame; "
                                   "check --score-col / --label-col.")
     skip = {score_col, label_col, *exclude}
+    one_sided: dict[str, list[str]] = {}
     if features is None:
         features = [c for c in reference.columns if c in current.columns and c not in skip]
+        one_sided = {"reference_only": [c for c in reference.columns if c not in current.columns and c not in skip],
+                     "current_only": [c for c in current.columns if c not in reference.columns and c not in skip]}
     else:
         missing = [c for c in features if c not in reference.columns or c not in current.columns]
         if missing:
             raise ModelInputError(f"feature column(s) {missing[:3]} are not in both frames.")
+    reference, current = reference.copy(deep=False), current.copy(deep=False)
+    for c in [*features, *(x for x in (score_col, label_col) if x)]:
+        reference[c], current[c] = _same_kind(c, reference[c], current[c], must_be_number=c in (score_col, label_col))
     rows = []
     cols = ([(score_col, "score")] if score_col else []) + [(c, "feature") for c in features]
     for c, kind in cols:
@@ -171,5 +182,39 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: li
                        f"{table.loc[table['status'].isin(['warn', 'alert']), 'column'].head(5).tolist()}.")
     else:
         verdict = "stable"
+    if one_sided.get("reference_only"):  # a data problem, not a reason to retrain: at least "monitor"
+        verdict = "monitor" if verdict == "stable" else verdict
+        reasons.append(f"column(s) {one_sided['reference_only'][:5]} of the reference are missing from the "
+                       "current frame: a model that uses them cannot score it.")
+    if one_sided.get("current_only"):
+        reasons.append(f"new column(s) in the current frame, not compared: {one_sided['current_only'][:5]}.")
     return DriftReport(table=table, performance=perf, verdict=verdict, reasons=reasons,
-                       thresholds={"warn": warn, "alert": alert, "auc_drop": auc_drop, "alert_share": alert_share})
+                       thresholds={"warn": warn, "alert": alert, "auc_drop": auc_drop, "alert_share": alert_share},
+                       one_sided={k: v for k, v in one_sided.items() if v})
+
+
+def _same_kind(name: str, ref: pd.Series, cur: pd.Series, *, must_be_number: bool) -> tuple[pd.Series, pd.Series]:
+    """The two frames' copies of one column as the same kind: where one side (or, for the score and the
+    label, either side) holds numbers, the other's text is converted, and any cell that is not a number is
+    an error naming the frame, the rows and the values (one stray word would otherwise read as a big shift)."""
+    def numeric(s: pd.Series) -> bool:
+        return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+    if not (must_be_number or numeric(ref) != numeric(cur)):
+        return ref, cur
+    out = []
+    for frame, s in (("reference", ref), ("current", cur)):
+        if numeric(s) or pd.api.types.is_bool_dtype(s):
+            out.append(s.astype(float) if pd.api.types.is_bool_dtype(s) else s)
+            continue
+        num = pd.to_numeric(s, errors="coerce")
+        bad = num.isna() & s.notna()
+        if bad.any():
+            rows = np.flatnonzero(bad.to_numpy())
+            vals = ", ".join(repr(v) for v in s[bad].head(3).tolist())
+            raise ModelInputError(
+                f"column {name!r} of the {frame} frame must hold numbers (as the other frame's does); "
+                f"{int(bad.sum())} cell(s) do not, e.g. {vals} at row(s) {rows[:3].tolist()} (0 = the first data "
+                "row). Fix or blank those cells.")
+        out.append(num)
+    return out[0], out[1]
