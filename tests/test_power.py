@@ -375,6 +375,19 @@ def test_cli_train_and_score(tmp_path):
     r = runner.invoke(app, ["power", "score", "--model", str(tmp_path / "m"), "--db", db,
                             "--out", str(tmp_path / "x.parquet")])
     assert r.exit_code == 2 and "--cutoff is required" in r.output
+    # the same scores from the table of 'power features'; the generic feature table is refused, naming columns
+    r = runner.invoke(app, ["power", "features", "--db", db, "--cutoff", "2024-04-01", "--out", str(tmp_path / "pf.parquet")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["power", "score", "--model", str(tmp_path / "m"), "--features", str(tmp_path / "pf.parquet"),
+                            "--out", str(tmp_path / "s2.parquet")])
+    assert r.exit_code == 0, r.output
+    s2 = pd.read_parquet(tmp_path / "s2.parquet")
+    np.testing.assert_allclose(s2["expected_spend"], s["expected_spend"], rtol=1e-12)
+    r = runner.invoke(app, ["features", "--db", db, "--cutoff", "2024-04-01", "--out", str(tmp_path / "gf.parquet")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["power", "score", "--model", str(tmp_path / "m"), "--features", str(tmp_path / "gf.parquet"),
+                            "--out", str(tmp_path / "s3.parquet")])
+    assert r.exit_code == 2 and "buyerscore power features" in " ".join(r.output.split())
 
 
 def test_compiled_trees_give_the_librarys_predictions(frame, monkeypatch):

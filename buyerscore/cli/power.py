@@ -90,6 +90,33 @@ def train(
                         [[len(X), fc.method_, r["ngini"], r["top_decile"], str(fc.validation_scores_)]]))
 
 
+@power_app.command("features")
+def features_cmd(
+    db: Path = typer.Option(..., "--db", help="DuckDB store with the events."),
+    cutoff: str = typer.Option(..., "--cutoff", help="Features use events at or before it (a date means midnight "
+                               "at its start)."),
+    out_path: Path = typer.Option(Path("power_features.parquet"), "--out", help="Parquet file to write."),
+    platform: list[str] | None = typer.Option(None, "--platform", help="Only these platforms (repeatable)."),
+    behaviour: bool = typer.Option(True, "--behaviour/--no-behaviour",
+                                   help="Add the generic behaviour features (as 'power train' does by default)."),
+) -> None:
+    """Write the spend model's input table as of CUTOFF (RFM summary, spend windows, behaviour features), for
+    'power score --features' or a scheduled scoring job elsewhere."""
+    with friendly_errors():
+        from buyerscore.events.store import EventStore
+        from buyerscore.models.purchasing_power.inputs import model_features
+
+        if not db.exists():
+            raise FileNotFoundError(f"No store at {db}; create it with 'buyerscore ingest' or 'buyerscore datasets load'.")
+        ts = parse_cutoff(cutoff)
+        with EventStore(db, read_only=True) as store, step(f"building power features as of {ts}"):
+            check_platforms(store.con, platform)
+            X = model_features(store.con, as_of=ts, platforms=platform or None, behaviour=behaviour)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        X.to_parquet(out_path, index=False)
+    console.print(f"wrote {len(X):,} users x {X.shape[1] - len(KEYS)} features as of {ts} to {out_path}")
+
+
 @power_app.command("score")
 def score(
     model: Path = typer.Option(..., "--model", help="Model directory written by 'buyerscore power train'."),
@@ -127,8 +154,15 @@ def score(
                                    behaviour=bool(meta.extra.get("behaviour_features", True)))
         else:
             assert features is not None
-            X = pd.read_parquet(features)
+            from buyerscore.cli.credit import _read_table
+
+            X = _read_table(features)
             ts = None
+            missing = [c for c in fc.feature_names_in_ if c not in X.columns]
+            if missing:
+                raise ValueError(f"{features} lacks {len(missing)} of the model's {len(fc.feature_names_in_)} input "
+                                 f"columns, e.g. {missing[:5]}; write it with 'buyerscore power features --db STORE "
+                                 "--cutoff DATE' (or score from the store with --db and --cutoff).")
         with step(f"scoring {len(X):,} users"):
             res = X[[c for c in KEYS if c in X.columns]].copy()
             res["expected_spend"] = fc.predict(X)
