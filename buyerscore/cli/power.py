@@ -129,16 +129,13 @@ def score(
 ) -> None:
     """Score users: expected spend over the model's horizon, tier probabilities and spend-lowering reasons."""
     with friendly_errors():
-        import pandas as pd
-
         from buyerscore.artifacts import load_model
         from buyerscore.events.store import EventStore
+        from buyerscore.models.purchasing_power import SpendForecaster
         from buyerscore.models.purchasing_power.inputs import model_features
 
         fc, meta = load_model(model)
-        from buyerscore.models.purchasing_power import SpendForecaster
-
-        if not isinstance(fc, SpendForecaster):
+        if not isinstance(fc, SpendForecaster):  # noqa: TRY004 - a user error: exit 2 with this message
             raise ValueError(f"{model} holds a {meta.kind} model, not a spend forecaster; pass a directory written "
                              "by 'buyerscore power train'.")
         if (db is None) == (features is None):
