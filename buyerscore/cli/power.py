@@ -135,8 +135,8 @@ def score(
         from buyerscore.models.purchasing_power.inputs import model_features
 
         fc, meta = load_model(model)
-        if not isinstance(fc, SpendForecaster):  # noqa: TRY004 - a user error: exit 2 with this message
-            raise ValueError(f"{model} holds a {meta.kind} model, not a spend forecaster; pass a directory written "
+        if not isinstance(fc, SpendForecaster):  # a user error: ValueError, so exit code 2 with this message
+            raise ValueError(f"{model} holds a {meta.kind} model, not a spend forecaster; pass a directory written "  # noqa: TRY004
                              "by 'buyerscore power train'.")
         if (db is None) == (features is None):
             raise ValueError("Give either --db with --cutoff, or --features.")
