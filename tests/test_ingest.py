@@ -84,6 +84,18 @@ def test_strict_stores_nothing_and_exits_1(tmp_path):
         assert s.con.execute("SELECT count(*) FROM ingest_batches").fetchone() == (0,)
 
 
+def test_strict_on_a_file_ingested_before_with_rejects_still_fails(tmp_path):
+    """A re-run with --strict of a file first ingested leniently must not report success."""
+    db = tmp_path / "s.duckdb"
+    code, _, _ = run("ingest", PLANTED, "--db", db, "--json")
+    assert code == 0
+    code, stdout, stderr = run("ingest", PLANTED, "--db", db, "--strict", "--json")
+    assert code == 1 and json.loads(stdout)["already_ingested"] is True
+    assert "ingested before without --strict" in " ".join(stderr.split())
+    code, _, _ = run("ingest", PLANTED, "--db", db, "--json")  # lenient re-run: nothing to do, success
+    assert code == 0
+
+
 def test_strict_passes_clean_file(tmp_path):
     f = tmp_path / "ok.csv"
     f.write_text("user_id,ts,event_type\nu1,2024-01-01,view\n")

@@ -237,7 +237,7 @@ class EventStore:
         mapping = mapping or ColumnMapping()
         check_input(path, fmt)
         batch_id = hashlib.sha1((file_digest(path) + mapping.digest() + default_platform).encode()).hexdigest()
-        prior = self._prior(batch_id, str(path))
+        prior = self._prior(batch_id, str(path), strict=strict)
         if prior is not None:  # the same bytes with the same mapping: nothing to read
             return prior
         kw = {"source": str(path), "batch_id": batch_id, "default_platform": default_platform, "strict": strict,
@@ -260,20 +260,28 @@ class EventStore:
         ingesting the same frame twice changes nothing the second time.
         """
         batch_id = batch_id or hashlib.sha1((frame_digest(raw) + default_platform).encode()).hexdigest()
-        prior = self._prior(batch_id, source)
+        prior = self._prior(batch_id, source, strict=strict)
         if prior is not None:
             return prior
         inp = RawInput(raw.reset_index(drop=True), np.arange(1, len(raw) + 1, dtype="int64"), empty_rejects())
         return self._ingest(iter([inp]), source=source, batch_id=batch_id, default_platform=default_platform,
                             strict=strict, step=on_step or (lambda _msg: None), mapping=None)
 
-    def _prior(self, batch_id: str, source: str) -> IngestSummary | None:
+    def _prior(self, batch_id: str, source: str, *, strict: bool = False) -> IngestSummary | None:
         row = self.con.execute("SELECT summary FROM ingest_batches WHERE batch_id = ?", [batch_id]).fetchone()
         if row is None:
             return None
         s = IngestSummary(**json.loads(row[0]))
         s.already_ingested, s.inserted, s.already_present = True, 0, s.accepted
         logger.info("batch %s from %s was ingested before; nothing to do", batch_id[:12], source)
+        if strict and s.rejected:  # the strict promise (no batch with bad rows) cannot hold: say so
+            reasons = ", ".join(f"{k}: {v:,}" for k, v in s.by_reason.items())
+            err = StrictModeError(
+                f"{source} was ingested before without --strict (batch {batch_id[:12]}): its {s.accepted:,} "
+                f"accepted rows are stored and {s.rejected:,} rows are in the rejects table ({reasons}). Nothing "
+                "changed now. Fix the rejected rows (see the rejects table) and ingest the fixed file as a new batch.")
+            err.summary = s  # type: ignore[attr-defined]
+            raise err
         return s
 
     def _ingest(
