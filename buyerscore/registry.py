@@ -164,7 +164,7 @@ class ModelRegistry:
 
     def create(self, models: dict[str, ModelEntry], *, as_of: str | None, training_data_hash: str,
                feature_spec: dict[str, dict[str, Any]] | None = None, metrics: dict[str, Any] | None = None,
-               config: dict[str, Any] | None = None, description: str = "") -> str:
+               config: dict[str, Any] | None = None, description: str = "", report_inputs: Any = None) -> str:
         """Write a new bundle and return its version id (it is not promoted).
 
         Parameters
@@ -181,6 +181,9 @@ class ModelRegistry:
             Bundle-level metrics (per-model metrics go in each entry).
         config : dict, optional
             The configuration used to train (recorded verbatim).
+        report_inputs : ReportInputs, optional
+            Hold-out numbers for ``buyerscore report`` (:func:`buyerscore.explain.report.save_inputs`),
+            written to ``report_inputs/`` of the bundle.
         """
         if not models:
             raise RegistryError("A bundle needs at least one model; none were given.")
@@ -198,6 +201,10 @@ class ModelRegistry:
                 model_meta[kind] = {"path": f"models/{kind}", "class": type(e.model).__module__ + "." +
                                     type(e.model).__qualname__, "features": list(e.features),
                                     "metrics": json.loads(json.dumps(e.metrics, default=str))}
+            if report_inputs is not None:
+                from buyerscore.explain.report import save_inputs
+
+                save_inputs(report_inputs, staging / "report_inputs")
             with self._locked():
                 version = f"v{1 + max((int(v[1:]) for v in self.versions()), default=0)}"
                 manifest = self._manifest(version, as_of, training_data_hash, description, feature_spec,

@@ -140,3 +140,29 @@ def test_api_scores_credit_of_an_applicant(trained) -> None:
     assert body["credit"]["grade"] in list("ABCDE") and 0 < body["credit"]["pd"] < 1
     assert any(isinstance(r["value"], str) for r in body["credit"]["reasons"])  # categorical predictor quoted
     assert body["power"] is None and "anomaly" in body["unavailable"]
+
+
+def test_report_of_a_trained_registry_shows_the_holdout(trained, tmp_path: Path) -> None:
+    """`buyerscore train` keeps its hold-out numbers in the bundle, so `buyerscore report --registry` right
+    after it draws ROC, spend and anomaly sections instead of 'not available' everywhere."""
+    from buyerscore.explain.report import inputs_from_registry
+
+    _, _, reg, manifest = trained
+    inputs = inputs_from_registry(reg)
+    n_test = manifest["models"]["credit"]["metrics"]["n_test"]
+    assert len(inputs.y_true) == len(inputs.proba) == n_test
+    from buyerscore.models.metrics import auc
+
+    assert auc(inputs.y_true, inputs.proba) == pytest.approx(manifest["models"]["credit"]["metrics"]["auc"])
+    assert inputs.anomaly_scores is not None and inputs.metadata["bundle"].startswith("v1")
+    if "power_spend" in manifest["models"]:
+        assert len(inputs.spend_true) == manifest["models"]["power_spend"]["metrics"]["n_test"]
+    if manifest["models"]["credit"]["class"].endswith("CreditScorecard"):
+        assert inputs.scorecard_table is not None and len(inputs.scorecard_table)
+    r = runner.invoke(app, ["report", "--registry", str(reg), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    import re
+
+    missing = re.findall(r"<p[^>]*>not available: ([^<]*)", html)
+    assert len(missing) == 2 and all(("fairness" in m) or ("drift" in m) for m in missing), missing

@@ -43,8 +43,10 @@ def _metrics(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in d.items()}
 
 
-def train_power(X: pd.DataFrame, spend: np.ndarray, cfg: BuyerscoreConfig) -> dict[str, ModelEntry]:
-    """Spend forecaster and tier model (whichever the purchasing-power package provides)."""
+def train_power(X: pd.DataFrame, spend: np.ndarray, cfg: BuyerscoreConfig,
+                report: list[Any] | None = None) -> dict[str, ModelEntry]:
+    """Spend forecaster and tier model (whichever the purchasing-power package provides); the hold-out's
+    actual and predicted spend and tiers are appended to ``report`` (report inputs) when given."""
     try:
         from buyerscore.models.purchasing_power import SpendForecaster, SpendTier  # type: ignore[attr-defined]
     except ImportError:
@@ -70,6 +72,10 @@ def train_power(X: pd.DataFrame, spend: np.ndarray, cfg: BuyerscoreConfig) -> di
     proba = np.asarray(t.predict_proba(Xf[test]), dtype=float)
     classes = [str(c) for c in t.classes_]
     score = proba[:, classes.index("high")] if "high" in classes else proba.max(axis=1)
+    if report is not None:
+        from buyerscore.explain.report import power_inputs
+
+        report.append(power_inputs(spend[test], pred, tiers=t.predict(Xf[test]), tier_quantiles=tq))
     out["power_tier"] = ModelEntry(tier.__class__(**tier.get_params()).fit(Xf, spend), feats,
                                    metrics=_metrics({"normalized_gini_p_high": normalized_gini(spend[test], score)}),
                                    params={"tier_quantiles": list(cfg.power.tier_quantiles)})
@@ -81,7 +87,7 @@ def _accepts(cls: type, name: str) -> bool:
     return name in inspect.signature(cls).parameters
 
 
-def train_anomaly(X: pd.DataFrame, cfg: BuyerscoreConfig) -> dict[str, ModelEntry]:
+def train_anomaly(X: pd.DataFrame, cfg: BuyerscoreConfig, report: list[Any] | None = None) -> dict[str, ModelEntry]:
     try:
         from buyerscore.models.anomaly import AnomalyDetector
     except ImportError:
@@ -90,11 +96,16 @@ def train_anomaly(X: pd.DataFrame, cfg: BuyerscoreConfig) -> dict[str, ModelEntr
     feats = [c for c in X.columns if c not in ID]
     det = AnomalyDetector(contamination=cfg.anomaly.contamination).fit(X[feats])
     flagged = float(np.mean(det.flag(X[feats])))
+    if report is not None:  # the training users' scores (no ids): the report's distribution and top rows
+        from buyerscore.explain.report import anomaly_inputs
+
+        report.append(anomaly_inputs(det, X[feats]))
     return {"anomaly": ModelEntry(det, list(det.feature_names_in_), metrics={"train_flag_rate": flagged},
                                   params={"contamination": cfg.anomaly.contamination})}
 
 
-def train_credit(store: EventStore, cfg: BuyerscoreConfig) -> tuple[dict[str, ModelEntry], str | None]:
+def train_credit(store: EventStore, cfg: BuyerscoreConfig,
+                 report: list[Any] | None = None) -> tuple[dict[str, ModelEntry], str | None]:
     name = cfg.credit.dataset
     if not name:
         return {}, None
@@ -127,6 +138,13 @@ def train_credit(store: EventStore, cfg: BuyerscoreConfig) -> tuple[dict[str, Mo
     met = _metrics({"auc": auc(y[test], p), "ks": ks(y[test], p), "brier": brier(y[test], p),
                     "n_train": int((~test).sum()), "n_test": int(test.sum())})
     final = cls(**kw).fit(X, y)
+    if report is not None:  # hold-out ROC/KS/calibration/grades of the hold-out model; the final model's table
+        from buyerscore.explain.report import credit_inputs
+
+        part = credit_inputs(m, X[test], y[test])
+        if hasattr(final, "scorecard_table"):
+            part.scorecard_table = final.scorecard_table()
+        report.append(part)
     entry = ModelEntry(final, list(final.features_), metrics=met, training_data_hash=data_hash(app),
                        params={**kw, "model": cfg.credit.model, "dataset": name})
     return {"credit": entry}, name
@@ -144,26 +162,33 @@ def train_bundle(cfg: BuyerscoreConfig, registry: str | Path, *, as_of: Any, des
         raise FileNotFoundError(f"Event store {db} does not exist; load events first ('buyerscore datasets load "
                                 "cdnow --db ...') or set [store] db in the config.")
     entries: dict[str, ModelEntry] = {}
+    parts: list[Any] = []
     with EventStore(db, read_only=True) as store:
         X = build_features(store.con, as_of=ts, windows=windows)
         feature_hash = data_hash(X)
         if len(X):
             y = build_labels(store.con, as_of=ts, horizon_days=cfg.power.horizon_days)
             spend = X[list(ID)].merge(y, on=list(ID), how="left")["future_spend"].fillna(0.0).to_numpy(float)
-            entries.update(train_power(X, spend, cfg))
-            entries.update(train_anomaly(X, cfg))
+            entries.update(train_power(X, spend, cfg, parts))
+            entries.update(train_anomaly(X, cfg, parts))
         else:
             logger.warning("no behaviour events at or before %s: no purchasing-power or anomaly model", ts)
-        credit, credit_dataset = train_credit(store, cfg)
+        credit, credit_dataset = train_credit(store, cfg, parts)
         entries.update(credit)
     for e in entries.values():
         e.training_data_hash = e.training_data_hash or feature_hash
     if not entries:
         raise SchemaError("No model could be trained: no behaviour events before as_of and no credit dataset. "
                           "Load data first ('buyerscore datasets load ...').")
+    from buyerscore.explain.report import ReportInputs, merge_inputs
+
+    header = ReportInputs(title=f"buyerscore bundle trained as of {ts}", metadata={
+        "as of": str(ts), "users": f"{len(X):,}", "credit dataset": credit_dataset or "none",
+        "measured on": "a 20 % hold-out of users (applicants), before the final fit on all rows"})
     names = sorted({f for e in entries.values() for f in e.features})
     spec = {f: {"description": describe(f), "unit": unit(f)} for f in names}
     return ModelRegistry(registry).create(
         entries, as_of=str(ts), training_data_hash=feature_hash, feature_spec=spec, description=description,
         metrics={"n_users": len(X), "credit_dataset": credit_dataset},
-        config={**cfg.model_dump(mode="json"), "windows": list(windows)})
+        config={**cfg.model_dump(mode="json"), "windows": list(windows)},
+        report_inputs=merge_inputs(header, *parts))

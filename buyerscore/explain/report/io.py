@@ -108,6 +108,18 @@ def inputs_from_registry(path: str | Path) -> ReportInputs:
     if not root.is_dir():
         raise FileNotFoundError(f"registry folder {root} does not exist; pass a folder with saved models and/or "
                                 "report inputs (see docs/trust.md).")
+    if (root / "versions").is_dir():  # a registry of 'buyerscore train': its promoted (else newest) bundle
+        from buyerscore.registry import ModelRegistry
+
+        reg = ModelRegistry(root)
+        version = reg.promoted() or (reg.versions() or [None])[-1]
+        if version is None:
+            raise FileNotFoundError(f"registry {root} has no bundle yet; run 'buyerscore train' first.")
+        logger.info("report of bundle %s (%s)", version, "promoted" if version == reg.promoted() else "newest")
+        inputs = inputs_from_registry(root / "versions" / version)
+        inputs.metadata = {"bundle": f"{version} ({'promoted' if version == reg.promoted() else 'newest, not promoted'})",
+                           **inputs.metadata}
+        return inputs
     src = root / INPUTS_DIR if (root / INPUTS_DIR).is_dir() else root
     inputs = load_inputs(src)
     models = sorted(m.parent for m in root.glob("**/metadata.json") if len(m.relative_to(root).parts) <= 5)
@@ -119,7 +131,7 @@ def inputs_from_registry(path: str | Path) -> ReportInputs:
             logger.info("skipping %s: %s", mdir, exc)
             continue
         found.append(f"{meta.kind} ({mdir.relative_to(root)}, as_of {meta.as_of or 'n/a'})")
-        if inputs.scorecard_table is None and "Scorecard" in meta.kind:
+        if inputs.scorecard_table is None and ("Scorecard" in meta.kind or meta.kind == "credit"):
             model, _ = load_model(mdir)
             if hasattr(model, "scorecard_table"):
                 inputs.scorecard_table = model.scorecard_table()
