@@ -281,6 +281,9 @@ class ModelRegistry:
 
     def _require_promoted(self) -> str:
         v = self.promoted()
+        if v is None and not self.root.is_dir():
+            raise RegistryError(f"Registry folder {self.root} does not exist; create it with 'buyerscore train "
+                                f"--out {self.root} ...' or check the --registry path.")
         if v is None:
             raise RegistryError(f"No promoted bundle in registry {self.root}; promote one with "
                                 "'buyerscore models promote VERSION --registry DIR' (see 'buyerscore models list').")

@@ -61,3 +61,17 @@ def test_power_train_label_window_past_the_data(store: Path, tmp_path: Path) -> 
                             "--out", str(tmp_path / "m2"), "--no-tiers", "--json"])
     assert r.exit_code == 0, r.output
     assert "only 91 of its 273 days are observed" in _text(r)
+
+
+def test_small_usage_errors_exit_2_without_traceback(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["serve-key", "--keys-file", str(tmp_path)])
+    assert r.exit_code == 2 and "is a folder" in _text(r)
+    r = runner.invoke(app, ["datasets", "load", "cdnow", "--data-dir", str(tmp_path / "nowhere"),
+                            "--db", str(tmp_path / "new.duckdb")])
+    assert r.exit_code == 2 and "not found" in _text(r)
+    assert not (tmp_path / "new.duckdb").exists()  # a failed first load leaves no empty store
+    r = runner.invoke(app, ["score", "--registry", str(tmp_path / "no-registry"), "--input", "x.parquet",
+                            "--out", str(tmp_path / "s.parquet")])
+    assert r.exit_code == 2 and "does not exist" in _text(r)
+    r = runner.invoke(app, ["audit", "fairness", "--model", str(tmp_path), "--data", "x.csv", "--threshold", "1.5"])
+    assert r.exit_code == 2 and "strictly between 0 and 1" in _text(r), r.output

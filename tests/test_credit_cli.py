@@ -174,3 +174,11 @@ def test_ensemble_members_option(data_dir, tmp_path) -> None:  # type: ignore[no
     bad = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
                               "--out", str(tmp_path / "x"), "--model", "gbm", "--members", "gbm,scorecard"])
     assert bad.exit_code == 2 and "--members applies to --model ensemble only" in bad.output
+
+
+def test_train_refuses_a_table_too_small_to_measure(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from buyerscore.datasets import read_applicants
+
+    read_applicants("german_credit", data_dir).head(40).to_csv(tmp_path / "t.csv", index=False)
+    r = CliRunner().invoke(app, ["credit", "train", "--table", str(tmp_path / "t.csv"), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 2 and "fewer than 5 of one class" in " ".join(r.output.split())

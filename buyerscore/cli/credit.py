@@ -143,6 +143,11 @@ def train_cmd(
             from buyerscore.models.credit import add_ratio_features
 
             X = add_ratio_features(X, drop_redundant=drop_redundant)
+        n_bad, n_good = int(np.sum(y == 1)), int(np.sum(y == 0))
+        if min(n_bad, n_good) * test_size < 5:
+            raise ValueError(f"{len(y):,} applicants with {n_bad:,} bad and {n_good:,} good: a {test_size:.0%} hold-out "
+                             "would hold fewer than 5 of one class, so its AUC, KS and PSI would mean nothing. Use a "
+                             "larger table (or a larger --test-size).")
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
         if model == "scorecard":
             est: Any = CreditScorecard(special_codes=special_codes_for(dataset), include_sensitive=include_sensitive,

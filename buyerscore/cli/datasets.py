@@ -46,7 +46,8 @@ def list_cmd(
 def load_cmd(
     names: list[str] = typer.Argument(..., help="Dataset name(s), or 'all'."),
     data_dir: Path | None = typer.Option(None, "--data-dir",
-                                         help="Folder with the downloaded files (default ../shared/data)."),
+                                         help="Folder with the downloaded files (default: $BUYERSCORE_DATA_DIR, "
+                                              "else the first of ../shared/data, ./shared/data that exists)."),
     db: Path = typer.Option(Path("buyerscore.duckdb"), "--db", help="DuckDB store file (created if absent)."),
     as_json: bool = typer.Option(False, "--json", help="Print one summary per dataset as JSON."),
 ) -> None:
@@ -64,12 +65,19 @@ def load_cmd(
         todo = list(DATASETS) if names == ["all"] else names
         for n in todo:
             get_spec(n)  # unknown names fail before anything is written
-        with EventStore(db) as store, progress() as bar:
-            task = bar.add_task("loading", total=len(todo))
-            for n in todo:
-                results.append(load_dataset(n, store, data_dir, on_step=lambda m: bar.update(task, description=m)))
-                bar.advance(task)
-            bar.update(task, description=f"loaded {len(todo)} dataset(s)")
+        created = not db.exists()
+        try:
+            with EventStore(db) as store, progress() as bar:
+                task = bar.add_task("loading", total=len(todo))
+                for n in todo:
+                    results.append(load_dataset(n, store, data_dir, on_step=lambda m: bar.update(task, description=m)))
+                    bar.advance(task)
+                bar.update(task, description=f"loaded {len(todo)} dataset(s)")
+        except BaseException:
+            if created and not results:  # nothing was loaded: leave no empty store behind
+                for p in (db, db.with_name(db.name + ".wal")):
+                    p.unlink(missing_ok=True)
+            raise
     if as_json:
         print_json([r.to_dict() for r in results])
         return

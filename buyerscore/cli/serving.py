@@ -136,10 +136,15 @@ def serve_key(keys_file: Path = typer.Option(..., "--keys-file", help="Keys file
               name: str = typer.Option("", "--name", help="Comment stored next to the hash.")) -> None:
     """Create an API key: print it once on stdout and append only its SHA-256 hash to KEYS_FILE."""
     from buyerscore.serving.api.settings import new_key
-    key, h = new_key()
-    keys_file.parent.mkdir(parents=True, exist_ok=True)
-    with keys_file.open("a", encoding="utf-8") as fh:
-        fh.write(f"{h}{'  # ' + name if name else ''}\n")
+    with friendly_errors():
+        if keys_file.is_dir():
+            raise ValueError(f"--keys-file {keys_file} is a folder; give a file path, e.g. {keys_file / 'api-keys'}.")
+        if "\n" in name or "\r" in name:
+            raise ValueError("--name must be one line.")
+        key, h = new_key()
+        keys_file.parent.mkdir(parents=True, exist_ok=True)
+        with keys_file.open("a", encoding="utf-8") as fh:
+            fh.write(f"{h}{'  # ' + name if name else ''}\n")
     typer.echo(key)
     console.print(f"hash appended to {keys_file}; the key is not stored anywhere, keep it now.")
 

@@ -161,6 +161,8 @@ def audit_fairness(
         from buyerscore.artifacts import load_model
         from buyerscore.explain.fairness import audit_credit, derive_sensitive, mitigate_thresholds
 
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"--threshold is a probability of default strictly between 0 and 1; got {threshold}.")
         est, meta = load_model(model)
         df = _read(data)
         if label_col not in df.columns:
