@@ -152,3 +152,21 @@ def test_bad_applicant_tables_are_refused(store, change, match):
     with pytest.raises(SchemaError, match=match):
         store.write_applicants("x", t.assign(**change))
     assert store.applicant_tables() == []
+
+
+def test_day_first_file_is_read_day_first_throughout() -> None:
+    """02/01/2024 alone is read month-first (documented), but when a later value (13/01/2024) only fits
+    day-first, the whole column is read day-first: one file is never read two ways silently."""
+    from buyerscore.events.validate import parse_timestamps
+
+    got = parse_timestamps(pd.Series(["02/01/2024 10:00", "13/01/2024 11:00", "05/02/2024 09:00"])).tolist()
+    assert got == [pd.Timestamp("2024-01-02 10:00"), pd.Timestamp("2024-01-13 11:00"), pd.Timestamp("2024-02-05 09:00")]
+    assert parse_timestamps(pd.Series(["02/01/2024 10:00", "03/01/2024 11:00"])).tolist() == [
+        pd.Timestamp("2024-02-01 10:00"), pd.Timestamp("2024-03-01 11:00")]
+
+
+def test_column_read_two_ways_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="buyerscore.events.validate"):
+        got = parse_timestamps(pd.Series(["01/02/2024 10:00", "01/31/2024 10:00", "13/01/2024 10:00"]))
+    assert got.notna().all()
+    assert any("timestamp_format" in r.getMessage() and "13/01/2024" in r.getMessage() for r in caplog.records)

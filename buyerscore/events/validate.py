@@ -235,7 +235,18 @@ def _parse_text_times(txt: pd.Series, ts_format: str | None, timezone: str) -> p
             fmt = guess_datetime_format(str(vals.iloc[0]))  # the first value's format, tried on all at once
             again = _to_utc(vals, timezone, format=fmt) if fmt else pd.Series(pd.NaT, index=vals.index,
                                                                                dtype="datetime64[us, UTC]")
+            alt = _swap_day_month(fmt)
+            if alt and again.isna().any():  # 02/01/2024 guessed month-first, but 13/01/2024 follows: day-first?
+                swapped = _to_utc(vals, timezone, format=alt)
+                if swapped.notna().sum() > again.notna().sum():
+                    logger.info("timestamps read as %s: %d value(s) do not fit %s (guessed from %r)", alt,
+                                int(again.isna().sum()), fmt, vals.iloc[0])
+                    fmt, again = alt, swapped
             rest = vals[again.isna().to_numpy()]
+            if alt and len(rest) and (len(rest) <= _PER_VALUE_LIMIT):
+                logger.warning("%d timestamp(s) fit neither %s nor %s (e.g. %r) and are guessed one by one, so one "
+                               "file may be read two ways; set timestamp_format in the mapping.", len(rest), fmt,
+                               _swap_day_month(fmt), rest.iloc[0])
             if len(rest) > _PER_VALUE_LIMIT:
                 # value-by-value parsing costs ~50 us a value: try a sample first, give up if none parses
                 sample = _to_utc(rest.iloc[:1000], timezone, format="mixed")
@@ -247,6 +258,13 @@ def _parse_text_times(txt: pd.Series, ts_format: str | None, timezone: str) -> p
                 again[rest.index] = _to_utc(rest, timezone, format="mixed")
         parsed.loc[again.index] = again
     return parsed
+
+
+def _swap_day_month(fmt: str | None) -> str | None:
+    """The format with ``%d`` and ``%m`` swapped (``%m/%d/%Y`` -> ``%d/%m/%Y``), or None without both."""
+    if not fmt or "%d" not in fmt or "%m" not in fmt:
+        return None
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
 
 
 _PER_VALUE_LIMIT = 50_000
