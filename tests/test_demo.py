@@ -48,3 +48,22 @@ def test_demo_models_beat_chance_on_held_out_rows(demo) -> None:
     # the synthetic default labels depend on traits that behaviour reveals only in part; spend is more visible
     assert m["credit"]["auc"] > 0.58
     assert m["power"]["normalized_gini"] > 0.3
+
+
+def test_summary_of_an_unpriced_shop_is_nan_not_zero() -> None:
+    """Taobao's purchases carry no amount: its spend per user is unknown (NaN), not 0, and no rank
+    correlation is computed from constants."""
+    import warnings
+
+    from buyerscore.features.demo import summarise
+
+    ids = [f"u{i}" for i in range(6)]
+    feats = pd.DataFrame({"platform": ["taobao"] * 3 + ["shop"] * 3, "user_id": ids,
+                          "n_purchases": [2, 0, 1, 1, 3, 0], "monetary_sum": [np.nan, 0.0, np.nan, 10.0, 30.0, 0.0]})
+    labels = pd.DataFrame({"platform": feats["platform"], "user_id": ids, "future_purchase": [1, 0, 1, 1, 1, 0],
+                           "future_spend": [0.0, 0.0, 0.0, 5.0, 40.0, 1.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = summarise(feats, labels, {}, {}, {}).set_index("platform")
+    assert np.isnan(s.loc["taobao", "mean_spend_before"]) and np.isnan(s.loc["taobao", "spend_corr"])
+    assert s.loc["shop", "mean_spend_before"] == 40 / 3 and s.loc["shop", "spend_corr"] == pytest.approx(1.0)

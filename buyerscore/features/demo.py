@@ -76,15 +76,19 @@ def summarise(features: pd.DataFrame, labels: pd.DataFrame, cutoffs: dict[str, s
     df = features.merge(labels, on=["platform", "user_id"], how="left")
     rows = []
     for plat, g in df.groupby("platform", sort=True):
+        buyers = g["n_purchases"] > 0
+        unpriced = bool(buyers.any()) and g.loc[buyers, "monetary_sum"].isna().all()  # e.g. Taobao: no amounts
+        both = g[["monetary_sum", "future_spend"]].dropna()
         rows.append({
             "platform": plat, "as_of": cutoffs.get(str(plat), ""), "horizon_days": horizons.get(str(plat), 0),
             "events": events_per_platform.get(str(plat), 0), "users": len(g),
             "purchasers": int((g["n_purchases"] > 0).sum()),
-            "mean_spend_before": float(g["monetary_sum"].mean()),
+            "mean_spend_before": float("nan") if unpriced else float(g["monetary_sum"].mean()),
             "future_buyers_share": float(g["future_purchase"].mean()),
-            "mean_future_spend": float(g["future_spend"].mean()),
-            "spend_corr": float(g["monetary_sum"].corr(g["future_spend"], method="spearman"))
-            if g["monetary_sum"].notna().sum() > 2 else float("nan"),
+            "mean_future_spend": float("nan") if unpriced else float(g["future_spend"].mean()),
+            # no rank correlation of a constant (scipy warns and returns NaN)
+            "spend_corr": float(both["monetary_sum"].corr(both["future_spend"], method="spearman"))
+            if len(both) > 2 and both.nunique().min() > 1 and not unpriced else float("nan"),
         })
     return pd.DataFrame(rows)
 
