@@ -163,7 +163,7 @@ def test_buyerscore_models_one_user_equals_batch(monkeypatch: pytest.MonkeyPatch
         mp.setenv("BUYERSCORE_COMPILED_TREES", "0")
         np.testing.assert_array_equal(det._iforest_raw(M[:300]), -det.iforest_.score_samples(M[:300]))
     assert "_flat_forest" in det.__dict__ and "_flat_forest" not in det.__getstate__()
-    tier = SpendTier(n_estimators=20).fit(X, X["b"].fillna(0) * 10 + X["a"])
+    tier = SpendTier(n_estimators=20).fit(X, (X["b"].fillna(0) * 10 + X["a"]).clip(lower=0))  # spend is >= 0
     assert len(tier.model_.calibrated_classifiers_) == 1
     p = ScoringPipeline({"anomaly": det, "power_tier": tier}, features={"anomaly": ["a", "b", "c"],
                                                                        "power_tier": ["a", "b", "c"]})

@@ -92,7 +92,7 @@ def anomaly_fit(
             det.fit(F)
         flagged = int(det.predict(F).sum())
         metrics = {"n_train": det.n_train_, "flagged_train": flagged, "threshold": det.threshold_}
-        save_model(det, out_dir, kind="anomaly.AnomalyDetector", features=list(det.features_),
+        save_model(det, out_dir, kind="anomaly.AnomalyDetector", features=list(det.feature_names_in_),
                    training_data_hash=data_hash(F), params=det.get_params(), metrics=metrics, as_of=as_of)
     if as_json:
         print_json({"model": str(out_dir), **metrics})

@@ -19,6 +19,12 @@ so ``anomaly_score`` is (about) the share of training users less unusual than th
 is ``anomaly_score >= threshold_`` where ``threshold_`` flags a ``contamination`` share of the
 training users.  Reason codes: per feature, ``-ln(2 * p_tail)`` (0 at the median; 2.3 means ten
 times rarer than the median side; clipped at 0) through :func:`buyerscore.explain.top_reasons`.
+
+Input values: a missing value (NaN, None) is imputed with the training median (it is "typical");
+``+inf`` / ``-inf`` and values beyond float32's range are clipped to ``+-3.4e38`` (the largest value
+the isolation forest can read), i.e. scored as more extreme than any finite training value, in fitting
+as in scoring; a text value in a feature column is a :class:`~buyerscore.exceptions.ModelInputError`
+naming the column, rows and values.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 DETECTORS = ("iforest", "ecod", "copod")
 ID_COLUMNS = ("platform", "user_id")
+_BIG = float(np.finfo(np.float32).max)
+"""Infinite and larger inputs are clipped to +-_BIG: beyond every finite training value, and readable as float32."""
 
 
 class _ECDF:
@@ -236,6 +244,40 @@ _ROW_BLOCK = 32_768
 """Rows scored at a time (each detector's per-cell temporaries are rows x features floats)."""
 
 
+def _numeric_columns(feats: pd.DataFrame, columns: Any, X: pd.DataFrame, owner: str) -> pd.DataFrame:
+    """``feats`` with its non-numeric ``columns`` converted to numbers; a value that is not a number
+    (e.g. ``'abc'``) raises a :class:`ModelInputError` naming the column, rows and values."""
+    dtypes = feats.dtypes  # one look-up (not one Series per column): cheap for one-row frames
+    todo = [c for c in columns if getattr(dtypes[c], "kind", "O") not in "fiub"
+            and not (pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c]))]
+    if not todo:
+        return feats
+    conv: dict[Any, pd.Series] = {}
+    broken: list[tuple[Any, np.ndarray]] = []
+    for c in todo:
+        col = feats[c].astype(object)
+        num = pd.to_numeric(col, errors="coerce")
+        bad = (num.isna() & col.notna()).to_numpy()
+        if bad.any():
+            broken.append((c, bad))
+        conv[c] = num.astype(float)
+    if broken:
+        c, bad = broken[0]
+        pos = np.flatnonzero(bad)
+        rows = feats.index[pos[:3]].tolist()
+        who = (f" (user_id {X['user_id'].iloc[pos[:3]].astype(str).tolist()})"
+               if "user_id" in X.columns and len(X) == len(feats) else "")
+        others = f"; column(s) {examples([b[0] for b in broken[1:]])} too" if len(broken) > 1 else ""
+        raise ModelInputError(
+            f"{owner}: column {c!r} has {pos.size} value(s) that are not numbers, e.g. rows {rows}{who}: "
+            f"{examples(feats[c].iloc[pos[:3]].tolist())}{others}. Pass numbers (NaN for unknown), or drop or "
+            "encode the column (id columns to keep: id_columns=...).")
+    feats = feats.copy()
+    for c, v in conv.items():
+        feats[c] = v
+    return feats
+
+
 class AnomalyDetector(BaseEstimator):
     """Ensemble anomaly detector with scores in [0, 1], a contamination flag and reason codes.
 
@@ -264,8 +306,14 @@ class AnomalyDetector(BaseEstimator):
     ----------
     features_ : list of str
         Feature columns used (numeric, non-constant in training).
+    feature_names_in_ : ndarray of str
+        Input feature columns seen in ``fit`` (id columns dropped, before the derived ``change_features``);
+        the column order expected from a numpy array.
+    n_features_in_ : int
+        Their number.
     medians_ : Series
         Training median per feature (missing values are imputed with it; quoted as "typical").
+        Infinite values are not missing: they are clipped to +-3.4e38 and scored as extreme.
     threshold_ : float
         ``anomaly_score`` at or above which a user is flagged.
     n_train_ : int
@@ -309,23 +357,35 @@ class AnomalyDetector(BaseEstimator):
         check_param(name, "id_columns", self.id_columns, lambda v: not isinstance(v, str), "a list of column names")
         check_param(name, "change_features", self.change_features, lambda v: isinstance(v, bool), "a bool")
 
-    def _frame(self, X: Any, *, fitting: bool) -> pd.DataFrame:
+    def _inputs(self, X: Any, *, fitting: bool) -> pd.DataFrame:
+        """The input feature columns of ``X`` (id columns dropped), numeric; a numpy array is read in the
+        order of ``feature_names_in_``."""
+        name = type(self).__name__
         if not isinstance(X, pd.DataFrame):
             if fitting:
-                raise ModelInputError(f"{type(self).__name__}.fit needs a pandas DataFrame of numeric features "
+                raise ModelInputError(f"{name}.fit needs a pandas DataFrame of numeric features "
                                       f"(e.g. from buyerscore.features.build_features); got {type(X).__name__}.")
-            X = pd.DataFrame(np.asarray(X, dtype=float), columns=self.feature_names_in_)
+            A = np.asarray(X)
+            if A.ndim == 1 and A.size == len(self.feature_names_in_):
+                A = A.reshape(1, -1)  # one row
+            if A.ndim != 2 or A.shape[1] != len(self.feature_names_in_):
+                raise ModelInputError(
+                    f"{name} input as an array must have {len(self.feature_names_in_)} columns, in the order of "
+                    f"feature_names_in_ ({examples(self.feature_names_in_)}); got shape {A.shape}. Pass a "
+                    "DataFrame with named columns instead.")
+            X = pd.DataFrame(A, columns=self.feature_names_in_)
         feats = X.drop(columns=[c for c in self.id_columns if c in X.columns])
+        check = feats.columns if fitting else [c for c in self.feature_names_in_ if c in feats.columns]
+        return _numeric_columns(feats, check, X, name)
+
+    def _frame(self, X: Any, *, fitting: bool, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The detector's feature frame: the inputs (``inputs`` when already read) plus the change features."""
+        feats = self._inputs(X, fitting=fitting) if inputs is None else inputs
         if self.change_features:
             from buyerscore.models.anomaly.features import with_change_features
 
             feats = with_change_features(feats)
         if fitting:
-            bad = [c for c in feats.columns if not (pd.api.types.is_numeric_dtype(feats[c])
-                                                     or pd.api.types.is_bool_dtype(feats[c]))]
-            if bad:
-                raise ModelInputError(f"{type(self).__name__}: column(s) {examples(bad)} are not numeric; drop them "
-                                      "or encode them (id columns to keep: id_columns=...).")
             if feats.shape[0] < 10 or feats.shape[1] == 0:
                 raise ModelInputError(f"{type(self).__name__}.fit needs at least 10 rows and 1 feature column; "
                                       f"got shape {feats.shape}.")
@@ -337,25 +397,37 @@ class AnomalyDetector(BaseEstimator):
         return feats
 
     def _matrix(self, feats: pd.DataFrame) -> np.ndarray:
-        """The ``features_`` columns as a new column-major float64 matrix, non-finite cells set to the
-        training medians (one copy: a single-block frame is read in place, columns picked by ``take``)."""
+        """The ``features_`` columns as a new column-major float64 matrix, missing cells set to the training
+        medians and infinite ones clipped to +-3.4e38 (one copy: a single-block frame is read in place,
+        columns picked by ``take``)."""
         if feats.columns.is_unique and all(getattr(dt, "kind", "O") in "fiub" for dt in feats.dtypes.to_numpy()):
             A = feats.to_numpy(dtype=np.float64, na_value=np.nan)
             M = np.take(A.T, feats.columns.get_indexer(self.features_), axis=0).T
         else:
             M = feats[self.features_].astype(float).to_numpy(copy=True)
-        bad = ~np.isfinite(M)
-        if bad.any():
-            np.copyto(M, self.medians_.to_numpy(dtype=np.float64)[np.newaxis, :], where=bad)
+        missing = np.isnan(M)
+        if missing.any():
+            np.copyto(M, self.medians_.to_numpy(dtype=np.float64)[np.newaxis, :], where=missing)
+        np.clip(M, -_BIG, _BIG, out=M)  # +-inf: the most extreme values, not missing ones
         return M
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: pd.DataFrame, y: Any = None) -> AnomalyDetector:
         """Fit the detectors and their calibration on ``X`` (``y`` is ignored: unsupervised)."""
         self._check_params()
-        feats = self._frame(X, fitting=True)
-        self.feature_names_in_ = np.asarray(feats.columns, dtype=object)
-        F = feats.astype(float).replace([np.inf, -np.inf], np.nan)
+        inputs = self._inputs(X, fitting=True)
+        self.feature_names_in_ = np.asarray(inputs.columns, dtype=object)  # before the derived change features
+        self.n_features_in_ = len(self.feature_names_in_)
+        feats = self._frame(X, fitting=True, inputs=inputs)
+        F = feats.astype(float)
+        inf = np.isinf(F.to_numpy())
+        if inf.any():
+            cols = [str(c) for c in F.columns[inf.any(axis=0)]]
+            rows = F.index[inf.any(axis=1)]
+            logger.warning("AnomalyDetector.fit: %d infinite value(s) in column(s) %s, e.g. rows %s; they are scored "
+                           "as the most extreme values (clipped to +-3.4e38), not as missing.", int(inf.sum()),
+                           examples(cols), examples(rows.tolist()))
+            F = F.replace([np.inf, -np.inf], np.nan)
         med = F.median()
         const = [c for c in F.columns if F[c].nunique(dropna=True) <= 1]
         if const:
@@ -432,6 +504,20 @@ class AnomalyDetector(BaseEstimator):
         state = dict(super().__getstate__())
         state.pop("_flat_forest", None)  # a cache, rebuilt on first use: not saved with the model
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "feature_names_in_" in state and "n_features_in_" not in state:
+            # saved before feature_names_in_ held the input columns only (it also held the derived change
+            # features, so a numpy array could not be scored): drop those
+            names = list(state["feature_names_in_"])
+            if state.get("change_features"):
+                from buyerscore.models.anomaly.features import CHANGE_FEATURES
+
+                names = [c for c in names if c not in CHANGE_FEATURES]
+            state["feature_names_in_"] = np.asarray(names, dtype=object)
+            state["n_features_in_"] = len(names)
+        super().__setstate__(state)
 
     def _combine(self, norm: dict[str, np.ndarray]) -> np.ndarray:
         S = np.column_stack([norm[d] for d in self.detectors])

@@ -35,7 +35,7 @@ from buyerscore.models.purchasing_power._base import ensure_fitted
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProbabilisticCLV", "bgnbd_loglik", "gamma_gamma_loglik"]
+__all__ = ["ProbabilisticCLV", "bgnbd_loglik", "gamma_gamma_loglik", "rfm_problems"]
 
 _BOUND = 12.0  # log-parameters stay in [-12, 12]
 _SUBSAMPLE = 50_000  # restarts run on this many rows first when there are more
@@ -106,6 +106,22 @@ def gamma_gamma_loglik(params: dict[str, float] | tuple[float, float, float], fr
     """Per-customer Gamma-Gamma log-likelihood at ``params`` = (p, q, v) (customers with frequency > 0)."""
     p = np.array([params[k] for k in ("p", "q", "v")] if isinstance(params, dict) else params, float)
     return _gg_terms(p, np.asarray(frequency, float), np.asarray(monetary_value, float), grad=False)[0]
+
+
+def rfm_problems(frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    """Rows whose RFM summary the models cannot use: a missing or infinite value, ``frequency < 0``,
+    ``recency`` outside ``[0, T]``, or ``recency == 0`` with repeat purchases (True = unusable).
+
+    Examples
+    --------
+    >>> rfm_problems([0, 2, np.nan, 1], [0.0, 10.0, 5.0, 30.0], [20.0, 20.0, 20.0, 20.0]).tolist()
+    [False, False, True, True]
+    """
+    x, tx, TT = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(x) | ~np.isfinite(tx) | ~np.isfinite(TT) | (x < 0) | (tx < 0) | (tx > TT + 1e-9)
+        bad |= (x > 0) & (tx <= 0)
+    return np.asarray(bad, dtype=bool)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -226,14 +242,13 @@ class ProbabilisticCLV(RegressorMixin, BaseEstimator):
         x = X["frequency"].to_numpy(dtype=float)
         tx = X["recency"].to_numpy(dtype=float)
         T = X["T"].to_numpy(dtype=float)
-        bad = ~np.isfinite(x) | ~np.isfinite(tx) | ~np.isfinite(T) | (x < 0) | (tx < 0) | (tx > T + 1e-9)
-        bad |= (x > 0) & (tx <= 0)
+        bad = rfm_problems(x, tx, T)
         if bad.any():
             idx = np.flatnonzero(bad)[:3]
             raise ModelInputError(
                 f"{int(bad.sum())} row(s) have an impossible RFM summary (need frequency >= 0, 0 <= recency <= T, "
                 f"recency > 0 when frequency > 0), e.g. rows {idx.tolist()}: "
-                f"{[(x[i], tx[i], T[i]) for i in idx]}. Rebuild the summary with rfm_summary().")
+                f"{[(float(x[i]), float(tx[i]), float(T[i])) for i in idx]}. Rebuild the summary with rfm_summary().")
         m = X["monetary_value"].to_numpy(dtype=float) if "monetary_value" in X.columns else None
         return x, tx, T, m
 

@@ -23,6 +23,19 @@ behaviour before a cut-off turns into spend after it, using only labels known at
 When the features hold the RFM summary (``frequency, recency, T, monetary_value``) the forecaster first
 fits a :class:`~.clv.ProbabilisticCLV` and adds its expected purchases, P(alive), expected value per
 purchase and expected spend as features (stacking).  Predictions are never negative.
+
+Missing and non-finite values follow one policy:
+
+* a row whose RFM summary is missing or impossible (NaN, inf, ``recency > T`` ...) gets NaN stacked
+  ``clv_*`` features (LightGBM routes missing values itself); the other rows keep theirs, the CLV is fit on
+  the usable rows, and the rows are named in a WARNING log.  If the CLV cannot be fit at all (too few
+  repeat buyers) the ``clv_*`` features are switched off for the model, also logged at WARNING;
+* a missing ``net_spend`` counts as no past spend in the offset; an infinite or huge one is capped at
+  the largest float64, so the offset stays finite;
+* a forecast that overflows float64 (e.g. ``net_spend=inf``) is returned as the largest float64
+  (``np.finfo(float).max``) and logged at WARNING: it is never turned into 0;
+* labels ``y`` must be finite and >= 0 and not all 0 (:class:`~buyerscore.exceptions.ModelInputError`
+  naming the rows and values otherwise).
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ from buyerscore._validation import check_param
 from buyerscore.exceptions import ModelInputError
 from buyerscore.models import trees
 from buyerscore.models.purchasing_power._base import ensure_fitted
-from buyerscore.models.purchasing_power.clv import ProbabilisticCLV
+from buyerscore.models.purchasing_power.clv import ProbabilisticCLV, rfm_problems
 from buyerscore.models.purchasing_power.metrics import normalized_gini
 
 logger = logging.getLogger(__name__)
@@ -50,6 +63,42 @@ _ID_COLS = ("platform", "user_id")
 _RFM = ("frequency", "recency", "T", "monetary_value")
 _HORIZON = "label_horizon_days"
 TIERS = ("low", "mid", "high")
+_MAX = float(np.finfo(np.float64).max)
+"""Largest forecast (and offset spend) returned: a forecast that overflows is capped here, never set to 0."""
+
+
+def _rows(X: pd.DataFrame, pos: np.ndarray, k: int = 3) -> str:
+    """At most ``k`` example rows (positions, with ``user_id`` when ``X`` has it) for an error message."""
+    pos = np.asarray(pos)[:k]
+    out = f"rows {pos.tolist()}"
+    if isinstance(X, pd.DataFrame) and "user_id" in X.columns:
+        out += f" (user_id {X['user_id'].iloc[pos].astype(str).tolist()})"
+    return out
+
+
+def _check_spend(y: Any, X: pd.DataFrame, owner: str) -> np.ndarray:
+    """``y`` as a float vector of future spend: one finite value >= 0 per row of ``X``, else a
+    :class:`~buyerscore.exceptions.ModelInputError` naming the rows and values."""
+    try:
+        yv = np.asarray(y, dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise ModelInputError(f"{owner}: y must be numbers (future spend per row of X); {exc}.") from None
+    if len(yv) != len(X):
+        raise ModelInputError(f"X has {len(X)} rows but y has {len(yv)}.")
+    bad = np.flatnonzero(~np.isfinite(yv) | (yv < 0))
+    if bad.size:
+        raise ModelInputError(
+            f"{owner}: y must be finite and >= 0 (future spend); {bad.size} row(s) are not, e.g. {_rows(X, bad)} "
+            f"with y = {[float(v) for v in yv[bad[:3]]]}. Drop those rows, or floor net spend at 0 and fill "
+            "missing spend with 0 (spend_labels does both).")
+    return yv
+
+
+def _fit_errors() -> tuple[type[BaseException], ...]:
+    """Errors of fitting one candidate that ``method="auto"`` survives by trying the next candidate."""
+    from lightgbm.basic import LightGBMError
+
+    return (ModelInputError, ValueError, LightGBMError)
 
 
 def _numeric(X: pd.DataFrame, owner: str) -> pd.DataFrame:
@@ -77,10 +126,10 @@ def _columns(X: pd.DataFrame, names: Any) -> pd.DataFrame:
 def _lgbm(kind: str, params: dict[str, Any], seed: int) -> Any:
     import lightgbm as lgb
 
-    base = dict(n_estimators=params["n_estimators"], learning_rate=params["learning_rate"],
-                num_leaves=params["num_leaves"], min_child_samples=params["min_child_samples"],
-                subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0,
-                random_state=seed, n_jobs=params["n_jobs"], verbose=-1)
+    base = {"n_estimators": params["n_estimators"], "learning_rate": params["learning_rate"],
+            "num_leaves": params["num_leaves"], "min_child_samples": params["min_child_samples"],
+            "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0,
+            "random_state": seed, "n_jobs": params["n_jobs"], "verbose": -1}
     if kind == "classifier":
         return lgb.LGBMClassifier(**base)
     return lgb.LGBMRegressor(objective=kind, **base)
@@ -183,16 +232,52 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
                     "a float in (0, 1)")
         check_param(self, "balance", self.balance, lambda v: isinstance(v, bool | np.bool_), "True or False")
 
-    def _augment(self, X: pd.DataFrame, horizon: np.ndarray | None = None) -> pd.DataFrame:
+    def _clv_columns(self, X: pd.DataFrame, *, warn: bool = True) -> dict[str, np.ndarray]:
+        """The stacked ``clv_*`` features; NaN on rows whose RFM summary is missing or impossible (and the
+        value features NaN on repeat buyers without a finite ``monetary_value``), logged at WARNING."""
+        clv = self.clv_
+        assert clv is not None
+        x, tx, T = (X[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+        bad = rfm_problems(x, tx, T)
+        ok = ~bad
+        Xc = X if ok.all() else X[ok]
+        out: dict[str, np.ndarray] = {}
+        out["clv_expected_purchases"] = clv.expected_purchases(Xc)
+        out["clv_p_alive"] = clv.p_alive(Xc)
+        no_value = np.zeros(len(X), dtype=bool)
+        if clv.gg_params_ is not None:
+            out["clv_value_per_purchase"] = clv.expected_average_value(Xc)
+            out["clv_expected_spend"] = out["clv_expected_purchases"] * out["clv_value_per_purchase"]
+            m = X["monetary_value"].to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                no_value = ok & (x > 0) & ~np.isfinite(m)
+        if bad.any():  # scatter back: NaN for the unusable rows
+            for k, v in out.items():
+                full = np.full(len(X), np.nan)
+                full[ok] = v
+                out[k] = full
+        if no_value.any():
+            for k in ("clv_value_per_purchase", "clv_expected_spend"):
+                out[k] = np.where(no_value, np.nan, out[k])
+        if warn and (bad.any() or no_value.any()):
+            parts = []
+            if bad.any():
+                i = np.flatnonzero(bad)
+                parts.append(f"{i.size} row(s) with a missing or impossible RFM summary (frequency, recency, T), "
+                             f"e.g. {_rows(X, i)}: {[(float(x[j]), float(tx[j]), float(T[j])) for j in i[:3]]}")
+            if no_value.any():
+                i = np.flatnonzero(no_value)
+                parts.append(f"{i.size} repeat buyer(s) without a finite monetary_value, e.g. {_rows(X, i)}")
+            logger.warning("SpendForecaster: stacked clv_* features set to NaN for %s; the other rows keep theirs. "
+                           "Rebuild the summary with rfm_summary() to score them fully.", "; ".join(parts))
+        return out
+
+    def _augment(self, X: pd.DataFrame, horizon: np.ndarray | None = None, *, warn: bool = True) -> pd.DataFrame:
         extra: dict[str, Any] = {}
         if getattr(self, "horizon_feature_", False):
             extra[_HORIZON] = float(self.horizon_days) if horizon is None else horizon
         if self.clv_ is not None:
-            extra["clv_expected_purchases"] = self.clv_.expected_purchases(X)
-            extra["clv_p_alive"] = self.clv_.p_alive(X)
-            if self.clv_.gg_params_ is not None:
-                extra["clv_value_per_purchase"] = self.clv_.expected_average_value(X)
-                extra["clv_expected_spend"] = extra["clv_expected_purchases"] * extra["clv_value_per_purchase"]
+            extra.update(self._clv_columns(X, warn=warn))
         if len(X.columns) and all(dt == np.float64 for dt in X.dtypes):
             # one column-major float64 block, which the tree kernels read without another copy per
             # booster: X's own block when it has one (a view), else one interleaved copy
@@ -206,6 +291,26 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
             return pd.DataFrame(np.asfortranarray(A), columns=[*X.columns, *extra], index=X.index, copy=False)
         return X.assign(**extra)  # a new frame: the caller's is not changed
 
+    def _validation_rows(self, yv: np.ndarray, hz: np.ndarray | None) -> np.ndarray:
+        """Rows held out to choose the method: each row with probability ``validation_fraction`` (with
+        ``label_horizon``: among the rows with the longest label window).  When that draw would leave the
+        training part without a buyer (y > 0) or without a non-buyer (few buyers), buyers and non-buyers
+        are drawn separately instead, each keeping at least one row for training."""
+        rng = np.random.default_rng(self.random_state)
+        eligible = np.ones(len(yv), dtype=bool) if hz is None else hz >= hz.max()
+        val = (rng.random(len(yv)) < float(self.validation_fraction)) & eligible
+        buys = yv > 0
+        if ((buys & ~val).any() and (~buys & ~val).any()) or buys.all():
+            return val
+        rng = np.random.default_rng(self.random_state)
+        val = np.zeros(len(yv), dtype=bool)
+        for stratum in (yv > 0, yv <= 0):
+            idx = np.flatnonzero(stratum & eligible)
+            k = min(round(float(self.validation_fraction) * idx.size), int(stratum.sum()) - 1)
+            if k > 0:
+                val[rng.choice(idx, size=k, replace=False)] = True
+        return val
+
     def _offset_days(self, X: pd.DataFrame) -> np.ndarray | float:
         span = getattr(self, "offset_span_", None)
         if span is not None:
@@ -215,9 +320,12 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
     def _offset(self, X: pd.DataFrame, horizon: np.ndarray | None = None) -> np.ndarray | None:
         if not self.offset_:
             return None
-        rate = np.clip(X["net_spend"].to_numpy(float), 0, None) / self._offset_days(X)
         h = float(self.horizon_days) if horizon is None else horizon
-        return np.log(np.nan_to_num(rate, nan=0.0) * h + self.offset_floor_)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # missing spend: no past spend; infinite or overflowing spend: capped, so the log stays finite
+            rate = np.clip(X["net_spend"].to_numpy(float), 0, None) / self._offset_days(X)
+            spend = np.clip(np.nan_to_num(rate * h, nan=0.0, posinf=_MAX), 0, _MAX)
+            return np.log(np.minimum(spend + self.offset_floor_, _MAX))
 
     def _fit_candidate(self, method: str, X: pd.DataFrame, y: np.ndarray, off: np.ndarray | None) -> Any:
         p = self._params()
@@ -264,13 +372,15 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         """
         self._check()
         Xn = _numeric(X, "SpendForecaster")
-        yv = np.asarray(y, dtype=float).ravel()
-        if len(yv) != len(Xn):
-            raise ModelInputError(f"X has {len(Xn)} rows but y has {len(yv)}.")
-        if not np.isfinite(yv).all() or (yv < 0).any():
-            bad = np.flatnonzero(~np.isfinite(yv) | (yv < 0))[:3]
-            raise ModelInputError(f"y must be finite and >= 0 (future spend); rows {bad.tolist()} are not. "
-                                  "Floor net spend at 0 (spend_labels does).")
+        yv = _check_spend(y, X, "SpendForecaster")
+        if not len(yv):
+            raise ModelInputError("SpendForecaster.fit needs at least one row; got an empty X.")
+        if not (yv > 0).any():
+            raise ModelInputError(
+                f"y (future spend) is 0 on all {len(yv)} rows: there is no spend in the label window, so there is "
+                "nothing to learn. Likely cause: the cut-off (as_of) is at the end of the data, or as_of + "
+                "horizon_days runs past the last event. Move as_of earlier so that the label window (as_of, "
+                "as_of + horizon_days] lies inside the data, or check how the labels were built (spend_labels).")
         hz: np.ndarray | None = None
         if label_horizon is not None:
             hz = np.broadcast_to(np.asarray(label_horizon, dtype=float), yv.shape).copy()
@@ -282,10 +392,20 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         self.horizon_feature_ = bool(hz is not None and np.ptp(hz) > 0)
         self.clv_: ProbabilisticCLV | None = None
         if self.clv_features and all(c in Xn.columns for c in _RFM):
+            x, tx, T = (Xn[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+            bad = rfm_problems(x, tx, T)
+            if bad.any():  # fit on the usable rows; the others get NaN clv_* features (see _clv_columns)
+                i = np.flatnonzero(bad)
+                logger.warning(
+                    "SpendForecaster: %d training row(s) have a missing or impossible RFM summary (frequency, "
+                    "recency, T), e.g. %s: %s; the stacked BG/NBD is fit without them and their clv_* features "
+                    "are NaN. Rebuild the summary with rfm_summary().", i.size, _rows(X, i),
+                    [(float(x[j]), float(tx[j]), float(T[j])) for j in i[:3]])
             try:
-                self.clv_ = ProbabilisticCLV(horizon=float(self.horizon_days)).fit(Xn)
+                self.clv_ = ProbabilisticCLV(horizon=float(self.horizon_days)).fit(Xn[~bad] if bad.any() else Xn)
             except ModelInputError as exc:  # too few repeat buyers: go on without stacking
-                logger.info("no stacked BG/NBD: %s", exc)
+                logger.warning("SpendForecaster: stacked clv_* features switched off (columns frequency, recency, "
+                               "T, monetary_value): %s", exc)
         self.offset_ = bool(self.rate_offset and {"net_spend", "days_since_first"} <= set(Xn.columns))
         self.offset_span_: float | None = None
         if self.offset_:
@@ -294,33 +414,46 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
             r = np.clip(Xn["net_spend"].to_numpy(float), 0, None) / self._offset_days(Xn)
             r = r * (float(self.horizon_days) if hz is None else hz)
             self.offset_floor_ = float(0.05 * np.median(r[r > 0])) if (r > 0).any() else 1.0
-        Xa = self._augment(Xn, hz)
+        Xa = self._augment(Xn, hz, warn=False)  # the rows were named above
         off = self._offset(Xn, hz)
         self.feature_names_ = list(Xa.columns)
         candidates = ["tweedie", "two_part", "blend"] if self.method == "auto" else [self.method]
         if self.method == "auto" and self.offset_:
             candidates.append("rate")
-        if (yv > 0).all() or not (yv > 0).any():
+        if (yv > 0).all():
             candidates = [c for c in candidates if c not in ("two_part", "blend")]
         self.validation_scores_: dict[str, float] = {}
         val_pred: dict[str, np.ndarray] = {}
+        errors = _fit_errors()
         if len(candidates) > 1:
-            rng = np.random.default_rng(self.random_state)
-            val = rng.random(len(yv)) < float(self.validation_fraction)
-            if hz is not None:  # choose on the rows with the longest label window (the real horizon)
-                val &= hz >= hz.max()
+            val = self._validation_rows(yv, hz)
             for c in candidates:
-                if c == "blend" and {"tweedie", "two_part"} <= set(val_pred):  # the mean of the parts, no refit
-                    p = 0.5 * (val_pred["tweedie"] + val_pred["two_part"])
-                else:
-                    m = self._fit_candidate(c, Xa[~val], yv[~val], None if off is None else off[~val])
-                    p = self._predict_candidate(c, m, Xa[val], None if off is None else off[val])
+                try:
+                    if c == "blend" and {"tweedie", "two_part"} <= set(val_pred):  # the mean of the parts
+                        p = 0.5 * (val_pred["tweedie"] + val_pred["two_part"])
+                    else:
+                        m = self._fit_candidate(c, Xa[~val], yv[~val], None if off is None else off[~val])
+                        p = self._predict_candidate(c, m, Xa[val], None if off is None else off[val])
+                except errors as exc:  # e.g. too few buyers in the training part: try the other candidates
+                    logger.warning("SpendForecaster: candidate %r could not be fitted on the training part (%s); "
+                                   "it is left out of the choice.", c, exc)
+                    continue
                 val_pred[c] = p
                 self.validation_scores_[c] = float(normalized_gini(yv[val], p)) if yv[val].sum() > 0 else 0.0
-            self.method_ = max(self.validation_scores_, key=lambda k: self.validation_scores_[k])
-        else:
-            self.method_ = candidates[0]
-        self.model_ = self._fit_candidate(self.method_, Xa, yv, off)
+        # best validation score first (ties keep the candidates' order); candidates that failed go last
+        order = sorted(self.validation_scores_, key=lambda k: -self.validation_scores_[k])
+        order += [c for c in candidates if c not in order]
+        for rank, c in enumerate(order):
+            try:
+                self.model_ = self._fit_candidate(c, Xa, yv, off)
+            except errors as exc:
+                if rank == len(order) - 1:
+                    raise
+                logger.warning("SpendForecaster: candidate %r could not be fitted on all rows (%s); falling back "
+                               "to %r.", c, exc, order[rank + 1])
+                continue
+            self.method_ = c
+            break
         self.balance_scale_ = 1.0
         if self.balance:
             fitted = np.clip(np.nan_to_num(self._predict_candidate(self.method_, self.model_, Xa, off), nan=0.0,
@@ -358,11 +491,24 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         return Xn, self._augment(Xn)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Expected spend over the horizon (>= 0)."""
+        """Expected spend over the horizon (>= 0).
+
+        A forecast that overflows float64 (e.g. from ``net_spend=inf``) is returned as the largest
+        float64, never as 0, and its rows are logged at WARNING; rows with a missing RFM summary are scored
+        with NaN ``clv_*`` features (see the module notes).
+        """
         Xn, Xa = self._prepare(X)
-        p = self._predict_candidate(self.method_, self.model_, Xa, self._offset(Xn))
-        p = p * getattr(self, "balance_scale_", 1.0)  # models saved before the balance correction: 1.0
-        return np.clip(np.nan_to_num(p, nan=0.0, posinf=0.0), 0, None)
+        with np.errstate(over="ignore", invalid="ignore"):
+            p = self._predict_candidate(self.method_, self.model_, Xa, self._offset(Xn))
+            p = p * getattr(self, "balance_scale_", 1.0)  # models saved before the balance correction: 1.0
+        bad = ~np.isfinite(p)
+        if bad.any():
+            i = np.flatnonzero(bad)
+            spend = Xn["net_spend"].to_numpy()[i[:3]].tolist() if "net_spend" in Xn.columns else "n/a"
+            logger.warning("SpendForecaster: %d forecast(s) overflowed, e.g. %s (net_spend %s); returned as the "
+                           "largest float (%.3g). Check those rows' inputs.", i.size, _rows(X, i), spend, _MAX)
+            p = np.where(np.isnan(p), _MAX, np.minimum(p, _MAX))
+        return np.clip(p, 0, None)
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions to log expected spend (LightGBM ``pred_contrib``; > 0 raises spend).
@@ -371,7 +517,9 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         log contributions of E[spend | purchase] (an additive approximation of log expected spend).
         """
         _, Xa = self._prepare(X)
-        if self.method_ == "rate":
+        if not len(Xa):  # empty in, empty out (LightGBM refuses empty input)
+            c = np.zeros((0, len(self.feature_names_) + 1))
+        elif self.method_ == "rate":
             c = np.zeros((len(Xa), len(self.feature_names_) + 1))
             c[:, self.feature_names_.index("net_spend")] = self._offset(Xa) - self.model_
         elif self.method_ == "tweedie":
@@ -482,9 +630,7 @@ class SpendTier(ClassifierMixin, BaseEstimator):
         check_param(self, "cv", self.cv, lambda v: int(v) == v and v >= 2, "an int >= 2")
         check_param(self, "decision", self.decision, lambda v: v in ("macro_f1", "argmax"), "'macro_f1' or 'argmax'")
         Xn = _numeric(X, "SpendTier")
-        yv = np.asarray(y, dtype=float).ravel()
-        if len(yv) != len(Xn):
-            raise ModelInputError(f"X has {len(Xn)} rows but y has {len(yv)}.")
+        yv = _check_spend(y, X, "SpendTier")
         lo, hi = (np.quantile(yv, self.thresholds) if self.kind == "quantile" else self.thresholds)
         self.cut_points_ = (float(lo), float(hi))
         labels = self.tiers_of(yv)
@@ -520,6 +666,8 @@ class SpendTier(ClassifierMixin, BaseEstimator):
         missing = [c for c in self.feature_names_in_ if c not in Xn.columns]
         if missing:
             raise ModelInputError(f"SpendTier input lacks column(s) {missing[:5]}.")
+        if not len(Xn):  # empty in, empty out
+            return np.zeros((0, len(self.classes_)))
         p = _calibrated_proba(self.model_, _columns(Xn, self.feature_names_in_))
         p = np.clip(p, 0, None)
         return p / p.sum(axis=1, keepdims=True)
@@ -580,6 +728,8 @@ def _calibrated_proba(cal: Any, X: pd.DataFrame) -> np.ndarray:
     est_classes = np.asarray(getattr(cc.estimator, "classes_", []))
     if len(classes) < 3 or not np.array_equal(classes, est_classes) or trees.flat_trees(cc.estimator) is None:
         return np.asarray(cal.predict_proba(X))
+    if not len(X):
+        return np.zeros((0, len(classes)))
     proba = _calibrate_raw(cc, np.asarray(trees.raw_score(cc.estimator, X)).reshape(len(X), -1))
     return np.asarray(cal.predict_proba(X)) if proba is None else proba
 

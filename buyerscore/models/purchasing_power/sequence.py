@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from buyerscore._validation import check_param
+from buyerscore._validation import check_param, examples
 from buyerscore.exceptions import ModelInputError
 from buyerscore.models.purchasing_power._base import ensure_fitted
 
@@ -136,11 +136,22 @@ class SequenceSpendModel(RegressorMixin, BaseEstimator):
         n = len(X)
         L = int(self.max_len)
         users = pd.MultiIndex.from_frame(X[KEYS].astype(str))
+        dup = users.duplicated(keep=False)
+        if dup.any():
+            names = list(dict.fromkeys(users[dup]))
+            raise ModelInputError(
+                f"X has {int(dup.sum())} rows for {len(names)} (platform, user_id) key(s) that appear more than once, "
+                f"e.g. {examples(names)}; each user's sequence feeds one row. Keep one row per user "
+                "(e.g. X.drop_duplicates(['platform', 'user_id'])).")
         s = sequences.sort_values([*KEYS, "day"])
         s = s[s.groupby(KEYS).cumcount(ascending=False) < L]
         row = users.get_indexer(pd.MultiIndex.from_frame(s[KEYS].astype(str)))
         keep = row >= 0
         s, row = s[keep], row[keep]
+        if fit and not len(s):
+            raise ModelInputError(
+                f"None of the {n} users in X has a row in sequences; build sequences with daily_sequences(con, "
+                "as_of=...) from the same store and cut-off as X (platform and user_id must match).")
         pos = s.groupby(KEYS).cumcount().to_numpy()
         vals = np.log1p(np.clip(np.nan_to_num(s[STEP_COLS].to_numpy(float), nan=0.0), 0, None))
         value = np.clip(s["buy"].to_numpy(float) - s["refund"].to_numpy(float), 0, None)
@@ -183,9 +194,16 @@ class SequenceSpendModel(RegressorMixin, BaseEstimator):
                     "a float in [0, 1)")
         torch.set_num_threads(int(self.n_threads))
         torch.manual_seed(int(self.random_state))
+        if not len(X):
+            raise ModelInputError("SequenceSpendModel.fit needs at least one user; got an empty X.")
         yv = np.asarray(y, dtype=float).ravel()
-        if len(yv) != len(X) or not np.isfinite(yv).all() or (yv < 0).any():
-            raise ModelInputError("y must have one finite value >= 0 per row of X.")
+        if len(yv) != len(X):
+            raise ModelInputError(f"X has {len(X)} rows but y has {len(yv)}; y must have one value per row of X.")
+        bad = np.flatnonzero(~np.isfinite(yv) | (yv < 0))
+        if bad.size:
+            raise ModelInputError(f"y must be finite and >= 0 (future spend); {bad.size} row(s) are not, e.g. rows "
+                                  f"{bad[:3].tolist()} with y = {[float(v) for v in yv[bad[:3]]]}. Drop those rows or "
+                                  "floor net spend at 0 (spend_labels does).")
         steps, buckets, lengths, st = self._arrays(X, sequences, fit=True)
         net = _build_net(torch, steps.shape[2], st.shape[1], int(self.hidden_size), int(self.embedding_dim))
         opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
