@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +25,16 @@ def check_param(owner: object | str, name: str, value: Any, ok: Callable[[Any], 
     if not good:
         owner_name = owner if isinstance(owner, str) else type(owner).__name__
         raise ValueError(f"The {name!r} parameter of {owner_name} must be {rule}. Got {value!r} instead.")
+
+
+def is_int(value: Any) -> bool:
+    """True for an integer, Python's or numpy's (``np.int64(4)`` from a parameter grid); False for a bool.
+
+    >>> import numpy as np
+    >>> is_int(4), is_int(np.int64(4)), is_int(True), is_int(4.0)
+    (True, True, False, False)
+    """
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def examples(values: Iterable[Any], k: int = 3) -> str:

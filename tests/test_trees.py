@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import threading
 
@@ -273,6 +274,34 @@ def test_inputs_and_objectives_the_fast_path_must_not_misread() -> None:
     Xn = X.astype("Float64")
     Xn.iloc[0, 0] = pd.NA
     np.testing.assert_array_equal(trees.raw_score(plain, Xn), plain.predict(Xn.astype(float), raw_score=True))
+
+
+@pytest.mark.parametrize("leaves", [8, 40])
+def test_infinite_and_huge_values_against_thresholds_beyond_1e300(leaves: int) -> None:
+    """``dump_model`` prints thresholds through LightGBM's ``AvoidInf`` (|t| >= 1e300 as +-1e300): the
+    split of NaN from every value ("x <= inf") and splits between huge training values (3e300).  The
+    kernel uses the booster's own thresholds, so +-inf, huge, NaN and tiny inputs go where LightGBM
+    sends them (inf and 5e300 go left at "x <= inf"; 2e300 goes left at "x <= 3e300")."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = rng.normal(size=(n, 3))
+    X[:, 0] = np.where(rng.random(n) < 0.5, rng.choice([2e300, 4e300, 1e305, -3e300, -1e302], n), X[:, 0])
+    X[rng.random(n) < 0.2, 1] = np.nan
+    y = ((X[:, 0] > 3e300) * 2.0 + (X[:, 0] < -2e300) + np.where(np.isnan(X[:, 1]), 5.0, np.nan_to_num(X[:, 1]))
+         + X[:, 2] + rng.normal(size=n) * 0.1)
+    m = lgb.LGBMRegressor(n_estimators=12, num_leaves=leaves, min_child_samples=5, verbose=-1).fit(X, y)
+    true = [float(v) for line in m.booster_.model_to_string().splitlines() if line.startswith("threshold=")
+            for v in line.split("=", 1)[1].split()]
+    assert math.inf in true and any(1e300 < abs(t) < math.inf for t in true)  # the cases this test is about
+    assert max(abs(t) for ts in _thresholds(m).values() for t in ts) == 1e300  # what dump_model shows
+    big = np.finfo(np.float64).max
+    vals = [np.inf, -np.inf, np.nan, big, -big, 1e308, 5e300, 3.0000000000000008e300, 2e300, 1e300, -1e300, -2e300,
+            -5e300, 0.0, -0.0, 1e-36, -1e-36, 1e-35, 0.5, -0.5]
+    Z = np.array([[a, b, c] for a in vals for b in vals for c in (0.0, np.inf)])
+    want = m.predict(Z, raw_score=True)
+    np.testing.assert_array_equal(trees.raw_score(m, Z), want)
+    for i in range(0, len(Z), 7):  # the few-row walk
+        np.testing.assert_array_equal(trees.raw_score(m, Z[i:i + 1]), want[i:i + 1])
 
 
 def test_lowest_set_bit_fallback_without_numbas_trailing_zeros() -> None:

@@ -104,6 +104,8 @@ def check_target(y: Any, owner: str) -> np.ndarray:
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"{owner}: y must be 1-dimensional; got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"{owner}: y is empty; fit needs one 0 (good) / 1 (bad) label per row of X.")
     try:
         yf = arr.astype(float)
     except (TypeError, ValueError):
@@ -138,8 +140,8 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
     def _fit_inputs(self, X: Any, y: Any) -> tuple[pd.DataFrame, np.ndarray]:
         """The checked target (0/1) and the predictor columns of a training frame, of equal length."""
         name = type(self).__name__
+        Xs = self._select_inputs(X)  # X first: an empty or unusable frame is named as such
         yv = check_target(y, name)
-        Xs = self._select_inputs(X)
         if len(yv) != len(Xs):
             raise ValueError(f"{name}: X has {len(Xs)} rows but y has {len(yv)}.")
         return Xs, yv
@@ -148,8 +150,11 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
         if not isinstance(X, pd.DataFrame):
             raise ModelInputError(f"{type(self).__name__}.fit needs a pandas DataFrame with named columns; "
                                   f"got {type(X).__name__}.")
+        model = type(self).__name__
         if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ModelInputError(f"{type(self).__name__}.fit got an empty frame of shape {X.shape}.")
+            raise ModelInputError(f"{model}.fit got an empty frame of shape {X.shape}: it needs at least one "
+                                  "row and one predictor column.")
+        _check_column_names(X, f"{model}.fit")
         ids = [c for c in APPLICANT_ID_COLUMNS if c in X.columns]
         if ids:
             raise ModelInputError(f"columns {ids} are identifiers or the label, not predictors; drop them "
@@ -168,6 +173,12 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
         self.feature_dtypes_ = {c: ("numerical" if (pd.api.types.is_numeric_dtype(X[c]) or
                                                   pd.api.types.is_bool_dtype(X[c])) else "categorical")
                                 for c in keep}
+        for c in keep:
+            if self.feature_dtypes_[c] == "numerical" and pd.api.types.is_float_dtype(X[c]):
+                _check_finite(X[c], f"{model}.fit")
+        empty = [c for c in keep if X[c].isna().all()]
+        if empty:  # like a constant column: kept, but no model can learn from it
+            logger.info("%s: column(s) %s hold no value (all missing) and carry no information", model, empty)
         return X[keep]
 
     def _check_X(self, X: Any) -> pd.DataFrame:
@@ -178,6 +189,7 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
             X = pd.DataFrame([X])
         if not isinstance(X, pd.DataFrame):
             raise ModelInputError(f"{model} scores a pandas DataFrame (or one record as a dict); got {type(X).__name__}.")
+        _check_column_names(X, f"Input for {model}")
         allowed = set(self.feature_names_in_)
         missing = [c for c in self.features_ if c not in X.columns]
         extra = [c for c in X.columns if c not in allowed]
@@ -303,6 +315,36 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
         if not isinstance(model, cls):
             raise ModelInputError(f"{path} holds a {meta.kind} model, not a {cls.__name__}.")
         return model
+
+
+def _check_column_names(X: pd.DataFrame, where: str) -> None:
+    """Column names must be unique strings: models, reason codes and saved metadata refer to them."""
+    names = list(X.columns)
+    odd = [c for c in names if not isinstance(c, str)]
+    if odd:
+        raise ModelInputError(
+            f"{where}: column names must be strings; {len(odd)} are not, e.g. {examples(odd)} "
+            f"({type(odd[0]).__name__}). Name the columns, e.g. X.columns = X.columns.astype(str), and use the "
+            "same names when scoring.")
+    dup = X.columns[X.columns.duplicated()].unique().tolist()
+    if dup:
+        pos = [i for i, c in enumerate(names) if c in set(dup)]
+        raise ModelInputError(
+            f"{where}: column name(s) {examples(dup)} appear more than once (at positions {examples(pos, 6)}); "
+            "give every column a unique name or drop the copies, e.g. X = X.loc[:, ~X.columns.duplicated()].")
+
+
+def _check_finite(s: pd.Series, where: str) -> None:
+    """Training values must not be +-inf: no model can learn where infinity belongs (a division by zero?)."""
+    v = s.to_numpy(dtype=float, na_value=np.nan)
+    bad = np.isinf(v)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ModelInputError(
+            f"{where}: column {s.name!r} holds {len(rows)} infinite value(s), e.g. {examples(v[rows].tolist())} at "
+            f"row(s) {examples(rows.tolist())}. Replace them with NaN (missing) or a finite value before fitting, "
+            f"e.g. X[{s.name!r}] = X[{s.name!r}].replace([np.inf, -np.inf], np.nan). (When scoring, +-inf counts as "
+            "beyond every training value.)")
 
 
 def check_fitted(est: BaseEstimator) -> None:

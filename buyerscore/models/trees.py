@@ -12,8 +12,10 @@ bit for bit (tested on real data):
   ``score_record`` median 94 -> 35 us, ``benchmarks/credit.py``).  The decision
   rules are LightGBM's: ``value <= threshold`` goes left; NaN goes the node's default direction
   (``missing_type`` NaN) or counts as 0 (``None``); ``|x| <= 1e-35`` counts as 0, as in LightGBM's
-  dense-row reader.  Leaf values are summed tree by tree per class, in LightGBM's order, so
-  ``raw_score`` equals ``Booster.predict(raw_score=True)`` exactly.
+  dense-row reader; +-inf and huge values are compared as they are.  Thresholds are the model's own
+  (``dump_model`` prints ``|threshold| >= 1e300`` as +-1e300, e.g. ``inf`` for the split of NaN from
+  every value, so those are read from ``model_to_string``).  Leaf values are summed tree by tree per
+  class, in LightGBM's order, so ``raw_score`` equals ``Booster.predict(raw_score=True)`` exactly.
 - isolation forest (:class:`IsolationTrees`): float32 inputs, ``value <= threshold`` goes left; each
   leaf holds the path length ``score_samples`` adds for it; trees with at most 64 leaves take the same
   bit-vector algorithm, larger ones are walked by 64 rows together.
@@ -25,7 +27,7 @@ the GIL (the batch scorer's threads score chunks in parallel) and have almost no
 
 Without numba (or with ``BUYERSCORE_COMPILED_TREES=0``) every caller falls back to the library's own
 ``predict``; so does any booster the kernel does not cover (categorical or zero-as-missing splits,
-linear trees, non-finite thresholds, more than 64 leaves per tree).
+linear trees, more than 64 leaves per tree).
 
 Examples
 --------
@@ -154,7 +156,8 @@ class BoostedTrees:
     @functools.cached_property
     def row_index(self) -> np.ndarray:
         """Row of the kernel's feature block each node reads: ``2 * feature + nan_left`` (the copy of
-        the feature with NaN as -inf when NaN goes left, as +inf when it goes right)."""
+        the feature with NaN as -inf when NaN goes left, as NaN -- never ``<=`` a threshold -- when it
+        goes right)."""
         return (2 * self.feature.astype(np.int64) + self.nan_left.astype(np.int64)).astype(np.int32)
 
     @functools.cached_property
@@ -190,6 +193,8 @@ class BoostedTrees:
         if num_iteration and num_iteration > 0:
             trees = trees[: num_iteration * k]
         col = _BitVectorTrees()
+        exact: list[list[float]] = []  # per tree, its thresholds by split_index (read when needed)
+        tree_no = 0
 
         def describe(node: dict[str, Any]) -> tuple[Any, Any]:
             if "split_feature" not in node:
@@ -202,8 +207,12 @@ class BoostedTrees:
             if missing not in ("None", "NaN"):
                 raise NotImplementedError(f"missing_type {missing!r} splits are not compiled")
             thr = float(node["threshold"])
-            if not math.isfinite(thr):  # the kernel sends NaN right as +inf: thresholds must be finite
-                raise NotImplementedError(f"non-finite split threshold {thr} is not compiled")
+            if abs(thr) >= _DUMP_CLAMP:  # dump_model prints AvoidInf(threshold): the true one may be larger
+                if not exact:
+                    exact.extend(_model_thresholds(booster))
+                thr = exact[tree_no][int(node["split_index"])]
+            if math.isnan(thr):
+                raise NotImplementedError("NaN split thresholds are not compiled")
             # NaN: missing_type NaN -> the default direction; None -> LightGBM reads it as 0.0
             nan_left = bool(node.get("default_left", False)) if missing == "NaN" else 0.0 <= thr
             return None, (node["split_feature"], thr, nan_left, node["left_child"], node["right_child"])
@@ -211,7 +220,9 @@ class BoostedTrees:
         for t in trees:
             if t.get("is_linear"):
                 raise NotImplementedError("linear trees are not compiled")
+            tree_no = int(t.get("tree_index", tree_no))
             col.add(t["tree_structure"], describe)
+            tree_no += 1
         return cls(**col.arrays(), out_col=np.asarray([i % k for i in range(len(trees))], dtype=np.int32),
                    n_outputs=k, n_features=int(dump.get("max_feature_idx", -1)) + 1,
                    feature_names=tuple(dump.get("feature_names") or ()), objective=str(dump.get("objective", "")))
@@ -224,6 +235,22 @@ class BoostedTrees:
         _kernels()[0](XT, self.row_index, self.threshold, mask, full, self.node_start, self.leaf_value,
                       self.leaf_start, self.out_col, out)
         return out[:, 0] if self.n_outputs == 1 else out
+
+
+_DUMP_CLAMP = 1e300
+"""``Booster.dump_model`` writes thresholds through LightGBM's ``AvoidInf``: ``|t| >= 1e300`` as +-1e300."""
+
+
+def _model_thresholds(booster: Any) -> list[list[float]]:
+    """Every tree's split thresholds, by split index, as the booster holds them (``model_to_string``
+    writes them in full: ``inf`` and values beyond 1e300 that ``dump_model`` clamps)."""
+    out: list[list[float]] = []
+    for line in booster.model_to_string(num_iteration=-1).splitlines():
+        if line.startswith("Tree="):
+            out.append([])
+        elif line.startswith("threshold=") and out:
+            out[-1] = [float(v) for v in line[len("threshold="):].split()]
+    return out
 
 
 def isolation_tree_arrays(tree: Any, path_lengths: np.ndarray, average_path: np.ndarray,
@@ -381,16 +408,13 @@ def _tree_masks(Xt, rows, threshold, mask, full, k0, k1, m):  # type: ignore[no-
 
 def _put_value(Xt, f, lane, v):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """Write feature ``f``'s value ``v`` into lane ``lane`` of both copies of its block, as LightGBM reads
-    it: row 2f with NaN as +inf (goes right at every finite threshold), row 2f + 1 with NaN as -inf
-    (goes left); |v| <= 1e-35f counts as 0."""
+    it: row 2f with NaN as NaN (``NaN <= t`` is false: it goes right at every threshold), row 2f + 1 with
+    NaN as -inf (goes left at every threshold); |v| <= 1e-35f counts as 0.  Every other value, +-inf
+    included, is compared as it is, with thresholds of +-inf too (``inf <= inf``: left, as in LightGBM)."""
     kz = 1.0000000180025095e-35
-    if v != v:  # noqa: PLR0124 - NaN
-        Xt[2 * f, lane] = np.inf
-        Xt[2 * f + 1, lane] = -np.inf
-    else:
-        v = 0.0 if (v >= -kz and v <= kz) else v
-        Xt[2 * f, lane] = v
-        Xt[2 * f + 1, lane] = v
+    v = 0.0 if (v >= -kz and v <= kz) else v  # NaN fails both tests and stays NaN
+    Xt[2 * f, lane] = v
+    Xt[2 * f + 1, lane] = -np.inf if v != v else v  # noqa: PLR0124 - NaN
 
 
 def _first_leaf_debruijn(mm):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled

@@ -34,6 +34,14 @@ logger = logging.getLogger(__name__)
 
 MISSING_LABEL = "Missing"
 _SMOOTH = 0.5  # added to event / non-event counts of a bin before taking the WOE log
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _for_solver(x: np.ndarray) -> np.ndarray:
+    """Numeric values as optbinning's solver can take them: its pre-binning tree works in float32, so
+    finite values beyond +-3.4e38 are capped there (every split it returns lies strictly between two
+    float32 values, so a capped value falls in the same bin as the value itself)."""
+    return np.clip(x, -_F32_MAX, _F32_MAX)
 
 
 @dataclass
@@ -287,6 +295,11 @@ def _fit_feature(name: str, x: Any, y: np.ndarray, *, dtype: str, special_codes:
         # optbinning orders categories by their unweighted event rate, so categoricals are
         # always fitted on raw rows (they are cheap: the solver sees one row per category)
         params.pop("monotonic_trend", None)
+        if miss.all():  # no category at all: one empty bin, the missing bin carries every row
+            bad = float(y.sum())
+            return FeatureBinning(name=name, dtype="categorical", splits=np.array([], dtype=float), categories={},
+                                  special_codes={}, labels=["{}", MISSING_LABEL], event=np.array([0.0, bad]),
+                                  nonevent=np.array([0.0, len(y) - bad])), None
         ob = OptimalBinning(name=name, dtype="categorical", **params)
         ob.fit(xs.where(~miss, np.nan).to_numpy(), y.astype(int))
         return _from_optbinning(ob, name, "categorical", {}), None
@@ -294,7 +307,7 @@ def _fit_feature(name: str, x: Any, y: np.ndarray, *, dtype: str, special_codes:
     xv = np.asarray(x, dtype=float)
     if not fast:
         ob = OptimalBinning(name=name, dtype="numerical", special_codes=codes or None, **params)
-        ob.fit(xv, y.astype(int))
+        ob.fit(_for_solver(xv), y.astype(int))
         return _from_optbinning(ob, name, "numerical", codes), None
     is_nan = np.isnan(xv)
     is_sp = np.isin(xv, [c for cs in codes.values() for c in cs]) if codes else np.zeros(xv.size, bool)
@@ -336,7 +349,7 @@ def _fit_feature(name: str, x: Any, y: np.ndarray, *, dtype: str, special_codes:
         xa, ya, wa = np.concatenate(xs_), np.concatenate(ys_), np.concatenate(ws_)
         keep = wa > 0
         ob = OptimalBinning(name=name, dtype="numerical", special_codes=codes or None, **params)
-        ob.fit(xa[keep], ya[keep].astype(int), sample_weight=wa[keep])
+        ob.fit(_for_solver(xa[keep]), ya[keep].astype(int), sample_weight=wa[keep])
         splits = np.asarray(ob.splits, dtype=float)
     # the solver only chose the splits: every count is already known from the cells, so the
     # bins are built directly (optbinning's binning table would re-validate all the rows)
@@ -373,32 +386,51 @@ def _fit_feature(name: str, x: Any, y: np.ndarray, *, dtype: str, special_codes:
 
 def fit_process(X: pd.DataFrame, y: np.ndarray, *, categorical: Sequence[str],
                 special_codes: Mapping[str, Any], **solver_params: Any) -> dict[str, FeatureBinning]:
-    """The exact path: optbinning's ``BinningProcess`` on the raw rows of every column of ``X``."""
+    """The exact path: optbinning's ``BinningProcess`` on the raw rows of every column of ``X``.
+
+    A column with no ordinary value (every row missing or a special code) leaves the solver nothing
+    to split: it gets :func:`fit_feature`'s bins (one empty ordinary bin; the special and missing
+    bins carry the rows), as on the fast path.
+    """
     from optbinning import BinningProcess
 
     params = {"monotonic_trend": "auto_asc_desc", **solver_params}
-    fit_params = {}
-    for c in X.columns:
-        p = dict(params)
+    columns = list(X.columns)
+    out: dict[str, FeatureBinning] = {}
+    for c in columns:  # no ordinary value (all missing or special codes): nothing for the solver to split
         if c in categorical:
-            p.pop("monotonic_trend", None)
+            if X[c].isna().all():
+                out[c] = fit_feature(c, X[c].to_numpy(), y, dtype="categorical", **params)  # type: ignore[assignment]
+            continue
         codes = _normalise_special(special_codes.get(c))
-        if codes and c not in categorical:
-            p["special_codes"] = codes
-        fit_params[c] = p
-    top = {k: solver_params[k] for k in ("max_n_prebins", "min_prebin_size", "min_bin_size", "max_n_bins")
-           if k in solver_params}
-    bp = BinningProcess(list(X.columns), categorical_variables=list(categorical), binning_fit_params=fit_params, **top)
-    Xc = X.copy()
-    for c in categorical:
-        Xc[c] = Xc[c].astype(object)
-    bp.fit(Xc, np.asarray(y).astype(int))
-    out = {}
-    for c in X.columns:
-        ob = bp.get_binned_variable(c)
-        dtype = "categorical" if c in categorical else "numerical"
-        out[c] = _from_optbinning(ob, c, dtype, _normalise_special(special_codes.get(c)) if dtype == "numerical" else {})
-    return out
+        x = X[c].to_numpy(dtype=float, na_value=np.nan)
+        if not (~np.isnan(x) & ~np.isin(x, [v for vs in codes.values() for v in vs])).any():
+            out[c] = fit_feature(c, x, y, special_codes=codes, **params)  # type: ignore[assignment]
+    rest = [c for c in columns if c not in out]
+    if rest:
+        cat = [c for c in categorical if c in rest]
+        fit_params = {}
+        for c in rest:
+            p = dict(params)
+            if c in cat:
+                p.pop("monotonic_trend", None)
+            codes = _normalise_special(special_codes.get(c))
+            if codes and c not in cat:
+                p["special_codes"] = codes
+            fit_params[c] = p
+        top = {k: solver_params[k] for k in ("max_n_prebins", "min_prebin_size", "min_bin_size", "max_n_bins")
+               if k in solver_params}
+        bp = BinningProcess(rest, categorical_variables=cat, binning_fit_params=fit_params, **top)
+        Xc = X[rest].copy()
+        for c in rest:
+            Xc[c] = Xc[c].astype(object) if c in cat else _for_solver(Xc[c].to_numpy(dtype=float, na_value=np.nan))
+        bp.fit(Xc, np.asarray(y).astype(int))
+        for c in rest:
+            ob = bp.get_binned_variable(c)
+            dtype = "categorical" if c in cat else "numerical"
+            out[c] = _from_optbinning(ob, c, dtype, _normalise_special(special_codes.get(c)) if dtype == "numerical"
+                                      else {})
+    return {c: out[c] for c in columns}
 
 
 def _normalise_special(codes: Sequence[float] | Mapping[str, Sequence[float]] | None) -> dict[str, list[float]]:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from buyerscore._validation import check_param
+from buyerscore._validation import check_param, is_int
 from buyerscore.models.base import CreditModelBase, log_odds
 from buyerscore.models.credit.gbm import _Calibrator, choose_calibration
 
@@ -26,6 +26,15 @@ def _vote_odds(p: Any) -> np.ndarray:
 
 
 _FLAT_ROWS = 32  # frames up to this many rows are scored by _FlatForest
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _as_float32(values: Any) -> np.ndarray:
+    """Numeric values as the forest's float32, +-inf and finite values beyond float32's range capped to
+    +-3.4e38: every split threshold lies strictly between two float32 training values, so a capped
+    value takes the same branch as the value itself (beyond every threshold), and scikit-learn's
+    ``predict_proba`` (which rejects infinity) and the few-row walk give the same PD."""
+    return np.clip(np.asarray(values, dtype=np.float64), -_F32_MAX, _F32_MAX).astype(np.float32)
 
 
 class _FlatForest:
@@ -73,8 +82,8 @@ class CreditForest(CreditModelBase):
 
     A forest of fully grown trees ranks differently from a boosted model; on small application
     tables (German credit) the two together rank better than either (see :class:`CreditEnsemble`).
-    Numeric columns go in as they are, missing values included (scikit-learn's trees route them);
-    each categorical column becomes one indicator per category seen in training plus one for
+    Numeric columns go in as they are (as float32: values beyond +-3.4e38, and +-inf when scoring,
+    are capped there), missing values included (scikit-learn's trees route them); each categorical column becomes one indicator per category seen in training plus one for
     missing; a category not seen in training sets none of them.  The forest's out-of-bag
     probabilities are mapped to calibrated PDs (Platt or isotonic, chosen as in
     :class:`CreditGBM`), so no rows are spent on a separate calibration fold.
@@ -141,18 +150,18 @@ class CreditForest(CreditModelBase):
     def _check_params(self) -> None:
         self._check_common_params()
         n = "CreditForest"
-        check_param(n, "n_estimators", self.n_estimators, lambda v: isinstance(v, int) and v >= 10, "an int >= 10")
+        check_param(n, "n_estimators", self.n_estimators, lambda v: is_int(v) and v >= 10, "an int >= 10")
         check_param(n, "max_features", self.max_features,
-                    lambda v: v in ("sqrt", "log2") or (isinstance(v, float) and 0 < v <= 1)
-                    or (isinstance(v, int) and v >= 1), "'sqrt', 'log2', a float in (0, 1] or an int >= 1")
-        check_param(n, "min_samples_leaf", self.min_samples_leaf, lambda v: isinstance(v, int) and v >= 1,
+                    lambda v: v in ("sqrt", "log2") or bool(isinstance(v, (float, np.floating)) and 0 < v <= 1)
+                    or (is_int(v) and v >= 1), "'sqrt', 'log2', a float in (0, 1] or an int >= 1")
+        check_param(n, "min_samples_leaf", self.min_samples_leaf, lambda v: is_int(v) and v >= 1,
                     "an int >= 1")
         check_param(n, "class_weight", self.class_weight, lambda v: v in (None, "balanced", "balanced_subsample"),
                     "None, 'balanced' or 'balanced_subsample'")
         check_param(n, "calibration", self.calibration, lambda v: v in ("auto", "isotonic", "sigmoid", "none"),
                     "one of 'auto', 'isotonic', 'sigmoid', 'none'")
         check_param(n, "explainer", self.explainer, lambda v: v in ("tree_shap", "saabas"), "'tree_shap' or 'saabas'")
-        check_param(n, "n_jobs", self.n_jobs, lambda v: isinstance(v, int) and (v >= 1 or v == -1), "an int >= 1 or -1")
+        check_param(n, "n_jobs", self.n_jobs, lambda v: is_int(v) and (v >= 1 or v == -1), "an int >= 1 or -1")
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: pd.DataFrame, y: Any) -> CreditForest:
@@ -171,8 +180,10 @@ class CreditForest(CreditModelBase):
         self._layout()
         M = self._matrix(Xs)
         self.forest_ = RandomForestClassifier(
-            n_estimators=self.n_estimators, max_features=self.max_features, min_samples_leaf=self.min_samples_leaf,
-            class_weight=self.class_weight, oob_score=True, random_state=self.random_state, n_jobs=self.n_jobs,
+            n_estimators=int(self.n_estimators),
+            max_features=int(self.max_features) if is_int(self.max_features) else self.max_features,
+            min_samples_leaf=int(self.min_samples_leaf), class_weight=self.class_weight, oob_score=True,
+            random_state=self.random_state, n_jobs=int(self.n_jobs),
         ).fit(M, yv)
         oob = self.forest_.oob_decision_function_[:, 1]
         seen = np.isfinite(oob)  # a row in every bootstrap sample has no out-of-bag vote
@@ -212,7 +223,7 @@ class CreditForest(CreditModelBase):
                 cols.append(miss.astype(np.float64))
             else:
                 cols.append(Xs[c].to_numpy(dtype=float, na_value=np.nan))
-        return np.column_stack(cols).astype(np.float32)
+        return _as_float32(np.column_stack(cols))
 
     def _raw_proba(self, M: np.ndarray) -> np.ndarray:
         if len(M) <= _FLAT_ROWS:  # a few rows: walk all trees at once instead of 500 predict calls
@@ -277,5 +288,5 @@ class CreditForest(CreditModelBase):
                 row.append(float(miss))
             else:
                 row.append(np.nan if v is None else float(v))
-        p = self._raw_proba(np.asarray([row], dtype=np.float32))
+        p = self._raw_proba(_as_float32([row]))
         return self._record_result(float(log_odds(self.calibrator_(_vote_odds(p)))[0]))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
-from buyerscore._validation import check_param
+from buyerscore._validation import check_param, is_int
 from buyerscore.models import trees
 from buyerscore.models.base import CreditModelBase, log_odds
 from buyerscore.models.credit.binning import FeatureBinning, fit_feature
@@ -21,7 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 class _Calibrator:
-    """Monotone map from raw LightGBM margin to probability: Platt (sigmoid) or isotonic."""
+    """Monotone map from raw LightGBM margin to probability: Platt (sigmoid) or isotonic.
+
+    Isotonic: the pool-adjacent-violators blocks' bad rates, shrunk toward the overall rate so that
+    every PD lies strictly inside (0, 1) (:func:`_shrunk_blocks`), interpolated between the blocks'
+    mean margins.
+    """
 
     def __init__(self, method: str, a: float = 1.0, b: float = 0.0, xs: np.ndarray | None = None,
                  ys: np.ndarray | None = None) -> None:
@@ -45,12 +50,10 @@ class _Calibrator:
         # increasing between blocks, so ranking (AUC) is kept instead of flattened into steps
         pred = iso.predict(m)
         order = np.argsort(m, kind="mergesort")
-        ms, ps = m[order], pred[order]
+        ms, ps, ys_ = m[order], pred[order], np.asarray(y, dtype=float)[order]
         brk = np.r_[True, np.diff(ps) != 0]
         grp = np.cumsum(brk) - 1
-        cnt = np.bincount(grp)
-        xs = np.bincount(grp, weights=ms) / cnt
-        ys = ps[brk]
+        xs, ys = _shrunk_blocks(np.bincount(grp), np.bincount(grp, weights=ms), np.bincount(grp, weights=ys_))
         return cls("isotonic", xs=xs, ys=ys)
 
     def __call__(self, m: np.ndarray) -> np.ndarray:
@@ -68,6 +71,49 @@ class _Calibrator:
         if self.method == "sigmoid":
             return 1.0 / (1.0 + math.exp(-(self.a * m + self.b)))
         return float(np.interp(m, self.xs, self.ys))
+
+
+ISOTONIC_PRIOR = 1.0
+"""Pseudo-rows at the overall bad rate added to every isotonic block (see :func:`_shrunk_blocks`)."""
+
+
+def _shrunk_blocks(n: np.ndarray, sum_m: np.ndarray, sum_y: np.ndarray,
+                   prior: float = ISOTONIC_PRIOR) -> tuple[np.ndarray, np.ndarray]:
+    """Knots ``(xs, ys)`` of the isotonic map from its blocks (rows ``n``, summed margins and bads, in
+    increasing order): each block's bad rate shrunk toward the overall rate ``p0`` by ``prior``
+    pseudo-rows, ``(bads + prior * p0) / (rows + prior)``, so no PD is exactly 0 or 1 (a block with no
+    bad in 20 held-out rows does not prove a PD of 0); neighbours whose order the shrinkage reversed
+    (a small block moves further) are pooled, as the pool-adjacent-violators step does, so the knots
+    stay strictly increasing and scores keep their ranking.  ``xs`` are the blocks' mean margins.
+
+    Examples
+    --------
+    >>> xs, ys = _shrunk_blocks(np.array([4, 4]), np.array([-4.0, 4.0]), np.array([0.0, 4.0]))
+    >>> xs.tolist(), ys.tolist()
+    ([-1.0, 1.0], [0.1, 0.9])
+    """
+    total = float(n.sum())
+    p0 = float(np.clip(sum_y.sum() / total, 0.5 / (total + 1.0), 1.0 - 0.5 / (total + 1.0)))
+    st_n: list[float] = []  # pooled blocks: rows, summed margins, summed bads, pseudo-rows
+    st_m: list[float] = []
+    st_y: list[float] = []
+    st_a: list[float] = []
+
+    def rate(i: int) -> float:
+        return (st_y[i] + st_a[i] * p0) / (st_n[i] + st_a[i])
+
+    for k in range(len(n)):
+        st_n.append(float(n[k]))
+        st_m.append(float(sum_m[k]))
+        st_y.append(float(sum_y[k]))
+        st_a.append(prior)
+        while len(st_n) > 1 and rate(-1) <= rate(-2):
+            for st in (st_n, st_m, st_y, st_a):
+                last = st.pop()
+                st[-1] += last
+    xs = np.asarray(st_m) / np.asarray(st_n)
+    ys = np.array([rate(i) for i in range(len(st_n))])
+    return xs, ys
 
 
 def _brier(y: np.ndarray, p: np.ndarray) -> float:
@@ -187,19 +233,19 @@ class CreditGBM(CreditModelBase):
         check_param(n, "monotone", self.monotone,
                     lambda v: v is None or v == "auto" or (isinstance(v, Mapping) and all(
                         s in (-1, 0, 1) for s in v.values())), "'auto', None or a mapping {feature: -1, 0 or 1}")
-        check_param(n, "n_estimators", self.n_estimators, lambda v: isinstance(v, int) and v >= 1, "an int >= 1")
+        check_param(n, "n_estimators", self.n_estimators, lambda v: is_int(v) and v >= 1, "an int >= 1")
         check_param(n, "learning_rate", self.learning_rate, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
-        check_param(n, "num_leaves", self.num_leaves, lambda v: isinstance(v, int) and v >= 2, "an int >= 2")
+        check_param(n, "num_leaves", self.num_leaves, lambda v: is_int(v) and v >= 2, "an int >= 2")
         check_param(n, "min_child_samples", self.min_child_samples,
-                    lambda v: v == "auto" or (isinstance(v, int) and v >= 1), "'auto' or an int >= 1")
+                    lambda v: v == "auto" or (is_int(v) and v >= 1), "'auto' or an int >= 1")
         check_param(n, "subsample", self.subsample, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
         check_param(n, "colsample_bytree", self.colsample_bytree, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
         check_param(n, "reg_lambda", self.reg_lambda, lambda v: float(v) >= 0, "a float >= 0")
-        check_param(n, "early_stopping_rounds", self.early_stopping_rounds, lambda v: isinstance(v, int) and v >= 1,
+        check_param(n, "early_stopping_rounds", self.early_stopping_rounds, lambda v: is_int(v) and v >= 1,
                     "an int >= 1")
         check_param(n, "validation_fraction", self.validation_fraction, lambda v: 0.05 <= float(v) <= 0.5,
                     "a float in [0.05, 0.5]")
-        check_param(n, "n_folds", self.n_folds, lambda v: isinstance(v, int) and 1 <= v <= 20, "an int in [1, 20]")
+        check_param(n, "n_folds", self.n_folds, lambda v: is_int(v) and 1 <= v <= 20, "an int in [1, 20]")
         check_param(n, "calibration", self.calibration, lambda v: v in ("auto", "isotonic", "sigmoid", "none"),
                     "one of 'auto', 'isotonic', 'sigmoid', 'none'")
         check_param(n, "class_weight", self.class_weight, lambda v: v in (None, "balanced"), "None or 'balanced'")
@@ -224,7 +270,7 @@ class CreditGBM(CreditModelBase):
                                    else int(self.min_child_samples))
         self.monotone_constraints_ = self._constraints(Xs, yv)
         params = {
-            "objective": "binary", "learning_rate": float(self.learning_rate), "num_leaves": self.num_leaves,
+            "objective": "binary", "learning_rate": float(self.learning_rate), "num_leaves": int(self.num_leaves),
             "min_child_samples": self.min_child_samples_, "bagging_fraction": float(self.subsample), "bagging_freq": 1,
             "feature_fraction": float(self.colsample_bytree), "lambda_l2": float(self.reg_lambda),
             "monotone_constraints": [self.monotone_constraints_[c] for c in self.features_],
@@ -233,11 +279,11 @@ class CreditGBM(CreditModelBase):
         }
         if self.class_weight == "balanced":
             params["scale_pos_weight"] = float((yv == 0).sum() / max((yv == 1).sum(), 1))
-        if self.n_folds == 1:
+        if int(self.n_folds) == 1:
             splits = list(StratifiedShuffleSplit(1, test_size=self.validation_fraction,
                                                  random_state=self.random_state).split(M, yv))
         else:
-            splits = list(StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state).split(M, yv))
+            splits = list(StratifiedKFold(int(self.n_folds), shuffle=True, random_state=self.random_state).split(M, yv))
         self.boosters_ = []
         held_m, held_y = [], []
         self.best_iterations_ = []
@@ -245,9 +291,9 @@ class CreditGBM(CreditModelBase):
             p = dict(params, seed=self.random_state + k)
             dtr = lgb.Dataset(M[tr], yv[tr], free_raw_data=True)
             dva = lgb.Dataset(M[va], yv[va], reference=dtr)
-            bst = lgb.train(p, dtr, num_boost_round=self.n_estimators, valid_sets=[dva],
-                            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
-            self.best_iterations_.append(int(bst.best_iteration or self.n_estimators))
+            bst = lgb.train(p, dtr, num_boost_round=int(self.n_estimators), valid_sets=[dva],
+                            callbacks=[lgb.early_stopping(int(self.early_stopping_rounds), verbose=False)])
+            self.best_iterations_.append(int(bst.best_iteration or int(self.n_estimators)))
             bst.free_dataset()
             self.boosters_.append(bst)
             held_m.append(bst.predict(M[va], raw_score=True, num_iteration=self.best_iterations_[-1]))

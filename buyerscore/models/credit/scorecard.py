@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from buyerscore._validation import check_param
+from buyerscore._validation import check_param, is_int
 from buyerscore.models.base import CreditModelBase, check_fitted
 from buyerscore.models.credit.binning import FeatureBinning, fit_feature, fit_process
 
@@ -146,17 +146,17 @@ class CreditScorecard(CreditModelBase):
         check_param(n, "min_iv", self.min_iv, lambda v: 0 <= float(v) < 10, "a float in [0, 10)")
         check_param(n, "max_corr", self.max_corr, lambda v: 0 < float(v) <= 1, "a float in (0, 1]")
         check_param(n, "max_features", self.max_features,
-                    lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an int >= 1")
+                    lambda v: v is None or (is_int(v) and v >= 1), "None or an int >= 1")
         check_param(n, "special_codes", self.special_codes, lambda v: v is None or isinstance(v, Mapping),
                     "None or a mapping {column: codes}")
         check_param(n, "monotonic_trend", self.monotonic_trend,
                     lambda v: v in ("auto", "auto_heuristic", "auto_asc_desc", "ascending", "descending",
                                     "convex", "concave", "peak", "valley", "peak_heuristic", "valley_heuristic", None),
                     "one of optbinning's monotonic_trend values (e.g. 'auto_asc_desc')")
-        check_param(n, "max_n_prebins", self.max_n_prebins, lambda v: isinstance(v, int) and v >= 2, "an int >= 2")
+        check_param(n, "max_n_prebins", self.max_n_prebins, lambda v: is_int(v) and v >= 2, "an int >= 2")
         check_param(n, "min_prebin_size", self.min_prebin_size, lambda v: v == "auto" or 0 < float(v) <= 0.5,
                     "'auto' or a float in (0, 0.5]")
-        check_param(n, "max_hist_bins", self.max_hist_bins, lambda v: isinstance(v, int) and v >= 16, "an int >= 16")
+        check_param(n, "max_hist_bins", self.max_hist_bins, lambda v: is_int(v) and v >= 16, "an int >= 16")
         check_param(n, "C", self.C, lambda v: float(v) > 0, "a float > 0")
         check_param(n, "coding", self.coding, lambda v: v in ("woe", "dummy", "monotone"),
                     "'woe', 'dummy' or 'monotone'")
@@ -183,7 +183,7 @@ class CreditScorecard(CreditModelBase):
         # "auto": pre-bins of >= 500 rows, between 2 % and 5 % of the data
         self.min_prebin_size_ = (float(np.clip(500 / len(yv), 0.02, 0.05)) if self.min_prebin_size == "auto"
                                  else float(self.min_prebin_size))
-        solver = {"monotonic_trend": self.monotonic_trend, "max_n_prebins": self.max_n_prebins,
+        solver = {"monotonic_trend": self.monotonic_trend, "max_n_prebins": int(self.max_n_prebins),
                   "min_prebin_size": self.min_prebin_size_}
         cat = [c for c, d in self.feature_dtypes_.items() if d == "categorical"]
         idx: dict[str, np.ndarray] = {}  # bin index of every training row, per feature
@@ -194,7 +194,7 @@ class CreditScorecard(CreditModelBase):
                 vals = Xs[c].to_numpy(dtype=float, na_value=np.nan) if dtype == "numerical" else Xs[c].to_numpy()
                 self.bins_[c], idx[c] = fit_feature(c, vals, yv, dtype=dtype,  # type: ignore[misc]
                                                     special_codes=codes.get(c),  # type: ignore[arg-type]
-                                                    fast=True, max_hist_bins=self.max_hist_bins, return_index=True,
+                                                    fast=True, max_hist_bins=int(self.max_hist_bins), return_index=True,
                                                     **solver)
         else:
             self.bins_ = fit_process(Xs, yv, categorical=cat, special_codes=codes, **solver)
@@ -207,7 +207,10 @@ class CreditScorecard(CreditModelBase):
         order = sorted(self.bins_, key=lambda c: -self.iv_[c])
         cand = []
         for c in order:
-            if self.iv_[c] < self.min_iv:
+            fb = self.bins_[c]
+            if (fb.event + fb.nonevent)[:fb.missing_index].sum() == 0:  # like a constant column, but worth naming
+                rows[c]["reason"] = "no value: every row is missing"
+            elif self.iv_[c] < self.min_iv:
                 rows[c]["reason"] = f"IV {self.iv_[c]:.4f} < min_iv {self.min_iv}"
             elif np.ptp(self.bins_[c].woe[idx[c]]) == 0:
                 rows[c]["reason"] = "one bin only"
