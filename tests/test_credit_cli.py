@@ -34,6 +34,21 @@ def test_train_and_score(data_dir, tmp_path) -> None:  # type: ignore[no-untyped
     assert s["grade"].isin(list("ABCDE")).all()
     assert json.loads(s["reasons"].iloc[0])[0]["text"]
 
+    # values never seen in training are scored but reported
+    odd = pd.read_csv(inp)
+    odd.loc[2, "purpose"] = "spaceship"
+    odd.loc[4, "duration_in_month"] = -5
+    odd.to_csv(tmp_path / "odd.csv", index=False)
+    r = runner.invoke(app, ["credit", "score", "--model", str(model), "--input", str(tmp_path / "odd.csv"),
+                            "--out", str(tmp_path / "odd_scores.csv")])
+    msg = " ".join(r.output.split())
+    assert r.exit_code == 0 and "never saw in training" in msg, msg
+    feats = summary["features"]
+    for col, row in (("purpose", 3), ("duration_in_month", 5)):
+        if col in feats:
+            assert f"{col}: 1 row(s)" in msg and f"at data row(s) {row}" in msg
+    assert len(pd.read_csv(tmp_path / "odd_scores.csv")) == 25
+
     # a missing predictor column is named, with exit code 2
     bad = pd.read_csv(inp).drop(columns=["duration_in_month"])
     bad.to_csv(tmp_path / "bad.csv", index=False)

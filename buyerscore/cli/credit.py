@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from buyerscore.cli._common import friendly_errors, out, print_json, step, table
+from buyerscore.cli._common import console, friendly_errors, out, print_json, step, table
 
 app = typer.Typer(help="Credit scoring: monotone WOE scorecard, calibrated monotone LightGBM, random forest, ensemble.",
                   no_args_is_help=True)
@@ -231,6 +231,16 @@ def score_cmd(
             result["reasons"] = [json.dumps([r.to_dict() for r in row], ensure_ascii=False, default=str) for row in rc]
         _write_table(result, out_path)
         out.print(f"scored {len(result):,} applicant(s) with {meta.kind} -> {out_path}")
+        unseen = model.unseen_inputs(X) if hasattr(model, "unseen_inputs") else {}
+        if unseen:
+            from buyerscore._validation import examples
+
+            rows = sorted({r for v in unseen.values() for r in v})
+            parts = [f"{c}: {len(v)} row(s), e.g. {examples(X[c].iloc[v].tolist())} at data row(s) "
+                     f"{examples([r + 1 for r in v])}" for c, v in list(unseen.items())[:5]]
+            console.print(f"[yellow]warning:[/] {len(rows):,} applicant(s) have values the model never saw in training "
+                          f"(a category it did not know, or a number outside the training range); they were scored "
+                          f"as the nearest bin would score them. Check them: " + "; ".join(parts), highlight=False)
 
 
 def register(root: typer.Typer) -> None:

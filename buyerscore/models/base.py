@@ -179,7 +179,51 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
         empty = [c for c in keep if X[c].isna().all()]
         if empty:  # like a constant column: kept, but no model can learn from it
             logger.info("%s: column(s) %s hold no value (all missing) and carry no information", model, empty)
+        self.input_profile_ = _profile(X[keep], self.feature_dtypes_)
         return X[keep]
+
+    def unseen_inputs(self, X: Any) -> dict[str, list[int]]:
+        """Where scoring input lies outside what the model saw in training: column -> row positions
+        with a category never seen in fit, or a number below the training minimum or above its maximum.
+
+        The model still scores those rows (an unseen category falls in the missing/other bin, a number
+        beyond the range in the outermost bin), but an analyst should look at them: a typo (``spaceship``
+        for a loan purpose) or a unit change (``-5`` months) gets an arbitrary score.  Missing values
+        are not counted.  Models saved before this method existed return ``{}``.
+
+        Examples
+        --------
+        >>> from buyerscore.models.credit import CreditScorecard
+        >>> i = np.arange(600)
+        >>> X = pd.DataFrame({"months": 4.0 + i % 36, "purpose": np.where(i % 3 == 1, "tv", "car")})
+        >>> y = ((i % 3 == 1) & (i % 4 > 0) | (i % 36 > 30)).astype(int)
+        >>> m = CreditScorecard(min_iv=0.0).fit(X, y)
+        >>> sorted(m.features_)
+        ['months', 'purpose']
+        >>> m.unseen_inputs(pd.DataFrame({"months": [10.0, -5.0, 99.0], "purpose": ["car", "boat", None]}))
+        {'purpose': [1], 'months': [1, 2]}
+        """
+        profile = getattr(self, "input_profile_", None)
+        if not profile:
+            return {}
+        Xc = self._check_X(X)
+        out: dict[str, list[int]] = {}
+        for c in self.features_:
+            info = profile.get(c)
+            if info is None:
+                continue
+            s = Xc[c]
+            if "categories" in info:
+                seen = set(info["categories"])
+                v = s.to_numpy(dtype=object)
+                bad = np.array([x is not None and x == x and str(x) not in seen for x in v], dtype=bool)
+            else:
+                v = s.to_numpy(dtype=float)
+                with np.errstate(invalid="ignore"):
+                    bad = (v < info["min"]) | (v > info["max"])
+            if bad.any():
+                out[c] = np.flatnonzero(bad).tolist()
+        return out
 
     def _check_X(self, X: Any) -> pd.DataFrame:
         """Validate scoring input: a frame with every model feature, no unknown column, right types."""
@@ -199,8 +243,10 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
                 parts.append(f"missing column(s) {missing}")
             if extra:
                 parts.append(f"unknown column(s) {extra[:10]}" + (f" (+{len(extra) - 10} more)" if len(extra) > 10 else ""))
-            raise ModelInputError(f"Input for {model}: {'; '.join(parts)}. Score with the columns the model was "
-                                  f"trained on: {list(self.features_)}.")
+            unused = [c for c in self.feature_names_in_ if c not in self.features_]
+            also = f" (it also accepts, and ignores, {examples(unused, 10)})" if unused else ""
+            raise ModelInputError(f"Input for {model}: {'; '.join(parts)}. Score with the columns the model uses: "
+                                  f"{list(self.features_)}{also}.")
         out = {}
         for c in self.features_:
             s = X[c]
@@ -315,6 +361,24 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
         if not isinstance(model, cls):
             raise ModelInputError(f"{path} holds a {meta.kind} model, not a {cls.__name__}.")
         return model
+
+
+def _profile(X: pd.DataFrame, dtypes: dict[str, str], max_categories: int = 1000) -> dict[str, dict[str, Any]]:
+    """Per training column, what :meth:`CreditModelBase.unseen_inputs` compares with: the categories seen
+    (as text; a column with more than ``max_categories`` is not profiled) or the finite min and max."""
+    out: dict[str, dict[str, Any]] = {}
+    for c, kind in dtypes.items():
+        s = X[c]
+        if kind == "categorical":
+            cats = s.dropna().astype(str).unique()
+            if len(cats) <= max_categories:
+                out[c] = {"categories": sorted(cats.tolist())}
+        else:
+            v = s.to_numpy(dtype=float, na_value=np.nan)
+            v = v[np.isfinite(v)]
+            if v.size:
+                out[c] = {"min": float(v.min()), "max": float(v.max())}
+    return out
 
 
 def _check_column_names(X: pd.DataFrame, where: str) -> None:
