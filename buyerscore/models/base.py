@@ -216,7 +216,7 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
             if "categories" in info:
                 seen = set(info["categories"])
                 v = s.to_numpy(dtype=object)
-                bad = np.array([x is not None and x == x and str(x) not in seen for x in v], dtype=bool)
+                bad = np.array([not pd.isna(x) and str(x) not in seen for x in v], dtype=bool)
             else:
                 v = s.to_numpy(dtype=float)
                 with np.errstate(invalid="ignore"):
