@@ -239,8 +239,8 @@ def score_cmd(
             parts = [f"{c}: {len(v)} row(s), e.g. {examples(X[c].iloc[v].tolist())} at data row(s) "
                      f"{examples([r + 1 for r in v])}" for c, v in list(unseen.items())[:5]]
             console.print(f"[yellow]warning:[/] {len(rows):,} applicant(s) have values the model never saw in training "
-                          f"(a category it did not know, or a number outside the training range); they were scored "
-                          f"as the nearest bin would score them. Check them: " + "; ".join(parts), highlight=False)
+                          f"(a category it did not know, or a number outside the training range); they were still "
+                          f"scored. Check them: " + "; ".join(parts), highlight=False)
 
 
 def register(root: typer.Typer) -> None:
