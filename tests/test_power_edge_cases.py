@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from test_power import _events  # the same synthetic shop (tests/ is on sys.path under pytest)
 
 from buyerscore.exceptions import ModelInputError
 from buyerscore.models.purchasing_power import SpendForecaster, SpendTier, power_features, spend_labels
@@ -16,28 +17,12 @@ AS_OF = "2024-03-01"
 LOGGER = "buyerscore.models.purchasing_power.forecaster"
 
 
-def _events(n_users: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Users buying at a personal rate and value, Jan..Jun 2024."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        rate, value = rng.gamma(1.0, 0.05), rng.gamma(2.0, 20.0)
-        t = pd.Timestamp("2024-01-01") + pd.Timedelta(days=float(rng.uniform(0, 50)))
-        rows.append((f"u{u}", t, "view", None))
-        while t < pd.Timestamp("2024-06-30"):
-            rows.append((f"u{u}", t, "purchase", round(float(rng.gamma(4.0, value / 4)), 2)))
-            t += pd.Timedelta(days=float(rng.exponential(1 / max(rate, 1e-3))))
-    df = pd.DataFrame(rows, columns=["user_id", "ts", "event_type", "amount"])
-    df["platform"] = "shop"
-    return df
-
-
 @pytest.fixture(scope="module")
 def frame():
     from buyerscore.events.store import EventStore
 
     with EventStore(":memory:") as s:
-        s.ingest_frame(_events(), source="synthetic")
+        s.ingest_frame(_events(200), source="synthetic")
         F = power_features(s.con, as_of=AS_OF)
         y = spend_labels(s.con, as_of=AS_OF, horizon_days=60, users=F)["future_spend"].to_numpy()
     return F, y
