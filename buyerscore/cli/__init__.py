@@ -2,8 +2,8 @@
 
 Each area registers its commands from its own module (``register(app)``), so the root
 stays small: ``core`` (ingest, features, schema, demo), ``datasets``, ``credit``,
-``power``, ``trust`` (anomaly, audit, monitor, report) and ``serving`` (train, models,
-serve, score).
+``power``, ``trust`` (anomaly, audit, monitor, report), ``serving`` (train, models,
+serve, score) and ``spark_cmd`` (spark features, spark score).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import typer
 
 from buyerscore import __version__
-from buyerscore.cli import core, credit, datasets, power, serving, trust
+from buyerscore.cli import core, credit, datasets, power, serving, spark_cmd, trust
 
 app = typer.Typer(
     name="buyerscore",
@@ -38,7 +38,7 @@ def _root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-for _module in (core, datasets, credit, power, trust, serving):
+for _module in (core, datasets, credit, power, trust, serving, spark_cmd):
     _module.register(app)
 
 

@@ -37,6 +37,9 @@ class Dialect:
     inlined: str = ""
     """Keyword before the body of the wide event CTE, so each stage scans the table with its own filter
     instead of copying all events once (measured faster on DuckDB)."""
+    real: str = "{x}"
+    """A decimal literal as a number that averages like DuckDB's (Spark keeps ``0.65`` a DECIMAL, whose
+    AVG rounds to 6 decimals)."""
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -44,7 +47,8 @@ DIALECTS: dict[str, Dialect] = {
                       "unnest(regexp_split_to_array(lower({x}), '" + TOKEN_PATTERN + "'))", "MATERIALIZED ",
                       "NOT MATERIALIZED "),
     "spark": Dialect("spark", "CAST(unix_timestamp({x}) AS DOUBLE)",
-                     "explode(split(lower({x}), '" + TOKEN_PATTERN.replace("\\", "\\\\") + "'))"),
+                     "explode(split(lower({x}), '" + TOKEN_PATTERN.replace("\\", "\\\\") + "'))",
+                     real="CAST({x} AS DOUBLE)"),
 }
 
 
@@ -81,8 +85,8 @@ def _platform_filter(platforms: Sequence[str] | None) -> str:
     return " AND platform IN (" + ", ".join(_q(p) for p in platforms) + ")"
 
 
-def _lexicon_values() -> str:
-    rows = ", ".join(f"({_q(w)}, {s!r})" for w, s in sorted(load_lexicon().items()))
+def _lexicon_values(d: Dialect) -> str:
+    rows = ", ".join(f"({_q(w)}, {d.real.replace('{x}', repr(s))})" for w, s in sorted(load_lexicon().items()))
     return f"SELECT word, score FROM (VALUES {rows}) AS lx(word, score)"
 
 
@@ -201,7 +205,7 @@ cstats AS (
   SELECT {keys}, SUM(carted) AS n_carted_items, SUM(carted * (1 - bought)) AS n_abandoned_items
   FROM citems GROUP BY {keys}
 ),
-lex AS ({_lexicon_values()}),
+lex AS ({_lexicon_values(d)}),
 rtok AS (SELECT {keys}, event_id, {tokens} AS token FROM ev WHERE event_type = 'review' AND text IS NOT NULL),
 rsent AS (
   SELECT r.platform, r.user_id, r.event_id, COALESCE(AVG(l.score), 0.0) AS s
