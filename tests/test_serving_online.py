@@ -96,6 +96,33 @@ def test_cache_reuse_and_invalidation(data_dir, tmp_path) -> None:
         assert online.features("nobody", "cdnow_sample", as_of).empty
 
 
+def test_entry_built_across_an_invalidation_is_not_cached(data_dir, tmp_path, monkeypatch) -> None:
+    """Events posted while a user's entry is being built (invalidation in between): the entry answers the
+    request that built it but is not cached, so the next request sees the new events (was: a stale entry
+    put back after the invalidation, served until it aged out)."""
+    as_of = datetime(1997, 12, 31)
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.ingest_frame(_events(data_dir, "cdnow_sample").head(200), source="a", default_platform="cdnow_sample")
+        online = OnlineFeatures(store, windows=WINDOWS)
+        uid = store.con.execute("SELECT min(user_id) FROM events").fetchall()[0][0]
+        build = online.sandbox.build
+
+        def build_while_events_arrive(*args, **kwargs):  # type: ignore[no-untyped-def]
+            row = build(*args, **kwargs)  # the events read before ...
+            store.ingest_frame(pd.DataFrame({"user_id": [uid], "ts": ["1997-12-30"], "event_type": ["purchase"],
+                                             "amount": [123.0]}), source="b", default_platform="cdnow_sample")
+            online.invalidate([("cdnow_sample", uid)])  # ... a POST /v1/events lands now
+            return row
+
+        monkeypatch.setattr(online.sandbox, "build", build_while_events_arrive)
+        a = online.entry(uid, "cdnow_sample")
+        monkeypatch.setattr(online.sandbox, "build", build)
+        b = online.entry(uid, "cdnow_sample")
+        assert b is not a and online.misses == 2
+        assert b.row["monetary_sum"].iloc[0] == pytest.approx(a.row["monetary_sum"].iloc[0] + 123.0)
+        assert online.entry(uid, "cdnow_sample") is b  # no invalidation during this build: cached
+
+
 def test_bulk_warm_equals_per_user_build_and_respects_new_events(data_dir, tmp_path) -> None:
     with EventStore(tmp_path / "s.duckdb") as store:
         store.ingest_frame(_events(data_dir, "taobao").head(3000), source="a", default_platform="taobao")

@@ -249,8 +249,13 @@ class OnlineFeatures:
                 return e
             return None
 
-    def _put(self, key: tuple[str, str], entry: _Entry) -> None:
+    def _put(self, key: tuple[str, str], entry: _Entry, *, unless_invalidated_after: int | None = None) -> None:
+        """Cache ``entry``; with ``unless_invalidated_after=seq`` only when the key was not invalidated
+        since ``seq`` (events posted while the entry was built: it may predate them, so it answers this
+        request but is not kept for the next)."""
         with self._cache_lock:
+            if unless_invalidated_after is not None and self._inval.get(key, 0) > unless_invalidated_after:
+                return
             self._cache[key] = entry
             self._cache.move_to_end(key)
             while len(self._cache) > self.max_entries:
@@ -293,6 +298,8 @@ class OnlineFeatures:
                 return e
         self.misses += 1
         cut = as_of or utc_now()
+        with self._cache_lock:
+            seq0 = self._seq  # invalidations after this may concern events the read below does not see
         with self.store_lock:
             ev = self.store.con.sql("SELECT * EXCLUDE (batch_id) FROM events WHERE user_id = $1 AND platform = $2",
                                     params=[user_id, platform]).to_arrow_table()
@@ -301,7 +308,7 @@ class OnlineFeatures:
         row = self.sandbox.build(ev, us, as_of=cut, windows=self.windows)
         e = _Entry(as_of=cut, explicit=as_of is not None, built_at=time.monotonic(), _row=row.reset_index(drop=True),
                    scores={})
-        self._put(key, e)
+        self._put(key, e, unless_invalidated_after=seq0)
         return e
 
     def peek(self, user_id: str, platform: str | None, as_of: datetime | None = None) -> _Entry | None:
