@@ -72,18 +72,25 @@ class GuardMiddleware:
                     return
         seen = 0
         started = False
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
+                    too_large = True
                     raise _TooLarge
             return msg
 
         async def tracking_send(msg: Message) -> None:
             nonlocal status_code, started
+            if too_large:  # the app caught _TooLarge while parsing (FastAPI answers 400): answer 413 instead
+                if msg["type"] == "http.response.start" and not started:
+                    started, status_code = True, 413
+                    await self._reject(send)
+                return
             if msg["type"] == "http.response.start":
                 status_code = int(msg["status"])
                 started = True
