@@ -124,7 +124,13 @@ def test_events_rejects_and_online_update(served) -> None:
     after = srv.client.get(f"/v1/users/{user}/score", params=at).json()
     assert after["power"] != before["power"]  # features were recomputed from the new event
     again = srv.client.post("/v1/events", json={"events": events}).json()  # idempotent
-    assert again["inserted"] == 0 and again["batch_id"] == body["batch_id"]
+    assert again["inserted"] == 0 and again["batch_id"] == body["batch_id"] and again["conflicts"] == 0
+    # an event id sent again with other content: kept as stored, and the client is told
+    first = {"event_id": "api-dup-1", "user_id": user, "platform": "cdnow_sample", "ts": "1998-06-22",
+             "event_type": "purchase", "amount": 10.0}
+    assert srv.client.post("/v1/events", json={"events": [first]}).json()["inserted"] == 1
+    changed = srv.client.post("/v1/events", json={"events": [{**first, "amount": 99.0}]}).json()
+    assert (changed["inserted"], changed["already_present"], changed["conflicts"]) == (0, 1, 1)
 
 
 def test_post_score_features_and_events(served) -> None:

@@ -58,6 +58,9 @@ class EventsResponse(BaseModel):
     rejected: int
     inserted: int
     already_present: int
+    conflicts: int = Field(0, description="Events whose event_id was stored before with other content: the stored "
+                                          "version was kept (events are immutable; send a correction as a new "
+                                          "event with its own id).")
     by_reason: dict[str, int]
     rejects: list[RejectOut]
     durable: bool = Field(True, description="Accepted events are committed to the store.")

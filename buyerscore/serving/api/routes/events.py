@@ -57,5 +57,6 @@ def post_events(body: EventsRequest, state: StateDep) -> EventsResponse:
                 summary.accepted, summary.rejected)
     return EventsResponse(batch_id=summary.batch_id, read=summary.read, accepted=summary.accepted,
                           rejected=summary.rejected, inserted=summary.inserted, already_present=summary.already_present,
+                          conflicts=summary.conflicts,
                           by_reason=summary.by_reason,
                           rejects=[RejectOut(index=int(r[0]) - 1, reason=r[1], detail=r[2]) for r in rej], durable=True)
