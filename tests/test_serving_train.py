@@ -140,6 +140,10 @@ def test_api_scores_credit_of_an_applicant(trained) -> None:
     assert body["credit"]["grade"] in list("ABCDE") and 0 < body["credit"]["pd"] < 1
     assert any(isinstance(r["value"], str) for r in body["credit"]["reasons"])  # categorical predictor quoted
     assert body["power"] is None and "anomaly" in body["unavailable"]
+    # the applicant record is dated 1994-01-01: a score as of an earlier day cannot use it (no leakage)
+    assert client.get("/v1/users/1/score", params={"as_of": "1994-01-01T00:00:00"}).json()["credit"]["grade"]
+    early = client.get("/v1/users/1/score", params={"as_of": "1993-12-31T00:00:00"})
+    assert early.status_code == 404 and "no applicant record" in early.text
 
 
 def test_report_of_a_trained_registry_shows_the_holdout(trained, tmp_path: Path) -> None:

@@ -164,8 +164,10 @@ class AppState:
     def applicants_loaded(self, dataset: str | None) -> bool:
         return dataset is not None and dataset in self._applicants
 
-    def applicant_row(self, dataset: str, user_id: str) -> pd.DataFrame | None:
-        """Latest applicant record of ``user_id`` in ``applicants_<dataset>`` (predictors only), or None.
+    def applicant_row(self, dataset: str, user_id: str, as_of: Any = None) -> pd.DataFrame | None:
+        """Latest applicant record of ``user_id`` in ``applicants_<dataset>`` dated at or before ``as_of``
+        (default: the latest of all), predictors only; None when there is none.  A record dated after the
+        cut-off is never used for a score as of the cut-off (no leakage).
 
         The table is read once (applicant tables are small and never written by the API) and indexed by id.
         """
@@ -177,14 +179,21 @@ class AppState:
                     df = self.store.con.sql(f'SELECT * FROM "{table}"').df()
                 else:
                     df = pd.DataFrame({"user_id": pd.Series(dtype="string")})
-            if "as_of" in df.columns:
-                df = df.sort_values("as_of", kind="stable")
-            df = df.drop_duplicates("user_id", keep="last").astype({"user_id": "string"}).set_index("user_id")
-            frame = df.drop(columns=[c for c in ("as_of", "label", "dataset") if c in df.columns])
+            if "as_of" not in df.columns:
+                df["as_of"] = pd.NaT
+            df = df.sort_values("as_of", kind="stable", na_position="first")
+            df = df.astype({"user_id": "string"}).set_index("user_id")
+            frame = df.drop(columns=[c for c in ("label", "dataset") if c in df.columns])
             self._applicants[dataset] = frame
         if user_id not in frame.index:
             return None
-        return frame.loc[[user_id]].reset_index(drop=True)
+        rec = frame.loc[[user_id]]
+        if as_of is not None:  # undated records (NaT) count as known at any cut-off
+            dated = pd.to_datetime(rec["as_of"])
+            rec = rec[dated.isna() | (dated <= pd.Timestamp(as_of))]
+        if rec.empty:
+            return None
+        return rec.iloc[[-1]].drop(columns=["as_of"]).reset_index(drop=True)
 
 
 async def get_state(request: Request) -> AppState:

@@ -62,7 +62,7 @@ async def user_score(
 
 
 def _score_entry(state: AppState, pipeline: ScoringPipeline, user_id: str, plat: str | None, entry: _Entry | None,
-                 lang: str) -> Response:
+                 lang: str, cut: datetime | None = None) -> Response:
     key = f"{pipeline.version}:{lang}"
     pre: Mapping[str, Any] | None = None
     row: Mapping[str, Any] | None = None
@@ -77,7 +77,8 @@ def _score_entry(state: AppState, pipeline: ScoringPipeline, user_id: str, plat:
         cols = tuple(X.columns)
     dataset = state.credit_dataset()
     if dataset and "credit" in pipeline.models and pipeline.missing_features(cols)["credit"]:
-        app = state.applicant_row(dataset, user_id)  # credit predictors of an applicant with this id
+        # credit predictors of an applicant with this id, known at the features' cut-off
+        app = state.applicant_row(dataset, user_id, entry.as_of if entry is not None else cut)
         if app is not None:
             if X is None:
                 assert entry is not None
@@ -110,7 +111,7 @@ def _user_score_sync(state: AppState, pipeline: ScoringPipeline, user_id: str, p
         cached = entry.scores.get(f"{pipeline.version}:{lang}")
         if cached is not None:
             return Response(cached, media_type="application/json")
-    return _score_entry(state, pipeline, user_id, plat, entry, lang)
+    return _score_entry(state, pipeline, user_id, plat, entry, lang, cut)
 
 
 @router.post("/score", response_model=ScoreResponse, summary="Score a payload of features or raw events",
