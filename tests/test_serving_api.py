@@ -161,6 +161,20 @@ def test_422_is_field_level(served, payload, loc) -> None:
     assert any(e["loc"] == loc for e in r.json()["detail"]), r.json()
 
 
+@pytest.mark.parametrize("event, field", [
+    ({"user_id": "a" * 201}, "user_id"),  # GET /v1/users/{user_id}/score takes at most 200 characters
+    ({"user_id": "a/b"}, "user_id"),  # ... and no '/'
+    ({"user_id": True}, "user_id"),  # JSON true would have been stored as user "1"
+    ({"user_id": "a", "event_type": "purchase", "amount": True}, "amount"),  # ... and as amount 1.0
+])
+def test_values_the_score_endpoint_could_not_use_are_refused(served, event, field) -> None:
+    srv, _, _ = served
+    r = srv.client.post("/v1/events", json={"events": [{"ts": "2024-01-01", "event_type": "view", **event}]})
+    assert r.status_code == 422
+    # the loc names the field (pydantic adds the member of the union that was tried last)
+    assert any(e["loc"][:4] == ["body", "events", 0, field] for e in r.json()["detail"]), r.json()
+
+
 def test_body_limit_and_no_user_data_in_logs(served) -> None:
     srv, _, _ = served
     big = {"events": [{"user_id": "u-secret-42", "ts": "2024-01-01", "event_type": "view", "text": "x" * 9000}] * 30}

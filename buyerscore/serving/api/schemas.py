@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-Scalar = str | int | float | None
+Scalar = StrictStr | StrictInt | StrictFloat | None
+"""A JSON string, number or null, taken as given (row checks follow); ``true``/``false`` are refused, not 1/0."""
+UserId = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=r"^[^/]*$")] | StrictInt | None
+"""A user id as ``GET /v1/users/{user_id}/score`` can address it: at most 200 characters, no ``/``."""
 Number = Annotated[float | None, Field(allow_inf_nan=False)]
 
 
@@ -23,7 +26,9 @@ class EventIn(_Body):
     """
 
     event_id: str | None = Field(default=None, max_length=200)
-    user_id: Scalar = Field(default=None, description="Required; pseudonymous shopper id.")
+    user_id: UserId = Field(default=None, description="Required; pseudonymous shopper id (at most 200 characters, "
+                                                         "no '/', so that GET /v1/users/{user_id}/score can address "
+                                                         "it).")
     ts: Scalar = Field(default=None, description="Required; ISO 8601 (naive = UTC) or Unix seconds/ms.")
     event_type: Scalar = Field(default=None, description="Required; view, click, cart, favorite, purchase, "
                                                           "refund, review, payment or repayment.")
