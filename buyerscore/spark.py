@@ -170,7 +170,14 @@ def score_spark(features: Any, registry: str | Path, *, version: str | None = No
     none can score, a :class:`~buyerscore.exceptions.SchemaError` names the missing columns.
     """
     registry = str(Path(registry).resolve())
-    pipe = _pipeline(registry, version)
+    # the promoted version is read now (not from the cache: a promotion since the last call counts); the
+    # workers then load that exact version
+    pipe = _pipeline(registry, version) if version is not None else None
+    if pipe is None:
+        from buyerscore.pipeline import ScoringPipeline
+
+        pipe = ScoringPipeline.from_registry(registry)
+        _PIPELINES.setdefault((registry, pipe.version), pipe)
     missing = pipe.missing_features(features.columns)
     kinds = [k for k in pipe.kinds if not missing[k]]
     if not kinds:
