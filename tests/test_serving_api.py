@@ -146,6 +146,11 @@ def test_post_score_features_and_events(served) -> None:
     assert r.status_code == 200 and r.json()["power"]["expected_spend"] >= 0
     # nothing stored
     assert srv.client.get("/v1/users/new/score").status_code == 404
+    # features no model can use: 422 naming what each model lacks (was 200 with every section null)
+    for feats in ({}, {"credit_amont": 1000.0}):
+        r = srv.client.post("/v1/score", json={"features": feats})
+        assert r.status_code == 422 and "can score these features" in r.text, r.text
+    assert "credit_amont" in r.text  # the misspelt name is pointed out
 
 
 @pytest.mark.parametrize("payload, loc", [

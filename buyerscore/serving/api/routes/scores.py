@@ -124,6 +124,13 @@ def score_payload(body: ScoreRequest, state: StateDep, pipeline: PipelineDep, la
     if body.features is not None:
         X = pd.DataFrame([{k: (float("nan") if v is None else v) for k, v in body.features.items()}])
         user_id, platform = body.user_id, body.platform
+        missing = pipeline.missing_features(X.columns)
+        if all(missing.values()):  # no model could score: say which features each one needs
+            known = set(pipeline.input_features)
+            odd = [c for c in X.columns if c not in known]
+            hint = f"; not features of any model: {odd[:5]}" if odd else ""
+            raise _422(["body", "features"], "no model of bundle " + pipeline.version + " can score these features: "
+                       + "; ".join(f"{k} lacks {v[:5]}" for k, v in missing.items()) + hint)
     else:
         assert body.events is not None
         if len(body.events) > state.settings.max_events_per_request:
