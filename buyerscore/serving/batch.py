@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from buyerscore._validation import check_param
+from buyerscore._validation import check_param, examples
 from buyerscore.exceptions import LeakageError, SchemaError
 from buyerscore.pipeline import ID_COLUMNS, ScoringPipeline
 
@@ -248,14 +248,14 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
         scored = [k for k in pipeline.kinds if not missing[k]]
         skipped = {k: missing[k] for k in pipeline.kinds if missing[k]}
         if not scored:
-            lacks = "; ".join(f"{k} lacks {len(v)} of {len(pipeline.features[k])} (e.g. {_names(v)})"
+            lacks = "; ".join(f"{k} lacks {len(v)} of {len(pipeline.features[k])} (e.g. {examples(v, 5)})"
                               for k, v in skipped.items())
             raise SchemaError(f"{input} cannot be scored by any model of bundle {pipeline.version}: {lacks}. "
-                              f"Columns present: {_names(names)}. Build the features with `buyerscore features` "
+                              f"Columns present: {examples(names, 5)}. Build the features with `buyerscore features` "
                               "(same windows as the bundle), or pass raw events with --as-of.")
         for k, v in skipped.items():
             logger.info("%s: the %s model is left out: the input lacks %d of its %d features (e.g. %s)",
-                           input.name, k, len(v), len(pipeline.features[k]), _names(v))
+                           input.name, k, len(v), len(pipeline.features[k]), examples(v, 5))
         need = [c for c in ID_COLUMNS if c in names] + [f for k in scored for f in pipeline.features[k]]
         need = list(dict.fromkeys(need))
         total = pq.ParquetFile(src).metadata.num_rows
@@ -293,12 +293,6 @@ def _as_parquet(path: Path, tmpd: Path) -> Path:
     finally:
         con.close()
     return dst
-
-
-def _names(cols: list[str], k: int = 5) -> str:
-    """The first ``k`` column names, and how many more."""
-    more = f" and {len(cols) - k} more" if len(cols) > k else ""
-    return f"{list(cols[:k])}{more}"
 
 
 def _pipeline_windows(pipeline: ScoringPipeline) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from buyerscore._validation import check_param, is_int
 from buyerscore.models.base import CreditModelBase, log_odds
+from buyerscore.models.credit.binning import _F32_MAX
 from buyerscore.models.credit.gbm import _Calibrator, choose_calibration
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ def _vote_odds(p: Any) -> np.ndarray:
 
 
 _FLAT_ROWS = 32  # frames up to this many rows are scored by _FlatForest
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _as_float32(values: Any) -> np.ndarray:
