@@ -7,6 +7,8 @@ column, row, value) and what to do.
 
 from __future__ import annotations
 
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
+
 
 class BuyerscoreError(Exception):
     """Base class of all buyerscore errors."""
@@ -32,8 +34,9 @@ class StrictModeError(BuyerscoreError, RuntimeError):
     """Raised by ``--strict`` ingestion when at least one row was rejected."""
 
 
-class NotFittedError(BuyerscoreError, ValueError, AttributeError):
-    """An estimator was used before ``fit``; mirrors scikit-learn's exception."""
+class NotFittedError(BuyerscoreError, _SkNotFittedError):
+    """An estimator was used before ``fit``; a subclass of scikit-learn's ``NotFittedError`` (itself a
+    ``ValueError`` and an ``AttributeError``), so ``except sklearn.exceptions.NotFittedError`` catches it."""
 
 
 class LeakageError(BuyerscoreError, ValueError):

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -148,8 +149,8 @@ def test_input_errors_name_the_columns() -> None:
     det = AnomalyDetector().fit(F)
     with pytest.raises(ModelInputError, match="refund_rate"):
         det.anomaly_score(F.drop(columns=["refund_rate"]))
-    with pytest.raises(ModelInputError, match="DataFrame"):
-        AnomalyDetector().fit(F.drop(columns=["platform", "user_id"]).to_numpy())
+    with pytest.raises(ModelInputError, match="sparse input is not supported"):
+        AnomalyDetector().fit(scipy.sparse.csr_matrix(F.drop(columns=["platform", "user_id"]).to_numpy()))
 
 
 @settings(max_examples=25, deadline=None)

@@ -64,9 +64,11 @@ def test_numpy_input_with_change_features() -> None:
     assert list(d.feature_names_in_) == inputs and d.n_features_in_ == len(inputs)
     assert set(CHANGE_FEATURES) & set(d.features_)
     A = F[inputs].head(5).to_numpy()
-    np.testing.assert_array_equal(d.anomaly_score(A), d.anomaly_score(F.head(5)))
-    np.testing.assert_array_equal(d.anomaly_score(A[0]), d.anomaly_score(F.head(1)))  # one row as 1-d
-    with pytest.raises(ModelInputError, match=r"must have 6 columns.*got shape \(5, 5\)"):
+    with pytest.warns(UserWarning, match="read by position"):
+        np.testing.assert_array_equal(d.anomaly_score(A), d.anomaly_score(F.head(5)))
+    with pytest.raises(ModelInputError, match="Expected 2D array, got 1D array.*X.reshape\\(1, -1\\)"):
+        d.anomaly_score(A[0])  # one row must be 2-d, as in scikit-learn
+    with pytest.raises(ModelInputError, match=r"X has 5 features, but AnomalyDetector is expecting 6 features"):
         d.anomaly_score(A[:, :5])
 
 

@@ -505,7 +505,7 @@ def test_score_record_matches_frame(which: str, request: pytest.FixtureRequest,
         (lambda X: X.drop(columns=["util"]), r"missing column\(s\) \['util'\]"),
         (lambda X: X.assign(bogus=1), r"unknown column\(s\) \['bogus'\]"),
         (lambda X: X.assign(income=["abc"] + X["income"].tolist()[1:]), r"column 'income' must be numeric.*'abc'"),
-        (lambda X: X.to_numpy(), "DataFrame"),
+        (lambda X: X.to_numpy()[:, :-1], r"X has \d+ features, but \w+ is expecting \d+ features as input"),
     ],
 )
 @pytest.mark.parametrize("which", ["scorecard", "gbm", "forest", "ensemble"])
@@ -514,6 +514,18 @@ def test_bad_scoring_input_names_the_problem(which, mutate, match, request, data
     model = _models(request, which)
     with pytest.raises(ModelInputError, match=match):
         model.predict_proba(mutate(X.iloc[:5].copy()))
+
+
+@pytest.mark.parametrize("which", ["scorecard", "gbm", "forest", "ensemble"])
+def test_array_input_is_read_by_position(which, request, data) -> None:  # type: ignore[no-untyped-def]
+    """An array scores as the frame whose columns it holds in feature_names_in_ order (scikit-learn's
+    rule), with scikit-learn's warning that the names are not checked."""
+    X, _ = data
+    model = _models(request, which)
+    rows = X.iloc[:5][list(model.feature_names_in_)]
+    with pytest.warns(UserWarning, match="X does not have valid feature names.*read by position"):
+        p = model.predict_proba(rows.to_numpy())
+    np.testing.assert_allclose(p, model.predict_proba(rows))
 
 
 def test_numeric_strings_are_accepted(scorecard: CreditScorecard, data: tuple[pd.DataFrame, np.ndarray]) -> None:
@@ -571,7 +583,7 @@ def test_invalid_parameters(est, match, data) -> None:  # type: ignore[no-untype
 @pytest.mark.parametrize(
     ("X", "y", "match"),
     [
-        (pd.DataFrame({"a": [1.0, 2.0]}), [0, 0], "only class 0"),
+        (pd.DataFrame({"a": [1.0, 2.0]}), [0, 0], r"only one class \(0\)"),
         (pd.DataFrame({"a": [1.0, 2.0]}), [0, 2], r"0 \(good\) and 1 \(bad\)"),
         (pd.DataFrame({"label": [1.0, 2.0]}), [0, 1], "identifiers or the label"),
         (pd.DataFrame({"a": [1.0, 2.0, 3.0]}), [0, 1], "3 rows but y has 2"),

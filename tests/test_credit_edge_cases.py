@@ -212,7 +212,7 @@ def test_bools_and_floats_are_not_integer_parameters(est, match, data) -> None: 
 
 # ---------------------------------------------------------------- unusable frames
 @pytest.mark.parametrize(("mutate", "match"), [
-    (lambda X, y: (X.iloc[:0], y[:0]), r"empty frame of shape \(0, 5\): it needs at least one row"),
+    (lambda X, y: (X.iloc[:0], y[:0]), r"0 sample\(s\) \(shape=\(0, 5\)\) while a minimum of 1 is required"),
     (lambda X, y: (X, y[:0]), "y is empty"),
     (lambda X, y: (X.set_axis(range(5), axis=1), y),
      r"column names must be strings; 5 are not, e\.g\. 0, 1, 2 \(and 2 more\) \(int\)\. Name the columns"),
@@ -234,3 +234,21 @@ def test_unusable_scoring_frames_are_named(which: str, fitted, data) -> None:  #
         model.predict_proba(X.iloc[:5].set_axis(range(5), axis=1))
     with pytest.raises(ModelInputError, match=r"'util' appear more than once"):
         model.predict_proba(pd.concat([X.iloc[:5], X.iloc[:5][["util"]]], axis=1))
+
+
+def test_gbm_with_one_class_held_out_falls_back_to_uncalibrated_pds(caplog) -> None:
+    """Two bads in 40 rows: the 20 % validation draw can hold goods only. Platt scaling on one class used to
+    stop fit with scikit-learn's "needs samples of at least 2 classes"; now fit says what happened and
+    returns LightGBM's own probabilities."""
+    from buyerscore.models.credit import CreditGBM
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40)})
+    y = np.zeros(40, dtype=int)
+    y[[3, 17]] = 1
+    with caplog.at_level("WARNING", logger="buyerscore.models.credit.gbm"):
+        m = CreditGBM(n_estimators=20, early_stopping_rounds=5, validation_fraction=0.05).fit(X, y)
+    assert m.calibration_ == "none"
+    assert "held-out row(s) are all goods" in caplog.text and "uncalibrated" in caplog.text
+    p = m.predict_proba(X)[:, 1]
+    assert np.all((p > 0) & (p < 1))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import check_is_fitted
 
-from buyerscore._validation import check_param, examples
+from buyerscore._validation import as_frame, check_param, examples
 from buyerscore.exceptions import ModelInputError, NotFittedError
 
 logger = logging.getLogger(__name__)
@@ -101,7 +103,14 @@ def split_applicants(frame: pd.DataFrame, target: str = "label") -> tuple[pd.Dat
 
 
 def check_target(y: Any, owner: str) -> np.ndarray:
+    if y is None:
+        raise ValueError(f"{owner}.fit requires y to be passed, but the target y is None; pass one 0 (good) / "
+                         "1 (bad) label per row of X.")
     arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:  # a one-column frame / column vector, as scikit-learn: ravel, warn
+        warnings.warn(f"A column-vector y was passed when a 1d array was expected ({owner}); using y.ravel().",
+                      DataConversionWarning, stacklevel=3)
+        arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"{owner}: y must be 1-dimensional; got shape {arr.shape}.")
     if arr.size == 0:
@@ -111,16 +120,33 @@ def check_target(y: Any, owner: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"{owner}: y must hold 0 (good) and 1 (bad); got values like {examples(np.unique(arr.astype(str)))}.") from None
     bad = ~np.isin(yf, (0.0, 1.0))
+    distinct = np.unique(yf[~np.isnan(yf)])
+    if len(distinct) > 2 and np.all(distinct == np.round(distinct)):
+        raise ValueError(f"{owner}: Only binary classification is supported; y holds {len(distinct)} distinct "
+                         f"values ({examples(distinct.tolist())}). A PD model needs 0 (good) / 1 (bad) labels.")
+    if bad.any() and np.any(yf[bad] != np.round(yf[bad])):
+        i = np.flatnonzero(bad & (yf != np.round(yf)))
+        raise ValueError(f"{owner}: y looks continuous ({int(bad.sum())} value(s) other than 0 and 1, e.g. "
+                         f"{examples(yf[i].tolist())} in rows {examples(i.tolist())}); a PD model needs 0 (good) / "
+                         "1 (bad) labels. Threshold the target first (e.g. days past due >= 90).")
     if bad.any():
         raise ValueError(f"{owner}: y must hold 0 (good) and 1 (bad); {int(bad.sum())} row(s) differ, "
                          f"e.g. rows {examples(np.flatnonzero(bad).tolist())}.")
     if yf.min() == yf.max():
-        raise ValueError(f"{owner}: y holds only class {int(yf[0])}; a PD model needs both goods and bads.")
+        raise ValueError(f"{owner}: y holds only one class ({int(yf[0])}); a PD model needs both goods and bads.")
     return yf.astype(np.int64)
 
 
 class CreditModelBase(ClassifierMixin, BaseEstimator):
     """Common behaviour of the PD models; subclasses implement ``_fit``, ``_logit`` and ``contributions``."""
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values get their own bin / LightGBM's missing branch
+        tags.input_tags.string = True  # text columns are categorical features
+        tags.input_tags.categorical = True
+        tags.classifier_tags.multi_class = False  # a PD: y is 0 (good) / 1 (bad)
+        return tags
 
     # ------------------------------------------------------------------ parameters
     def _check_common_params(self) -> None:
@@ -147,13 +173,14 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
         return Xs, yv
 
     def _select_inputs(self, X: pd.DataFrame) -> pd.DataFrame:
-        if not isinstance(X, pd.DataFrame):
-            raise ModelInputError(f"{type(self).__name__}.fit needs a pandas DataFrame with named columns; "
-                                  f"got {type(X).__name__}.")
         model = type(self).__name__
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ModelInputError(f"{model}.fit got an empty frame of shape {X.shape}: it needs at least one "
-                                  "row and one predictor column.")
+        X = as_frame(X, model)  # a 2-D array gets scikit-learn's names x0, x1, ...
+        if X.shape[1] == 0:
+            raise ModelInputError(f"{model}.fit got 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+                                  "required: pass at least one predictor column.")
+        if X.shape[0] == 0:
+            raise ModelInputError(f"{model}.fit got 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
+                                  "required: pass at least one row.")
         _check_column_names(X, f"{model}.fit")
         ids = [c for c in APPLICANT_ID_COLUMNS if c in X.columns]
         if ids:
@@ -231,8 +258,7 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
         model = type(self).__name__
         if isinstance(X, Mapping):
             X = pd.DataFrame([X])
-        if not isinstance(X, pd.DataFrame):
-            raise ModelInputError(f"{model} scores a pandas DataFrame (or one record as a dict); got {type(X).__name__}.")
+        X = as_frame(X, model, columns=list(self.feature_names_in_))  # an array: columns by position
         _check_column_names(X, f"Input for {model}")
         allowed = set(self.feature_names_in_)
         missing = [c for c in self.features_ if c not in X.columns]

@@ -40,7 +40,7 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 from sklearn.utils.validation import check_is_fitted
 
-from buyerscore._validation import check_param, examples
+from buyerscore._validation import as_frame, check_param, examples
 from buyerscore.exceptions import ModelInputError
 from buyerscore.explain.reason_codes import ReasonCode, top_reasons
 from buyerscore.models import trees
@@ -343,6 +343,11 @@ class AnomalyDetector(BaseEstimator):
         self.change_features = change_features
 
     # ------------------------------------------------------------------ checks
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are set to the training medians
+        return tags
+
     def _check_params(self) -> None:
         name = type(self).__name__
         check_param(name, "detectors", self.detectors,
@@ -363,17 +368,9 @@ class AnomalyDetector(BaseEstimator):
         name = type(self).__name__
         if not isinstance(X, pd.DataFrame):
             if fitting:
-                raise ModelInputError(f"{name}.fit needs a pandas DataFrame of numeric features "
-                                      f"(e.g. from buyerscore.features.build_features); got {type(X).__name__}.")
-            A = np.asarray(X)
-            if A.ndim == 1 and A.size == len(self.feature_names_in_):
-                A = A.reshape(1, -1)  # one row
-            if A.ndim != 2 or A.shape[1] != len(self.feature_names_in_):
-                raise ModelInputError(
-                    f"{name} input as an array must have {len(self.feature_names_in_)} columns, in the order of "
-                    f"feature_names_in_ ({examples(self.feature_names_in_)}); got shape {A.shape}. Pass a "
-                    "DataFrame with named columns instead.")
-            X = pd.DataFrame(A, columns=self.feature_names_in_)
+                X = as_frame(X, name)  # a 2-D array gets scikit-learn's names x0, x1, ...
+            else:
+                X = as_frame(X, name, columns=list(self.feature_names_in_))  # columns by position
         feats = X.drop(columns=[c for c in self.id_columns if c in X.columns])
         check = feats.columns if fitting else [c for c in self.feature_names_in_ if c in feats.columns]
         return _numeric_columns(feats, check, X, name)
@@ -386,9 +383,12 @@ class AnomalyDetector(BaseEstimator):
 
             feats = with_change_features(feats)
         if fitting:
-            if feats.shape[0] < 10 or feats.shape[1] == 0:
-                raise ModelInputError(f"{type(self).__name__}.fit needs at least 10 rows and 1 feature column; "
-                                      f"got shape {feats.shape}.")
+            if feats.shape[1] == 0:
+                raise ModelInputError(f"{type(self).__name__}.fit got 0 feature(s) (shape={feats.shape}) while a "
+                                      "minimum of 1 is required; pass at least one numeric feature column.")
+            if feats.shape[0] < 10:
+                raise ModelInputError(f"{type(self).__name__}.fit needs at least 10 rows (users) to learn what is "
+                                      f"typical; got n_samples={feats.shape[0]}.")
         else:
             missing = [c for c in self.features_ if c not in feats.columns]
             if missing:

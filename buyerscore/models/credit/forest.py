@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -27,6 +28,8 @@ def _vote_odds(p: Any) -> np.ndarray:
 
 
 _FLAT_ROWS = 32  # frames up to this many rows are scored by _FlatForest
+#: fitted scikit-learn forest -> its _FlatForest, built on first use and dropped with the forest
+_FLAT_CACHE: weakref.WeakKeyDictionary[Any, _FlatForest] = weakref.WeakKeyDictionary()
 
 
 def _as_float32(values: Any) -> np.ndarray:
@@ -47,7 +50,6 @@ class _FlatForest:
     """
 
     def __init__(self, forest: Any) -> None:
-        self.source = forest
         trees = [e.tree_ for e in forest.estimators_]
         sizes = np.array([t.node_count for t in trees])
         base = np.r_[0, np.cumsum(sizes)[:-1]]
@@ -232,9 +234,10 @@ class CreditForest(CreditModelBase):
         return self.forest_.predict_proba(M)[:, 1]
 
     def _flat_trees(self) -> _FlatForest:
-        flat = getattr(self, "_flat", None)
-        if flat is None or flat.source is not self.forest_:
-            flat = self._flat = _FlatForest(self.forest_)
+        # cached beside the model, not in it: predict leaves the estimator's __dict__ unchanged
+        flat = _FLAT_CACHE.get(self.forest_)
+        if flat is None:
+            flat = _FLAT_CACHE[self.forest_] = _FlatForest(self.forest_)
         return flat
 
     def _logit(self, X: pd.DataFrame) -> np.ndarray:

@@ -299,8 +299,15 @@ class CreditGBM(CreditModelBase):
             held_m.append(bst.predict(M[va], raw_score=True, num_iteration=self.best_iterations_[-1]))
             held_y.append(yv[va])
         m_va, y_va = np.concatenate(held_m), np.concatenate(held_y)
-        self.calibration_, self.calibration_scores_ = choose_calibration(self.calibration, m_va, y_va,
-                                                                         self.random_state)
+        if y_va.min() == y_va.max():  # a few bads in a tiny table: nothing to calibrate against
+            logger.warning("CreditGBM: the %d held-out row(s) are all %s, so the PDs are LightGBM's own, "
+                           "uncalibrated probabilities%s. Fit on more rows of both classes, or raise "
+                           "validation_fraction / n_folds.", len(y_va), "bads" if y_va[0] == 1 else "goods",
+                           " (distorted by class_weight='balanced')" if self.class_weight == "balanced" else "")
+            self.calibration_, self.calibration_scores_ = "none", {}
+        else:
+            self.calibration_, self.calibration_scores_ = choose_calibration(self.calibration, m_va, y_va,
+                                                                             self.random_state)
         self.calibrator_ = _Calibrator.fit(self.calibration_, m_va, y_va)
         oof = np.full(len(yv), np.nan)
         oof[np.concatenate([va for _, va in splits])] = self.calibrator_(m_va)

@@ -42,13 +42,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import warnings
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import DataConversionWarning
 
-from buyerscore._validation import check_param
+from buyerscore._validation import as_frame, check_param
 from buyerscore.exceptions import ModelInputError
 from buyerscore.models import trees
 from buyerscore.models.purchasing_power._base import ensure_fitted
@@ -79,10 +81,20 @@ def _rows(X: pd.DataFrame, pos: np.ndarray, k: int = 3) -> str:
 def _check_spend(y: Any, X: pd.DataFrame, owner: str) -> np.ndarray:
     """``y`` as a float vector of future spend: one finite value >= 0 per row of ``X``, else a
     :class:`~buyerscore.exceptions.ModelInputError` naming the rows and values."""
+    if y is None:
+        raise ModelInputError(f"{owner}.fit requires y to be passed, but the target y is None; pass the future "
+                              "spend of each row of X (spend_labels builds it).")
     try:
-        yv = np.asarray(y, dtype=float).ravel()
+        yv = np.asarray(y, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ModelInputError(f"{owner}: y must be numbers (future spend per row of X); {exc}.") from None
+    if yv.ndim == 2 and yv.shape[1] == 1:  # a one-column frame / column vector, as scikit-learn: ravel, warn
+        warnings.warn(f"A column-vector y was passed when a 1d array was expected ({owner}); using y.ravel().",
+                      DataConversionWarning, stacklevel=3)
+    elif yv.ndim != 1:
+        raise ModelInputError(f"{owner}: y must be 1-dimensional (one future spend per row of X); got shape "
+                              f"{yv.shape}.")
+    yv = yv.ravel()
     if len(yv) != len(X):
         raise ModelInputError(f"X has {len(X)} rows but y has {len(yv)}.")
     bad = np.flatnonzero(~np.isfinite(yv) | (yv < 0))
@@ -101,9 +113,16 @@ def _fit_errors() -> tuple[type[BaseException], ...]:
     return (ModelInputError, ValueError, LightGBMError)
 
 
-def _numeric(X: pd.DataFrame, owner: str) -> pd.DataFrame:
-    if not isinstance(X, pd.DataFrame):
-        raise ModelInputError(f"{owner} needs a pandas DataFrame of features; got {type(X).__name__}.")
+def _numeric(X: Any, owner: str, columns: Any = None) -> pd.DataFrame:
+    """The numeric feature frame of ``X``; a 2-D array gets ``columns`` (the fitted feature names, by position)
+    or scikit-learn's ``x0, x1, ...`` at fit time."""
+    X = as_frame(X, owner, columns=None if columns is None else list(columns))
+    if columns is None and X.shape[1] == 0:
+        raise ModelInputError(f"{owner}.fit got 0 feature(s) (shape={X.shape}) while a minimum of 1 is required; "
+                              "pass at least one feature column.")
+    if columns is None and X.shape[0] < 2:
+        raise ModelInputError(f"{owner}.fit needs at least 2 rows (one per user and cut-off); got "
+                              f"n_samples={X.shape[0]}.")
     ids = [c for c in _ID_COLS if c in X.columns]
     if ids:
         X = X.drop(columns=ids)
@@ -362,6 +381,12 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         clf, reg = model
         return trees.predict(clf, X) * trees.predict(reg, X)
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # LightGBM's missing branch; NaN clv_* features for bad RFM rows
+        tags.target_tags.positive_only = True  # future spend, >= 0
+        return tags
+
     # -- API -----------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any, *, label_horizon: Any = None) -> SpendForecaster:
         """Fit on features ``X`` (one row per user and cut-off) and future spend ``y`` (>= 0).
@@ -372,9 +397,7 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         """
         self._check()
         Xn = _numeric(X, "SpendForecaster")
-        yv = _check_spend(y, X, "SpendForecaster")
-        if not len(yv):
-            raise ModelInputError("SpendForecaster.fit needs at least one row; got an empty X.")
+        yv = _check_spend(y, X if isinstance(X, pd.DataFrame) else Xn, "SpendForecaster")
         if not (yv > 0).any():
             raise ModelInputError(
                 f"y (future spend) is 0 on all {len(yv)} rows: there is no spend in the label window, so there is "
@@ -482,7 +505,7 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
 
     def _prepare(self, X: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         ensure_fitted(self, "model_")
-        Xn = _numeric(X, "SpendForecaster")
+        Xn = _numeric(X, "SpendForecaster", self.feature_names_in_)
         missing = [c for c in self.feature_names_in_ if c not in Xn.columns]
         if missing:
             raise ModelInputError(f"SpendForecaster input lacks column(s) {missing[:5]}; score with the features "
@@ -613,6 +636,24 @@ class SpendTier(ClassifierMixin, BaseEstimator):
         s = np.asarray(spend, dtype=float)
         return np.where(s > hi, "high", np.where(s > lo, "mid", "low"))
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # LightGBM's missing branch
+        return tags
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Share of rows whose predicted tier is the tier of their actual future spend ``y`` (accuracy,
+        as scikit-learn's classifiers score; ``y`` is spend, as in :meth:`fit`, cut at ``cut_points_``).
+
+        ``ClassifierMixin.score`` compared the tier names with the spend amounts and failed.
+        """
+        from sklearn.metrics import accuracy_score
+
+        ensure_fitted(self, "model_")
+        Xn = _numeric(X, "SpendTier", self.feature_names_in_)
+        yv = _check_spend(y, X if isinstance(X, pd.DataFrame) else Xn, "SpendTier")
+        return float(accuracy_score(self.tiers_of(yv), self.predict(X), sample_weight=sample_weight))
+
     def fit(self, X: pd.DataFrame, y: Any) -> SpendTier:
         """Fit on features ``X`` and future spend ``y`` (the tiers are derived from ``y``)."""
         from sklearn.base import clone
@@ -630,7 +671,7 @@ class SpendTier(ClassifierMixin, BaseEstimator):
         check_param(self, "cv", self.cv, lambda v: int(v) == v and v >= 2, "an int >= 2")
         check_param(self, "decision", self.decision, lambda v: v in ("macro_f1", "argmax"), "'macro_f1' or 'argmax'")
         Xn = _numeric(X, "SpendTier")
-        yv = _check_spend(y, X, "SpendTier")
+        yv = _check_spend(y, X if isinstance(X, pd.DataFrame) else Xn, "SpendTier")
         lo, hi = (np.quantile(yv, self.thresholds) if self.kind == "quantile" else self.thresholds)
         self.cut_points_ = (float(lo), float(hi))
         labels = self.tiers_of(yv)
@@ -662,7 +703,7 @@ class SpendTier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities of the tiers, columns in ``classes_`` order; rows sum to 1."""
         ensure_fitted(self, "model_")
-        Xn = _numeric(X, "SpendTier")
+        Xn = _numeric(X, "SpendTier", self.feature_names_in_)
         missing = [c for c in self.feature_names_in_ if c not in Xn.columns]
         if missing:
             raise ModelInputError(f"SpendTier input lacks column(s) {missing[:5]}.")
