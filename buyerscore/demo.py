@@ -132,7 +132,8 @@ def run_full_demo(out_dir: str | Path, data_dir: str | Path | None = None, *, n_
         save_model(sc, models_dir / "credit", kind="credit_scorecard", features=list(Xc.columns),
                    training_data_hash=data_hash(Xc), params=sc.get_params(), metrics=metrics["credit"], as_of=as_of)
         credit_part = credit_inputs(sc, Xc[ctest].reset_index(drop=True), yc[ctest])
-        fair = audit_credit(yc[ctest], pd_test, sens[ctest].reset_index(drop=True), threshold=0.2)
+        fair = audit_credit(yc[ctest], pd_test, sens[ctest].reset_index(drop=True), threshold=0.2,
+                            min_group_size=20)  # as the CLI: smaller groups are noted, not compared
         fairness_part = fairness_inputs(fair)
 
     # -- anomaly ---------------------------------------------------------------------------------

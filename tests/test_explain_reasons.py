@@ -71,3 +71,42 @@ def test_global_importance_known_answer_and_frame() -> None:
 def test_invalid_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         top_reasons(pd.DataFrame({"a": [1.0]}), **kwargs)
+
+
+def test_missing_values_are_said_in_the_reason_language() -> None:
+    import json
+
+    import numpy as np
+
+    c = pd.DataFrame({"test_refunds_x": [1.0, 1.0, 1.0]})
+    # a nullable column holds pd.NA (was quoted as "<NA>"); Chinese texts said "missing" in English
+    v = pd.DataFrame({"test_refunds_x": pd.array([pd.NA, np.nan, None], dtype="Float64")})
+    en = top_reasons(c, v)
+    zh = top_reasons(c, v, lang="zh")
+    assert {r[0].text for r in en} == {"Refunds per purchase (test) (missing) lowers the score"}
+    assert {r[0].text for r in zh} == {"退款率（测试）（值 缺失）拉低了评分"}
+    json.dumps(reasons_frame(en).to_dict(orient="records"))  # pd.NA is not JSON; it becomes null
+    assert reasons_frame(en)["value"].isna().all()
+
+
+def test_ties_keep_the_feature_order_and_scorecard_points_add_up() -> None:
+    """Reason order is deterministic on ties, and a scorecard's reasons are its points lost: they add up to
+    max score - score, also for rows with missing values and special codes."""
+    import numpy as np
+
+    from buyerscore.models.credit import CreditScorecard
+
+    tie = pd.DataFrame({"b": [1.0], "a": [1.0], "c": [2.0]})
+    assert [r.feature for r in top_reasons(tie, k=3)[0]] == ["c", "b", "a"]
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"util": rng.random(2000), "late": rng.integers(0, 4, 2000).astype(float)})
+    y = (rng.random(2000) < 0.05 + 0.2 * X["util"] + 0.05 * X["late"]).astype(int)
+    X.loc[:99, "util"] = np.nan
+    X.loc[100:149, "late"] = -1.0
+    sc = CreditScorecard(special_codes={"late": [-1.0]}).fit(X, y)
+    rows = X.iloc[[0, 120, 500]]
+    contrib = sc.contributions(rows)
+    np.testing.assert_allclose(contrib.sum(axis=1), sc.max_score_ - sc.score(rows), atol=1e-9)
+    reasons = sc.reason_codes(rows, k=2)
+    for i, rs in enumerate(reasons):
+        assert [r.contribution for r in rs] == sorted(contrib.iloc[i][contrib.iloc[i] > 0], reverse=True)[:2]

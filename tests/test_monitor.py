@@ -112,3 +112,68 @@ def test_columns_in_one_frame_only_are_reported() -> None:
     assert any("'new'" in r for r in rep.reasons)
     assert rep.to_dict()["one_sided_columns"]["reference_only"] == ["z"]
     assert drift_report(ref, cur).one_sided == {}
+
+
+# ------------------------------------------------------------------------------------------- edge cases
+def test_identical_frames_have_zero_psi_for_every_kind_of_column() -> None:
+    ref = _pop(500).assign(const=5.0, count=np.arange(500) % 4, empty=np.nan, flag=np.arange(500) % 2 == 0)
+    t = drift_report(ref, ref.copy()).table.set_index("column")
+    assert (t["psi"] == 0.0).all() and (t["status"] == "ok").all(), t
+
+
+def test_a_constant_or_small_count_that_moves_is_a_shift() -> None:
+    ref = _pop(500).assign(const=5.0, count=np.arange(500) % 4)
+    # quantile bins of a constant reference are one bin: 5 -> 7 used to read PSI 0 ("ok")
+    t = drift_report(ref, ref.assign(const=7.0)).table.set_index("column")
+    assert t.loc["const", "status"] == "alert"
+    # a count of 0..3 whose 3s become 9s: a value the reference never had
+    t = drift_report(ref, ref.assign(count=ref["count"].replace({3: 9}))).table.set_index("column")
+    assert t.loc["count", "status"] == "alert"
+    # known answer, one bin per value: shares 1/4 each -> 1/2, 1/2, 0 (floored at 1e-4), 0
+    r = pd.Series([0, 1, 2, 3] * 25)
+    c = pd.Series([0] * 50 + [1] * 50)
+    e = 1e-4
+    want = 2 * (0.5 - 0.25) * np.log(0.5 / 0.25) + 2 * (e - 0.25) * np.log(e / 0.25)
+    assert column_psi(r, c) == pytest.approx(want)
+
+
+def test_a_column_that_fills_or_empties_is_a_shift_not_an_error() -> None:
+    ref, cur = _pop(500), _pop(500, seed=1)
+    # all missing in the reference, filled now: was "n/a" with no reason
+    t = drift_report(ref.assign(x=np.nan), cur).table.set_index("column")
+    assert t.loc["x", "status"] == "alert"
+    # an empty column in one CSV is read as float; the other file's text was an error ("must hold numbers")
+    for a, b in ((ref.assign(segment=np.nan), cur), (ref, cur.assign(segment=np.nan))):
+        t = drift_report(a, b).table.set_index("column")
+        assert t.loc["segment", "status"] == "alert"
+
+
+def test_identifier_like_columns_do_not_trigger_retraining() -> None:
+    ref, cur = _pop(1000), _pop(1000, seed=1)
+    # by name (CustomerID, numeric: new customers have higher ids) and by values (free text, one per row)
+    ref = ref.assign(comment=[f"n{i}" for i in range(1000)], CustomerID=np.arange(1000))
+    cur = cur.assign(comment=[f"n{i}" for i in range(1000, 2000)], CustomerID=np.arange(1000, 2000))
+    rep = drift_report(ref, cur)
+    t = rep.table.set_index("column")
+    assert t.loc["comment", "status"] == "skipped" and "CustomerID" not in t.index
+    assert rep.verdict == "stable", rep.reasons
+    assert any("CustomerID" in r for r in rep.reasons) and any("comment" in r for r in rep.reasons)
+    # asked for by name, an id column is compared
+    assert "CustomerID" in drift_report(ref, cur, features=["CustomerID"]).table["column"].tolist()
+
+
+def test_retrain_reason_lists_only_columns_at_alert() -> None:
+    rep = drift_report(_pop(), _pop(shift=1.0, seed=1), features=["x", "z", "segment"])
+    reason = next(r for r in rep.reasons if "at alert level" in r)
+    assert "['x']" in reason and "'z'" not in reason
+
+
+def test_cli_monitor_empty_file_names_the_file(tmp_path) -> None:
+    from buyerscore.cli import app
+
+    _pop(50).to_csv(tmp_path / "ref.csv", index=False)
+    _pop(50).head(0).to_csv(tmp_path / "cur.csv", index=False)
+    res = CliRunner().invoke(app, ["monitor", "--reference", str(tmp_path / "ref.csv"), "--current",
+                                   str(tmp_path / "cur.csv")])
+    msg = " ".join(res.output.split())
+    assert res.exit_code == 2 and "--current" in msg and "cur.csv has no data rows" in msg

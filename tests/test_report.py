@@ -199,3 +199,59 @@ def test_real_german_scorecard_report(data_dir, tmp_path: Path) -> None:
     n = len(model.features_)
     assert "fig-scorecard" in card and f"{min(n, 12)} of {n} features" in card
     assert "not available: no actual spend" in text and "<title>German credit</title>" in text
+
+
+# ------------------------------------------------------------------------------------------- edge cases
+def test_report_carries_no_user_ids(tmp_path: Path) -> None:
+    from buyerscore.explain.report import anomaly_inputs
+    from buyerscore.models.anomaly import AnomalyDetector
+
+    rng = np.random.default_rng(0)
+    F = pd.DataFrame(rng.normal(size=(200, 3)), columns=["recency_days", "monetary_mean", "refund_rate"])
+    F["user_id"] = [f"jane.doe{i}@example.com" for i in range(200)]  # features as anomaly_features returns them
+    det = AnomalyDetector(contamination=0.05, n_estimators=10).fit(F)
+    inp = anomaly_inputs(det, F, top=10)
+    assert "user_id" not in inp.anomaly_table.columns and inp.anomaly_table["rank"].tolist() == list(range(1, 11))
+    assert "@example.com" not in render_report(inp)
+    # a table built by hand keeps its ids out of the page, and out of saved inputs
+    by_hand = ReportInputs(anomaly_scores=[0.1, 0.9], anomaly_table=pd.DataFrame(
+        {"user_id": ["u-secret-1"], "email": ["x@example.com"], "anomaly_score": [0.9], "reasons": ["r"]}))
+    text = render_report(by_hand)
+    assert "u-secret-1" not in text and "x@example.com" not in text and "user_id, email left out" in text
+    back = load_inputs(save_inputs(by_hand, tmp_path / "in"))
+    assert back.anomaly_table.columns.tolist() == ["anomaly_score", "reasons"]
+
+
+def test_registry_folder_with_a_scorecard_and_stray_parquet_files(tmp_path: Path) -> None:
+    """A folder like `buyerscore demo --out DIR` writes: models/credit (kind 'credit_scorecard') next to
+    scores.parquet and features.parquet, which are not report inputs."""
+    from buyerscore.artifacts import save_model
+    from buyerscore.models.credit import CreditScorecard
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"util": rng.random(500), "late": rng.integers(0, 4, 500)})
+    y = (rng.random(500) < 0.1 + 0.3 * X["util"]).astype(int)
+    sc = CreditScorecard().fit(X, y)
+    save_model(sc, tmp_path / "models" / "credit", kind="credit_scorecard", features=["util", "late"],
+               training_data_hash="h")
+    X.to_parquet(tmp_path / "scores.parquet")
+    inputs = inputs_from_registry(tmp_path)
+    assert inputs.scorecard_table is not None  # was: "the model is not a CreditScorecard"
+    text = render_report(inputs)
+    assert "not available: no precomputed report inputs" in text.split("<section id='roc'>")[1].split("</section>")[0]
+    assert "class='na'" not in text.split("<section id='scorecard'>")[1].split("</section>")[0]
+
+
+def test_fairness_notes_and_drift_reasons_reach_the_page(tmp_path: Path) -> None:
+    from buyerscore.explain.fairness import fairness_audit
+    from buyerscore.explain.monitoring import drift_report
+    from buyerscore.explain.report import drift_inputs, fairness_inputs, merge_inputs
+
+    audit = fairness_audit([1, 0, 1, 0, 1], [1, 0, 1, 1, 0], pd.Series(list("aaaab"), name="g"), min_group_size=2)
+    rng = np.random.default_rng(0)
+    drift = drift_report(pd.DataFrame({"x": rng.normal(size=500)}), pd.DataFrame({"x": rng.normal(2, 1, 500)}))
+    inp = load_inputs(save_inputs(merge_inputs(fairness_inputs(audit), drift_inputs(drift)), tmp_path / "in"))
+    text = render_report(inp)
+    fair = text.split("<section id='fairness'>")[1].split("</section>")[0]
+    assert "fewer than 2 rows; listed but left out" in fair
+    assert "1 of 1 features at alert level" in text.split("<section id='drift'>")[1].split("</section>")[0]

@@ -64,6 +64,11 @@ def _num(v: Any) -> Any:
     return "" if f != f else f
 
 
+def _cell(v: Any) -> Any:
+    """A table cell: numbers through :func:`_num` (NaN -> empty), anything else as it is."""
+    return _num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
 # -- anomaly ---------------------------------------------------------------------------------------
 @anomaly_app.command("fit")
 def anomaly_fit(
@@ -148,6 +153,9 @@ def audit_fairness(
                                        "age_in_years, personal_status_and_sex when absent)."),
     label_col: str = typer.Option("label", "--label-col", help="Outcome column, 1 = bad."),
     threshold: float = typer.Option(0.5, "--threshold", help="Approve when the probability of default is below it."),
+    min_group_size: int = typer.Option(20, "--min-group-size", min=1,
+                                       help="Groups with fewer rows are listed but left out of the ratios and "
+                                            "differences (one person must not decide a flag)."),
     mitigate: bool = typer.Option(False, "--mitigate", help="Also fit group thresholds (fairlearn ThresholdOptimizer, "
                                                              "equalised odds) on the first attribute and show the "
                                                              "trade-off (in-sample)."),
@@ -168,19 +176,29 @@ def audit_fairness(
         if label_col not in df.columns:
             raise ValueError(f"label column {label_col!r} not in {data} (columns: {list(df.columns)[:10]}); "
                              "use --label-col.")
+        import pandas as pd
+
+        lab = pd.to_numeric(df[label_col], errors="coerce")
+        bad = ~lab.isin([0, 1]).to_numpy()
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            vals = ", ".join(repr(v) for v in df[label_col][bad].head(3).tolist())
+            raise ValueError(f"label column {label_col!r} of {data} must hold 0/1 (1 = bad); {int(bad.sum())} row(s) "
+                             f"do not, e.g. {vals} at row(s) {rows[:3].tolist()} (0 = the first data row). Recode "
+                             "the labels to 0/1 (good -> 0, bad -> 1) and drop rows without an observed outcome.")
         attrs = [a.strip() for a in sensitive.split(",") if a.strip()]
         derived = derive_sensitive(df)
         sens = {}
+        derived_from: list[str] = []
         for a in attrs:
             if a in df.columns:
                 sens[a] = df[a]
             elif a in derived.columns:
                 sens[a] = derived[a]
+                derived_from.append(a)
             else:
                 raise ValueError(f"sensitive column {a!r} is neither in {data} nor derivable "
                                  f"(columns: {list(df.columns)[:10]}).")
-        import pandas as pd
-
         sens_df = pd.DataFrame(sens).reset_index(drop=True)
         X = df.drop(columns=[c for c in (*_ID_COLS, label_col, "age_band", "sex") if c in df.columns])
         from buyerscore.models.credit import derive_as_trained
@@ -188,9 +206,18 @@ def audit_fairness(
         X = derive_as_trained(X, meta.extra)  # the derived columns a credit model was trained with, if any
         with step(f"scoring {len(X):,} rows with {meta.kind}"):
             pd_ = np.asarray(est.predict_proba(X))[:, 1]
-        y = df[label_col].to_numpy()
-        rep = audit_credit(y, pd_, sens_df, threshold=threshold)
-        result: dict[str, Any] = {"model": str(model), "kind": meta.kind, "threshold": threshold, **rep.to_dict()}
+        y = lab.to_numpy(dtype=int)
+        rep = audit_credit(y, pd_, sens_df, threshold=threshold, min_group_size=min_group_size)
+        said = []
+        for a in derived_from:  # say how a derived attribute was made
+            src = next((c for c in (("AGE", "age_in_years", "age") if a == "age_band" else
+                                    ("SEX", "personal_status_and_sex")) if c in df.columns), "?")
+            how = ("bands <25, 25-34, 35-49, 50+ (years)" if a == "age_band" else
+                   "1 -> male, 2 -> female" if src == "SEX" else "the first word (male / female)")
+            said.append(f"{a} derived from {src}: {how}; rows without a value form the group 'missing'.")
+        rep.notes[:0] = said
+        result: dict[str, Any] = {"model": str(model), "kind": meta.kind, "threshold": threshold,
+                                  "min_group_size": min_group_size, **rep.to_dict()}
         if mitigate:
             mit = mitigate_thresholds(1 - y.astype(int), 1 - pd_, sens_df[attrs[0]],
                                       y_pred=(pd_ < threshold).astype(int))
@@ -203,12 +230,16 @@ def audit_fairness(
         return
     cols = ["attribute", "group", "n", "base_rate", "selection_rate", "di_ratio", "tpr", "fpr", "auc"]
     out.print(table(f"fairness of {meta.kind} (approve if PD < {threshold})", [*cols, "flag"],
-                    [[*[r[c] for c in cols], "DI < 0.8" if r["flag"] else ""] for _, r in rep.by_group.iterrows()]))
+                    [[*[_cell(r[c]) for c in cols],
+                      "DI < 0.8" if r["flag"] else "" if r["in_ratios"] else f"left out (n < {min_group_size})"]
+                     for _, r in rep.by_group.iterrows()]))
     s = rep.summary_frame()
     scols = ["attribute", "disparate_impact_ratio", "equal_opportunity_difference", "equalized_odds_difference",
              "auc_gap"]
     out.print(table("per attribute", [*scols, "flag"],
-                    [[*[r[c] for c in scols], "DI < 0.8" if r["di_flag"] else ""] for _, r in s.iterrows()]))
+                    [[*[_cell(r[c]) for c in scols], "DI < 0.8" if r["di_flag"] else ""] for _, r in s.iterrows()]))
+    for note in rep.notes:
+        out.print(f"note: {note}", highlight=False)
     if mitigate:
         t = mit.tradeoff
         out.print(table(f"mitigation on {attrs[0]} ({mit.constraint}, in-sample)", list(t.columns),
@@ -235,6 +266,10 @@ def monitor(
         from buyerscore.explain.monitoring import drift_report
 
         ref, cur = _read(reference), _read(current)
+        for opt, path, df in (("--reference", reference, ref), ("--current", current, cur)):
+            if len(df) == 0:
+                raise ValueError(f"{opt} {path} has no data rows (columns: {list(df.columns)[:10]}); drift compares "
+                                 "two populations, so both files need rows. Point it at a non-empty file.")
         rep = drift_report(ref, cur, score_col=score_col, label_col=label_col, warn=warn, alert=alert)
         d = rep.to_dict()
         if out_path is not None:

@@ -12,6 +12,13 @@ Per attribute: the disparate impact ratio (lowest / highest selection rate; flag
 the "four-fifths rule"), the equal-opportunity difference (max - min TPR), the equalised-odds
 difference (max of the TPR and FPR gaps, as in fairlearn) and the AUC gap.
 
+A rate a group cannot have is left empty (NaN) and out of the differences, with a note: the TPR of a
+group with nobody deserving, the FPR of a group where everybody deserves (fairlearn would report 0
+there, which reads as a real gap).  Groups smaller than ``min_group_size`` are listed but left out
+of every ratio and difference (their ``di_ratio`` is empty and ``in_ratios`` false).  A numeric
+attribute with more than :data:`MAX_NUMERIC_GROUPS` distinct values (a raw age) is an error: bucket
+it first (:func:`age_band`).
+
 Sensitive attributes are for auditing only: they are never model inputs unless the user opts in.
 
 Examples
@@ -43,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 DI_THRESHOLD = 0.8
 AGE_BANDS = (25, 35, 50)
+#: A numeric sensitive attribute with more distinct values than this is refused (bucket it first).
+MAX_NUMERIC_GROUPS = 20
 
 
 @dataclass
@@ -88,7 +97,33 @@ def _as_frame(sensitive: pd.DataFrame | pd.Series | dict[str, Any], n: int) -> p
     if len(sf) != n:
         raise ModelInputError(f"sensitive features have {len(sf)} rows but there are {n} predictions; "
                               "pass one row per scored person, in the same order.")
+    for c in sf.columns:
+        col = sf[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            k = int(col.nunique())
+            if k > MAX_NUMERIC_GROUPS:
+                eg = ", ".join(str(v) for v in col.dropna().unique()[:3])
+                raise ModelInputError(
+                    f"sensitive attribute {c!r} is numeric with {k} distinct values (e.g. {eg}): each value would "
+                    "be its own group, and groups of one or two people would decide the ratios. Bucket it first: "
+                    f"buyerscore.explain.fairness.age_band(...) gives <25, 25-34, 35-49, 50+ (CLI: --sensitive "
+                    "age_band, derived from AGE / age_in_years / age), or pass your own bands as text.")
     return sf.reset_index(drop=True).astype("string").fillna("missing")
+
+
+def _binary(name: str, values: Any, meaning: str) -> np.ndarray:
+    """``values`` as 0/1 ints; anything else (0.7, 2, NaN, "bad") is an error naming the rows and values."""
+    raw = pd.Series(np.asarray(values, dtype=object).ravel())
+    num = pd.to_numeric(raw, errors="coerce")
+    bad = ~num.isin([0, 1]).to_numpy()
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        vals = ", ".join(repr(v) for v in raw[bad].head(3).tolist())
+        raise ModelInputError(
+            f"{name} must hold 0/1 ({meaning}); {int(bad.sum())} value(s) do not, e.g. {vals} at row(s) "
+            f"{rows[:3].tolist()} (0 = the first row). Turn scores into decisions with a threshold, recode "
+            "labels to 0/1 and drop rows without an observed outcome.")
+    return num.to_numpy(dtype=int)
 
 
 def fairness_audit(y_true: Any, y_pred: Any, sensitive: pd.DataFrame | pd.Series | dict[str, Any], *,
@@ -108,14 +143,11 @@ def fairness_audit(y_true: Any, y_pred: Any, sensitive: pd.DataFrame | pd.Series
     min_group_size : int, default 1
         Groups smaller than this are left out of the ratios and differences (still listed, with a note).
     """
-    yt = np.asarray(y_true).astype(int).ravel()
-    yp = np.asarray(y_pred).astype(int).ravel()
-    if yt.shape != yp.shape:
-        raise ModelInputError(f"y_true and y_pred must have the same length; got {yt.size} and {yp.size}.")
-    for name, arr in (("y_true", yt), ("y_pred", yp)):
-        if not np.isin(arr, (0, 1)).all():
-            raise ModelInputError(f"{name} must hold 0/1 (1 = favourable outcome); found values "
-                                  f"{np.unique(arr)[:3].tolist()}.")
+    n_true, n_pred = np.asarray(y_true).size, np.asarray(y_pred).size
+    if n_true != n_pred:
+        raise ModelInputError(f"y_true and y_pred must have the same length; got {n_true} and {n_pred}.")
+    yt = _binary("y_true", y_true, "1 = deserves the favourable outcome")
+    yp = _binary("y_pred", y_pred, "1 = given the favourable outcome")
     ys = None if y_score is None else np.asarray(y_score, dtype=float).ravel()
     sf = _as_frame(sensitive, yt.size)
     rows: list[dict[str, Any]] = []
@@ -126,41 +158,62 @@ def fairness_audit(y_true: Any, y_pred: Any, sensitive: pd.DataFrame | pd.Series
         mf = MetricFrame(metrics={"selection_rate": selection_rate, "tpr": true_positive_rate,
                                   "fpr": false_positive_rate},
                          y_true=yt, y_pred=yp, sensitive_features=g)
-        bg = mf.by_group
+        bg = mf.by_group.astype(float)
         sizes = g.value_counts()
-        for grp in bg.index:
+        no_pos, no_neg = [], []
+        for grp in bg.index:  # fairlearn reports 0 for a rate a group cannot have; it is undefined
             m = (g == grp).to_numpy()
-            rows.append({"attribute": attr, "group": str(grp), "n": int(m.sum()),
-                         "base_rate": float(yt[m].mean()), "selection_rate": float(bg.loc[grp, "selection_rate"]),
-                         "tpr": float(bg.loc[grp, "tpr"]), "fpr": float(bg.loc[grp, "fpr"]),
-                         "auc": _auc(yt[m], ys[m]) if ys is not None else float("nan")})
+            if not (yt[m] == 1).any():
+                bg.loc[grp, "tpr"] = np.nan
+                no_pos.append(str(grp))
+            if not (yt[m] == 0).any():
+                bg.loc[grp, "fpr"] = np.nan
+                no_neg.append(str(grp))
+        if no_pos:
+            notes.append(f"{attr}: group(s) {no_pos} have nobody deserving the favourable outcome (y_true = 1): "
+                         "their TPR is undefined, left empty and out of the equal-opportunity and "
+                         "equalised-odds differences.")
+        if no_neg:
+            notes.append(f"{attr}: group(s) {no_neg} have nobody undeserving (y_true = 0): their FPR is "
+                         "undefined, left empty and out of the equalised-odds difference.")
         big = [grp for grp in bg.index if sizes.get(grp, 0) >= min_group_size]
         small = [str(grp) for grp in bg.index if grp not in big]
         if small:
-            notes.append(f"{attr}: groups {small} have fewer than {min_group_size} rows; left out of the ratios.")
-        sub = bg.loc[big] if big else bg
+            notes.append(f"{attr}: group(s) {small} have fewer than {min_group_size} rows; listed but left out of "
+                         "the ratios and differences.")
+        sub = bg.loc[big]
         sr = sub["selection_rate"]
-        di = float(sr.min() / sr.max()) if sr.max() > 0 else float("nan")
+        top = float(sr.max()) if len(sr) else float("nan")
+        di = float(sr.min() / top) if top > 0 else float("nan")
+        if len(sr) and not top > 0:
+            notes.append(f"{attr}: no group got the favourable outcome; the disparate impact ratio is undefined.")
+        for grp in bg.index:
+            m = (g == grp).to_numpy()
+            inside = grp in big
+            rows.append({"attribute": attr, "group": str(grp), "n": int(m.sum()),
+                         "base_rate": float(yt[m].mean()), "selection_rate": float(bg.loc[grp, "selection_rate"]),
+                         "tpr": float(bg.loc[grp, "tpr"]), "fpr": float(bg.loc[grp, "fpr"]),
+                         "auc": _auc(yt[m], ys[m]) if ys is not None else float("nan"),
+                         "di_ratio": float(bg.loc[grp, "selection_rate"]) / top if inside and top > 0 else float("nan"),
+                         "in_ratios": inside})
         tpr = sub["tpr"].dropna()
         fpr = sub["fpr"].dropna()
-        eo = float(tpr.max() - tpr.min()) if len(tpr) else float("nan")
-        fp_gap = float(fpr.max() - fpr.min()) if len(fpr) else float("nan")
-        aucs = [r["auc"] for r in rows if r["attribute"] == attr and r["group"] in {str(b) for b in big}
-                and not np.isnan(r["auc"])]
+        eo = float(tpr.max() - tpr.min()) if len(tpr) >= 2 else float("nan")  # a gap needs two groups
+        fp_gap = float(fpr.max() - fpr.min()) if len(fpr) >= 2 else float("nan")
+        aucs = [r["auc"] for r in rows if r["attribute"] == attr and r["in_ratios"] and not np.isnan(r["auc"])]
         summary[attr] = {
             "groups": len(bg),
             "disparate_impact_ratio": di,
             "di_flag": _below(di, di_threshold),
-            "lowest_selection_group": str(sr.idxmin()),
-            "highest_selection_group": str(sr.idxmax()),
+            "lowest_selection_group": str(sr.idxmin()) if top > 0 else None,
+            "highest_selection_group": str(sr.idxmax()) if top > 0 else None,
             "equal_opportunity_difference": eo,
             "equalized_odds_difference": float(np.nanmax([eo, fp_gap])) if not (np.isnan(eo) and np.isnan(fp_gap))
             else float("nan"),
             "auc_gap": float(max(aucs) - min(aucs)) if len(aucs) >= 2 else float("nan"),
+            "groups_left_out": small,
         }
     by_group = pd.DataFrame(rows)
-    top = by_group.groupby("attribute")["selection_rate"].transform("max")
-    by_group["di_ratio"] = by_group["selection_rate"] / top.where(top > 0)
     by_group["flag"] = [_below(v, di_threshold) for v in by_group["di_ratio"]]
     return FairnessReport(by_group=by_group, summary=summary, di_threshold=di_threshold, notes=notes)
 
@@ -169,7 +222,7 @@ def audit_credit(y_bad: Any, pd_: Any, sensitive: pd.DataFrame | pd.Series | dic
                  threshold: float = 0.5, **kwargs: Any) -> FairnessReport:
     """Audit a probability-of-default model: approve when ``pd < threshold``; good payers deserve approval."""
     p = np.asarray(pd_, dtype=float).ravel()
-    yb = np.asarray(y_bad).astype(int).ravel()
+    yb = _binary("y_bad", y_bad, "the observed outcome, 1 = bad")
     return fairness_audit(1 - yb, (p < threshold).astype(int), sensitive, y_score=1.0 - p, **kwargs)
 
 
@@ -265,6 +318,14 @@ def mitigate_thresholds(y_true: Any, y_score: Any, sensitive: pd.Series, *, y_pr
     s = np.asarray(y_score, dtype=float).reshape(-1, 1)
     yt = np.asarray(y_true).astype(int)
     sens = pd.Series(sensitive).astype("string").fillna("missing").to_numpy()
+    for grp in pd.unique(sens):  # fairlearn's own message ("Degenerate labels") names no fix
+        labels = np.unique(yt[sens == grp])
+        if labels.size < 2:
+            name = getattr(sensitive, "name", None) or "the sensitive attribute"
+            raise ModelInputError(
+                f"group {grp!r} of {name} has only y_true = {int(labels[0])} ({int((sens == grp).sum())} rows), so "
+                "no group threshold can be fitted for it. Merge it with a neighbouring group, leave its rows out, "
+                "or mitigate on another attribute.")
     opt = ThresholdOptimizer(estimator=_ScoreAsModel(), constraints=constraint, objective=objective, prefit=True,
                              predict_method="predict")
     opt.fit(s, yt, sensitive_features=sens)

@@ -2,8 +2,14 @@
 
 :func:`drift_report` compares a *reference* frame (the training or last-validated population) with a
 *current* one.  PSI uses :func:`buyerscore.models.metrics.psi` with quantile bins of the reference
-(categorical columns: one bin per category).  Status per column: ``ok`` below ``warn`` (0.1),
-``warn`` below ``alert`` (0.25), ``alert`` above.  Where both frames have labels and a score, the AUC
+(categorical columns: one bin per category; a numeric column with at most ``bins`` distinct reference
+values, such as a constant or a small count: one bin per value, and values the reference never had
+their own bins, so a constant 5 that becomes 7 is a shift; missing values: their own bin, so a column
+that fills up or empties is a shift).  Status per column: ``ok`` below ``warn`` (0.1), ``warn`` below
+``alert`` (0.25), ``alert`` above; identifier-like columns are left out (a name such as ``id``,
+``customer_id``, ``email`` or ``name``, see :mod:`buyerscore.explain._identifiers`) or ``skipped``
+(text with a distinct value on nearly every row), whose PSI would only
+say that the people changed.  Where both frames have labels and a score, the AUC
 and KS of each are compared (the score's direction is taken from the reference: a score that
 decreases with risk, such as points, is flipped).
 
@@ -34,12 +40,17 @@ import numpy as np
 import pandas as pd
 
 from buyerscore.exceptions import ModelInputError
+from buyerscore.explain._identifiers import IDENTIFIER
 from buyerscore.models.metrics import auc, ks, psi
 
 logger = logging.getLogger(__name__)
 
 WARN, ALERT = 0.1, 0.25
 RETRAIN = "retrain recommended"
+#: Column names taken for identifiers (not compared when the features are chosen automatically).
+ID_NAME = IDENTIFIER
+#: A text column with more distinct reference values than this, nearly one per row, is identifier-like.
+ID_MIN_DISTINCT = 50
 
 
 @dataclass
@@ -77,15 +88,35 @@ def column_psi(ref: pd.Series, cur: pd.Series, *, bins: int = 10) -> float:
     True
     """
     if pd.api.types.is_numeric_dtype(ref) and pd.api.types.is_numeric_dtype(cur) and not pd.api.types.is_bool_dtype(ref):
-        r = ref.astype(float).replace([np.inf, -np.inf], np.nan)
-        c = cur.astype(float).replace([np.inf, -np.inf], np.nan)
-        if r.isna().all():
-            return float("nan")
-        return psi(r.to_numpy(), c.to_numpy(), bins=bins)
+        r = ref.astype(float).replace([np.inf, -np.inf], np.nan).to_numpy()
+        c = cur.astype(float).replace([np.inf, -np.inf], np.nan).to_numpy()
+        vals = np.unique(r[~np.isnan(r)])
+        if vals.size <= bins:  # quantile bins would merge a constant or a small count with its neighbours
+            return psi(_value_codes(r, vals), _value_codes(c, vals), bins=np.arange(2 * vals.size) + 0.5)
+        return psi(r, c, bins=bins)
     cats = pd.Index(pd.concat([ref, cur]).astype("string").dropna().unique())
     r = pd.Series(cats.get_indexer(ref.astype("string")), dtype=float).replace(-1, np.nan)
     c = pd.Series(cats.get_indexer(cur.astype("string")), dtype=float).replace(-1, np.nan)
     return psi(r.to_numpy(), c.to_numpy(), bins=np.arange(len(cats) - 1) + 0.5)
+
+
+def _value_codes(x: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """Bin codes for one bin per reference value: ``2 i + 1`` for ``vals[i]``, ``2 i`` for values between
+    ``vals[i - 1]`` and ``vals[i]`` (below the first, above the last: 0 and ``2 len(vals)``); NaN stays NaN."""
+    pos = np.searchsorted(vals, x, side="left")
+    eq = (pos < vals.size) & (vals[np.minimum(pos, vals.size - 1)] == x) if vals.size else np.zeros(x.shape, bool)
+    codes = np.where(eq, 2 * pos + 1, 2 * pos).astype(float)
+    codes[np.isnan(x)] = np.nan
+    return codes
+
+
+def _identifier_like(s: pd.Series) -> bool:
+    """Text with a distinct value on (nearly) every row: ids, names, free text."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return False
+    present = s.dropna()
+    k = int(present.astype("string").nunique())
+    return k > ID_MIN_DISTINCT and k >= 0.9 * len(present)
 
 
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: list[str] | None = None,
@@ -123,7 +154,10 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: li
                                   "check --score-col / --label-col.")
     skip = {score_col, label_col, *exclude}
     one_sided: dict[str, list[str]] = {}
+    by_name: list[str] = []
     if features is None:
+        by_name = [c for c in reference.columns if c in current.columns and c not in skip and ID_NAME.match(str(c))]
+        skip.update(by_name)
         features = [c for c in reference.columns if c in current.columns and c not in skip]
         one_sided = {"reference_only": [c for c in reference.columns if c not in current.columns and c not in skip],
                      "current_only": [c for c in current.columns if c not in reference.columns and c not in skip]}
@@ -136,11 +170,15 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: li
         reference[c], current[c] = _same_kind(c, reference[c], current[c], must_be_number=c in (score_col, label_col))
     rows = []
     cols = ([(score_col, "score")] if score_col else []) + [(c, "feature") for c in features]
+    by_values: list[str] = []
     for c, kind in cols:
         r, k = reference[c], current[c]
-        v = column_psi(r, k, bins=bins)
+        ident = kind == "feature" and _identifier_like(r)
+        if ident:
+            by_values.append(c)
+        v = float("nan") if ident else column_psi(r, k, bins=bins)
         num = pd.api.types.is_numeric_dtype(r) and not pd.api.types.is_bool_dtype(r)
-        rows.append({"column": c, "kind": kind, "psi": v, "status": _status(v, warn, alert),
+        rows.append({"column": c, "kind": kind, "psi": v, "status": "skipped" if ident else _status(v, warn, alert),
                      "ref_mean": float(r.mean()) if num else float("nan"),
                      "cur_mean": float(k.mean()) if num and pd.api.types.is_numeric_dtype(k) else float("nan"),
                      "ref_missing": float(r.isna().mean()), "cur_missing": float(k.isna().mean())})
@@ -171,8 +209,9 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: li
             reasons.append(f"score PSI {sp:.3f} >= {alert}.")
     feat = table[table["kind"] == "feature"]
     n_alert = int((feat["status"] == "alert").sum())
+    feat = feat[feat["status"] != "skipped"]  # identifier-like columns are not features of the population
     if len(feat) and n_alert / len(feat) >= alert_share:
-        top = feat.sort_values("psi", ascending=False)["column"].head(3).tolist()
+        top = feat[feat["status"] == "alert"].sort_values("psi", ascending=False)["column"].head(3).tolist()
         reasons.append(f"{n_alert} of {len(feat)} features at alert level (PSI >= {alert}), e.g. {top}.")
     if reasons:
         verdict = RETRAIN
@@ -188,6 +227,12 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: li
                        "current frame: a model that uses them cannot score it.")
     if one_sided.get("current_only"):
         reasons.append(f"new column(s) in the current frame, not compared: {one_sided['current_only'][:5]}.")
+    if by_name:
+        reasons.append(f"column(s) {by_name[:5]} look like identifiers by their name: not compared "
+                       "(pass features=[...] to compare them anyway).")
+    if by_values:
+        reasons.append(f"column(s) {by_values[:5]} hold a distinct text value on nearly every row (identifiers, "
+                       "names or free text): not compared (status 'skipped').")
     return DriftReport(table=table, performance=perf, verdict=verdict, reasons=reasons,
                        thresholds={"warn": warn, "alert": alert, "auc_drop": auc_drop, "alert_share": alert_share},
                        one_sided={k: v for k, v in one_sided.items() if v})
@@ -200,6 +245,15 @@ def _same_kind(name: str, ref: pd.Series, cur: pd.Series, *, must_be_number: boo
     def numeric(s: pd.Series) -> bool:
         return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
+    def empty(s: pd.Series) -> bool:  # an all-missing column (read as float) has no kind of its own
+        return bool(s.isna().all())
+
+    if empty(ref) != empty(cur) and not must_be_number:
+        blank, full = (ref, cur) if empty(ref) else (cur, ref)
+        if not numeric(full):
+            blank = pd.Series(pd.NA, index=blank.index, dtype="object")
+            return (blank, cur) if empty(ref) else (ref, blank)
+        return ref.astype(float) if empty(ref) else ref, cur.astype(float) if empty(cur) else cur
     if not (must_be_number or numeric(ref) != numeric(cur)):
         return ref, cur
     out = []

@@ -4,7 +4,7 @@ A model provides per-row, per-feature *contributions*: positive values push towa
 adverse outcome (higher default risk, fewer points, lower expected spend, more unusual
 behaviour).  For the scorecard a contribution is the points lost against the best bin of the
 feature; for a GBM it is the SHAP value in log-odds of default; for the anomaly detector it is
-the absolute robust z-score of the feature.  :func:`top_reasons` turns them into the top-k
+the tail score ``max(0, -ln(2 p_tail))`` of the feature's value.  :func:`top_reasons` turns them into the top-k
 reasons with a human text from the feature registry (English or Chinese), and
 :func:`global_importance` summarises them over a population (mean absolute contribution).
 """
@@ -41,14 +41,28 @@ class ReasonCode:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if isinstance(d["value"], (np.generic,)):
+        if _missing(d["value"]):
+            d["value"] = None  # pd.NA / NaT are not JSON
+        elif isinstance(d["value"], (np.generic,)):
             d["value"] = d["value"].item()
         return d
 
 
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "missing"
+#: How a missing value is quoted, per language.
+MISSING = {"en": "missing", "zh": "缺失"}
+
+
+def _missing(v: Any) -> bool:
+    """None, NaN, pd.NA or NaT (nullable columns hold pd.NA, not NaN)."""
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):  # list-like values
+        return False
+
+
+def _fmt(v: Any, lang: str = "en") -> str:
+    if _missing(v):
+        return MISSING[lang]
     if isinstance(v, (float, np.floating)):
         return f"{v:,.4g}"
     return str(v)
@@ -71,10 +85,10 @@ def reason_text(feature: str, contribution: float, value: Any = None, *, lang: s
         raise ValueError(f"outcome must be one of {sorted(OUTCOME_PHRASES)}. Got {outcome!r} instead.")
     bad, good = OUTCOME_PHRASES[outcome][lang]
     phrase = bad if contribution > 0 else good
-    has_ref = reference is not None and not (isinstance(reference, float) and np.isnan(reference))
+    has_ref = not _missing(reference)
     if lang == "zh":
-        ref = f"，典型值 {_fmt(reference)}" if has_ref else ""
-        return f"{describe(feature, 'zh')}（值 {_fmt(value)}{ref}）{phrase}"
+        ref = f"，典型值 {_fmt(reference, 'zh')}" if has_ref else ""
+        return f"{describe(feature, 'zh')}（值 {_fmt(value, 'zh')}{ref}）{phrase}"
     ref = f"; typical {_fmt(reference)}" if has_ref else ""
     return f"{describe(feature)} ({_fmt(value)}{ref}) {phrase}"
 
@@ -115,7 +129,7 @@ def top_reasons(
     >>> [[r.feature for r in row] for row in top_reasons(c, k=1)]
     [['a'], ['b']]
     >>> top_reasons(c, k=1, lang="zh")[0][0].text
-    'a（值 missing）拉低了评分'
+    'a（值 缺失）拉低了评分'
     """
     if not isinstance(k, (int, np.integer)) or k <= 0:
         raise ValueError(f"k must be a positive int. Got {k!r} instead.")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buyerscore.explain.report.build import ReportInputs
+from buyerscore.explain.report.build import ReportInputs, without_identifiers
 
 
 def merge_inputs(*parts: ReportInputs) -> ReportInputs:
@@ -71,17 +71,25 @@ def power_inputs(spend_true: Any, spend_pred: Any, *, tiers: Any = None,
 
 
 def anomaly_inputs(detector: Any, features: pd.DataFrame, *, top: int = 20, lang: str = "en") -> ReportInputs:
-    """Score distribution, threshold and the ``top`` most unusual users with their reasons."""
+    """Score distribution, threshold and the ``top`` most unusual users with their reasons.
+
+    The table holds their ``rank`` (1 = most unusual), score, flag and reasons, but no ``user_id`` or other
+    identifying column (the report is shared; ``buyerscore anomaly score --out`` keeps the ids).
+    """
     sf = detector.score_frame(features, k=3, lang=lang)
+    top_rows, _ = without_identifiers(sf.nlargest(top, "anomaly_score").reset_index(drop=True))
+    top_rows.insert(0, "rank", np.arange(1, len(top_rows) + 1))
     return ReportInputs(anomaly_scores=sf["anomaly_score"].to_numpy(), anomaly_threshold=float(detector.threshold_),
-                        anomaly_table=sf.nlargest(top, "anomaly_score").reset_index(drop=True))
+                        anomaly_table=top_rows)
 
 
 def fairness_inputs(report: Any) -> ReportInputs:
-    """The per-group table and per-attribute summary of a :class:`~buyerscore.explain.fairness.FairnessReport`."""
-    return ReportInputs(fairness=report.by_group, fairness_summary=report.summary_frame())
+    """The per-group table, per-attribute summary and notes of a
+    :class:`~buyerscore.explain.fairness.FairnessReport`."""
+    return ReportInputs(fairness=report.by_group, fairness_summary=report.summary_frame(),
+                        fairness_notes=list(report.notes) or None)
 
 
 def drift_inputs(report: Any) -> ReportInputs:
-    """The PSI table and verdict of a :class:`~buyerscore.explain.monitoring.DriftReport`."""
-    return ReportInputs(drift=report.table, drift_verdict=report.verdict)
+    """The PSI table, verdict and the reasons for it of a :class:`~buyerscore.explain.monitoring.DriftReport`."""
+    return ReportInputs(drift=report.table, drift_verdict=report.verdict, drift_reasons=list(report.reasons) or None)

@@ -71,9 +71,10 @@ class ReportInputs:
         Anomaly scores in [0, 1]; ``anomaly_threshold`` the flag threshold; ``anomaly_table`` the top
         flagged users (e.g. ``AnomalyDetector.score_frame``).
     fairness : DataFrame, optional
-        ``FairnessReport.by_group``; ``fairness_summary`` the per-attribute summary frame.
+        ``FairnessReport.by_group``; ``fairness_summary`` the per-attribute summary frame;
+        ``fairness_notes`` its notes (small groups left out, undefined rates, derived attributes).
     drift : DataFrame, optional
-        ``DriftReport.table``; ``drift_verdict`` its verdict.
+        ``DriftReport.table``; ``drift_verdict`` its verdict; ``drift_reasons`` the reasons for it.
     notes : dict, optional
         Section id -> text shown when that section's inputs are missing (overrides the default reason).
     metadata : dict, optional
@@ -97,8 +98,10 @@ class ReportInputs:
     anomaly_table: pd.DataFrame | None = None
     fairness: pd.DataFrame | None = None
     fairness_summary: pd.DataFrame | None = None
+    fairness_notes: list[str] | None = None
     drift: pd.DataFrame | None = None
     drift_verdict: str | None = None
+    drift_reasons: list[str] | None = None
     notes: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -132,6 +135,27 @@ def _fig_html(fig: Any, div_id: str, height: int = 380) -> str:
     fig.update_layout(template="plotly_white", height=height, margin={"l": 50, "r": 20, "t": 40, "b": 45})
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
                        config={"displaylogo": False, "responsive": True})
+
+
+def without_identifiers(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``df`` without the columns that identify a person (``user_id``, ``email``, ``name``, ...; see
+    :mod:`buyerscore.explain._identifiers`) and the names of those dropped: the report is shared more
+    widely than the scores, so it carries no ids.
+
+    >>> without_identifiers(pd.DataFrame({"user_id": ["u1"], "email": ["a@b.c"], "anomaly_score": [0.9]}))[1]
+    ['user_id', 'email']
+    """
+    from buyerscore.explain._identifiers import is_identifier
+
+    dropped = [str(c) for c in df.columns if is_identifier(c)]
+    return df.drop(columns=dropped), dropped
+
+
+def _notes_html(items: list[str] | None, lead: str) -> str:
+    if not items:
+        return ""
+    lis = "".join(f"<li>{html.escape(str(t))}</li>" for t in items)
+    return f"<p>{html.escape(lead)}</p><ul class='notes'>{lis}</ul>"
 
 
 def _table_html(df: pd.DataFrame, max_rows: int = 60, cls: str = "tbl") -> str:
@@ -284,7 +308,7 @@ def _scorecard_figure(table: pd.DataFrame, max_features: int = 12) -> str:
 
 def _scorecard(inp: ReportInputs) -> str:
     if inp.scorecard_table is None or len(inp.scorecard_table) == 0:
-        raise _Unavailable("no scorecard table given (the model is not a CreditScorecard)")
+        raise _Unavailable("no scorecard table given (only a points scorecard, CreditScorecard, has one)")
     return _scorecard_figure(inp.scorecard_table) + _table_html(inp.scorecard_table, max_rows=200)
 
 
@@ -388,8 +412,12 @@ def _anomaly(inp: ReportInputs) -> str:
                 f"({flagged / s.size:.1%}).</p>")
     else:
         head = f"<p>{s.size:,} users scored.</p>"
-    tab = ("<p>Most unusual users and why:</p>" + _table_html(inp.anomaly_table, max_rows=20)
-           if inp.anomaly_table is not None and len(inp.anomaly_table) else "")
+    tab = ""
+    if inp.anomaly_table is not None and len(inp.anomaly_table):
+        shown, dropped = without_identifiers(inp.anomaly_table)
+        why = (f" ({', '.join(dropped)} left out: the report carries no personal identifiers; "
+               "<code>buyerscore anomaly score --out</code> lists them)") if dropped else ""
+        tab = f"<p>Most unusual users and why{why}:</p>" + _table_html(shown, max_rows=20)
     return head + _fig_html(fig, "fig-anomaly") + tab
 
 
@@ -401,6 +429,7 @@ def _fairness(inp: ReportInputs) -> str:
         parts.append("<p>Per attribute (disparate impact ratio below 0.8 is flagged):</p>"
                      + _table_html(inp.fairness_summary))
     parts.append("<p>Per group:</p>" + _table_html(inp.fairness, max_rows=100))
+    parts.append(_notes_html(inp.fairness_notes, "Notes:"))
     return "".join(parts)
 
 
@@ -408,7 +437,8 @@ def _drift(inp: ReportInputs) -> str:
     if inp.drift is None or len(inp.drift) == 0:
         raise _Unavailable("no drift comparison given (needs a reference and a current population)")
     v = f"<p>Verdict: <b class='verdict'>{html.escape(inp.drift_verdict)}</b></p>" if inp.drift_verdict else ""
-    return v + _table_html(inp.drift.sort_values("psi", ascending=False), max_rows=80)
+    return (v + _notes_html(inp.drift_reasons, "Because:")
+            + _table_html(inp.drift.sort_values("psi", ascending=False), max_rows=80))
 
 
 RENDERERS: dict[str, Callable[[ReportInputs], str]] = {

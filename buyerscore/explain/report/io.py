@@ -7,7 +7,8 @@ Files (each optional): ``credit.parquet`` (y_true, proba, score, grade), ``score
 ``shap.parquet``, ``shap_values.parquet``, ``power.parquet`` (spend_true, spend_pred, tiers, tiers_true),
 ``anomaly.parquet`` (anomaly_score), ``anomaly_table.parquet``, ``fairness.parquet``,
 ``fairness_summary.parquet``, ``drift.parquet``; ``report.json`` holds title, anomaly_threshold,
-drift_verdict, notes and metadata.
+drift_verdict, drift_reasons, fairness_notes, notes and metadata.  Columns that identify a person
+(``user_id``, ``email``, ...) are not written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buyerscore.explain.report.build import ReportInputs
+from buyerscore.explain.report.build import ReportInputs, without_identifiers
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ _GROUPS: dict[str, tuple[str, ...]] = {
 _FRAMES = ("scorecard_table", "shap", "shap_values", "anomaly_table", "fairness", "fairness_summary", "drift")
 _FILE = {"scorecard_table": "scorecard", "anomaly_scores": "anomaly_score"}
 INPUTS_DIR = "report_inputs"
+_META = ("title", "anomaly_threshold", "drift_verdict", "drift_reasons", "fairness_notes", "notes", "metadata")
+#: The files save_inputs writes (other parquet files in a folder, such as scores or features, are not inputs).
+_INPUT_FILES = ("report.json", *(f"{g}.parquet" for g in _GROUPS), *(f"{_FILE.get(f, f)}.parquet" for f in _FRAMES))
 
 
 def _clean(df: pd.DataFrame) -> pd.DataFrame:
@@ -67,9 +71,10 @@ def save_inputs(inputs: ReportInputs, path: str | Path) -> Path:
     for f in _FRAMES:
         df = getattr(inputs, f)
         if df is not None:
-            _clean(df).to_parquet(p / f"{_FILE.get(f, f)}.parquet", index=False)
+            _clean(without_identifiers(df)[0]).to_parquet(p / f"{_FILE.get(f, f)}.parquet", index=False)
     meta = {"title": inputs.title, "anomaly_threshold": inputs.anomaly_threshold,
-            "drift_verdict": inputs.drift_verdict, "notes": inputs.notes, "metadata": inputs.metadata}
+            "drift_verdict": inputs.drift_verdict, "drift_reasons": inputs.drift_reasons,
+            "fairness_notes": inputs.fairness_notes, "notes": inputs.notes, "metadata": inputs.metadata}
     (p / "report.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     return p
 
@@ -81,8 +86,7 @@ def load_inputs(path: str | Path) -> ReportInputs:
     meta_file = p / "report.json"
     if meta_file.exists():
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        kw.update({k: v for k, v in meta.items() if k in ("title", "anomaly_threshold", "drift_verdict", "notes",
-                                                          "metadata") and v is not None})
+        kw.update({k: v for k, v in meta.items() if k in _META and v is not None})
     for group, fields in _GROUPS.items():
         f = p / f"{group}.parquet"
         if f.exists():
@@ -131,13 +135,13 @@ def inputs_from_registry(path: str | Path) -> ReportInputs:
             logger.info("skipping %s: %s", mdir, exc)
             continue
         found.append(f"{meta.kind} ({mdir.relative_to(root)}, as_of {meta.as_of or 'n/a'})")
-        if inputs.scorecard_table is None and ("Scorecard" in meta.kind or meta.kind == "credit"):
+        if inputs.scorecard_table is None and ("scorecard" in meta.kind.lower() or meta.kind == "credit"):
             model, _ = load_model(mdir)
             if hasattr(model, "scorecard_table"):
                 inputs.scorecard_table = model.scorecard_table()
     if found:
         inputs.metadata = {**inputs.metadata, "models": "; ".join(found)}
-    has_inputs = any(src.glob("*.parquet"))
+    has_inputs = any((src / f).is_file() for f in _INPUT_FILES)
     if found and not has_inputs:
         from buyerscore.explain.report.build import SECTIONS
 
@@ -146,6 +150,7 @@ def inputs_from_registry(path: str | Path) -> ReportInputs:
         for sid, _ in SECTIONS:
             inputs.notes.setdefault(sid, why)
     if not found and not has_inputs:
-        raise FileNotFoundError(f"{root} holds neither saved models (metadata.json) nor report inputs (*.parquet); "
-                                "write inputs with buyerscore.explain.report.save_inputs or train a model first.")
+        raise FileNotFoundError(f"{root} holds neither saved models (metadata.json) nor report inputs (report.json, "
+                                "credit.parquet, ...); write inputs with buyerscore.explain.report.save_inputs or "
+                                "train a model first.")
     return inputs
