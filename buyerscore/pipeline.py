@@ -44,13 +44,13 @@ _FAVOURABLE_KINDS = frozenset({"power_spend"})
 _DEFAULT_PDO, _DEFAULT_BASE_SCORE, _DEFAULT_BASE_ODDS = 20.0, 600.0, 50.0
 
 
-def _categorical(model: Any) -> frozenset[str]:
+def categorical_features(model: Any) -> frozenset[str]:
     """Columns a model takes as categories (buyerscore credit models record ``feature_dtypes_``)."""
     d = getattr(model, "feature_dtypes_", None)
     return frozenset(c for c, t in d.items() if t == "categorical") if isinstance(d, dict) else frozenset()
 
 
-def _as_frame(X: pd.DataFrame, features: Sequence[str], categorical: frozenset[str] = frozenset()) -> pd.DataFrame:
+def model_frame(X: pd.DataFrame, features: Sequence[str], categorical: frozenset[str] = frozenset()) -> pd.DataFrame:
     """The ``features`` columns of ``X`` as float64 (categorical columns kept as they are); without
     categorical columns, one column-major float64 block.
 
@@ -271,10 +271,10 @@ class ScoringPipeline:
                 logger.debug("skipping %s: %d features missing", kind, len(missing[kind]))
                 continue
             model = self.models[kind]
-            key = (tuple(self.features[kind]), _categorical(model))
+            key = (tuple(self.features[kind]), categorical_features(model))
             Xf = frames.get(key)
             if Xf is None:
-                Xf = frames[key] = _as_frame(X, *key)
+                Xf = frames[key] = model_frame(X, *key)
             getattr(self, f"_score_{kind}")(model, Xf, out)
             section = SECTIONS[kind]
             if reasons and self.reason_k and len(Xf) and section not in section_contrib:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
 from buyerscore.datasets import load_dataset
@@ -176,8 +182,10 @@ def test_values_the_score_endpoint_could_not_use_are_refused(served, event, fiel
     srv, _, _ = served
     r = srv.client.post("/v1/events", json={"events": [{"ts": "2024-01-01", "event_type": "view", **event}]})
     assert r.status_code == 422
-    # the loc names the field (pydantic adds the member of the union that was tried last)
-    assert any(e["loc"][:4] == ["body", "events", 0, field] for e in r.json()["detail"]), r.json()
+    # one error at the field itself (was one per union member, with pydantic's member name appended)
+    detail = r.json()["detail"]
+    assert [e["loc"] for e in detail] == [["body", "events", 0, field]], detail
+    assert detail[0]["msg"].startswith(f"events[0].{field}: ") and "send " in detail[0]["msg"], detail
 
 
 def test_body_limit_and_no_user_data_in_logs(served) -> None:
@@ -282,3 +290,203 @@ def test_committed_openapi_is_current() -> None:
     from buyerscore.serving.api.main import openapi_spec
     committed = json.loads((Path(__file__).parents[1] / "docs" / "openapi.json").read_text())
     assert committed == json.loads(json.dumps(openapi_spec())), "regenerate docs/openapi.json"
+
+
+# -- limits, input warnings, readable 422s, 415 -------------------------------------------------------
+@pytest.fixture(scope="module")
+def standin_registry(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("inproc")
+    with EventStore(tmp / "train.duckdb") as store:
+        load_dataset("cdnow_sample", store, data_dir)
+        standin_bundle(store.con, tmp / "registry", as_of=AS_OF, kinds=("power_spend", "credit"), n_estimators=5)
+    return tmp / "registry"
+
+
+@pytest.fixture()
+def make_client(tmp_path: Path):
+    """In-process apps (TestClient) on a registry, each with its own empty store; ``clock`` fixes "now"."""
+    with warnings.catch_warnings():  # starlette's note about httpx2
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from buyerscore.serving.api import ServeSettings, create_app
+
+    apps = []
+
+    def make(registry: Path, clock: datetime | None = None, **settings):
+        app = create_app(ServeSettings(registry=registry, db=tmp_path / f"s{len(apps)}.duckdb", allow_anonymous=True,
+                                       reload_interval_s=3600, **settings))
+        if clock is not None:
+            app.state.buyerscore.clock = lambda: clock
+        apps.append(app)
+        return TestClient(app), app.state.buyerscore
+
+    yield make
+    for app in apps:
+        app.state.buyerscore.close()
+
+
+def test_amounts_above_the_limit_are_refused_and_sums_stay_finite(served) -> None:
+    srv, _, _ = served
+    ok = {"event_id": "lim-ok-1", "user_id": "lim-u1", "ts": "2024-01-01", "event_type": "purchase", "amount": 5.0}
+    huge = [{"user_id": "lim-u1", "ts": f"2024-01-0{i + 2}", "event_type": "purchase", "amount": 1e308}
+            for i in range(3)]  # three of them summed to inf in monetary_sum
+    r = srv.client.post("/v1/events", json={"events": [ok, *huge]})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert [e["loc"] for e in detail] == [["body", "events", i, "amount"] for i in (1, 2, 3)]
+    assert "events[1].amount" in detail[0]["msg"] and "1e+308" in detail[0]["msg"] and "1e+12" in detail[0]["msg"]
+    assert "lim-u1" not in r.text  # no id echoed
+    # the whole request was refused: the valid event was not stored either
+    assert srv.client.get("/v1/users/lim-u1/score").status_code == 404
+    # the same for the score endpoint, and for quantities and dust amounts (ratios over them overflowed)
+    r = srv.client.post("/v1/score", json={"events": huge[:1]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "events", 0, "amount"], r.text
+    r = srv.client.post("/v1/events", json={"events": [{**ok, "quantity": "2e6"}, {**ok, "event_id": "d",
+                                                                                    "amount": 1e-300}]})
+    assert r.status_code == 422, r.text
+    assert [(e["loc"][2:], e["type"]) for e in r.json()["detail"]] == [
+        ([0, "quantity"], "less_than_equal"), ([1, "amount"], "greater_than_equal")]
+
+
+def test_amount_limit_is_configurable_and_accepted_sums_are_finite(standin_registry, make_client) -> None:
+    client, state = make_client(standin_registry, max_amount=1000.0)
+    ev = [{"user_id": "big", "ts": f"2024-01-0{i + 1}", "event_type": "purchase", "amount": 1000.0} for i in range(3)]
+    r = client.post("/v1/events", json={"events": ev})
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    feats = state.online.features("big", "default", datetime(2024, 2, 1))
+    assert feats["monetary_sum"].iloc[0] == 3000.0
+    numeric = feats.drop(columns=["platform", "user_id"]).to_numpy(dtype=float)
+    assert not np.isinf(numeric).any()
+    r = client.post("/v1/events", json={"events": [{**ev[0], "amount": "1000.5"}]})  # numeric strings too
+    assert r.status_code == 422 and "1000.5" in r.text and "1000" in r.json()["detail"][0]["msg"], r.text
+    # the default ceiling keeps even the largest accepted amounts finite when summed
+    client2, state2 = make_client(standin_registry)
+    top = state2.settings.max_amount
+    r = client2.post("/v1/events", json={"events": [{**e, "amount": top} for e in ev]})
+    assert r.status_code == 200, r.text
+    s = state2.online.features("big", "default", datetime(2024, 2, 1))["monetary_sum"].iloc[0]
+    assert math.isfinite(s) and s == 3 * top
+
+
+def test_events_in_the_future_are_refused(standin_registry, make_client) -> None:
+    now = datetime(2024, 3, 1, 12, 0, 0)
+    client, _ = make_client(standin_registry, clock=now, future_tolerance_s=3600)
+    base = {"user_id": "fut", "event_type": "view"}
+    fine = [{**base, "ts": "2024-03-01T12:59:59"},  # within the hour of tolerance
+            {**base, "ts": "2024-03-01T20:30:00+08:00"},  # = 12:30 UTC
+            {**base, "ts": int(datetime(2024, 3, 1, 12, 45, tzinfo=UTC).timestamp())}]  # Unix seconds
+    r = client.post("/v1/events", json={"events": fine})
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    late = [{**base, "ts": "2024-03-01T13:00:01"}, {**base, "ts": "2099-01-01"}]
+    r = client.post("/v1/events", json={"events": [fine[0], *late]})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert [(e["loc"], e["type"]) for e in detail] == [
+        (["body", "events", 1, "ts"], "timestamp_in_future"), (["body", "events", 2, "ts"], "timestamp_in_future")]
+    msg = detail[0]["msg"]
+    assert "events[1].ts" in msg and "2024-03-01T13:00:01" in msg and "1 h (3600 s)" in msg, msg
+    assert "2024-03-01T12:00:00" in msg  # the server's clock it was compared with
+    r = client.post("/v1/score", json={"events": [{**base, "ts": "2024-03-03"}]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "events", 0, "ts"], r.text
+    # the default tolerance is one day
+    client2, _ = make_client(standin_registry, clock=now)
+    assert client2.post("/v1/events", json={"events": [{**base, "ts": "2024-03-02T11:00"}]}).status_code == 200
+    r = client2.post("/v1/events", json={"events": [{**base, "ts": "2024-03-02T12:00:01"}]})
+    assert r.status_code == 422 and "1 day" in r.text, r.text
+
+
+def test_far_future_event_refused_by_the_server(served) -> None:
+    srv, _, _ = served
+    r = srv.client.post("/v1/events", json={"events": [{"user_id": "f1", "ts": "2099-06-01", "event_type": "view"}]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "events", 0, "ts"], r.text
+    assert "2099-06-01" in r.text and "1 day" in r.text
+
+
+@pytest.fixture(scope="module")
+def scorecard_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from buyerscore.models.credit import CreditScorecard
+
+    i = np.arange(600)
+    X = pd.DataFrame({"months": 4.0 + i % 36, "purpose": np.where(i % 3 == 1, "tv", "car")})
+    y = ((i % 3 == 1) & (i % 4 > 0) | (i % 36 > 30)).astype(int)
+    model = CreditScorecard(min_iv=0.0).fit(X, y)
+    reg = ModelRegistry(tmp_path_factory.mktemp("scorecard") / "registry")
+    reg.promote(reg.create({"credit": ModelEntry(model, ["months", "purpose"])}, as_of=None,
+                           training_data_hash="synthetic"))
+    return reg.root
+
+
+def test_post_score_warns_about_inputs_never_seen_in_training(scorecard_registry, make_client) -> None:
+    client, _ = make_client(scorecard_registry)
+    r = client.post("/v1/score", json={"features": {"months": 12, "purpose": "car"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["credit"]["warnings"] == []
+    r = client.post("/v1/score", json={"features": {"months": 99, "purpose": "spaceship"}})
+    assert r.status_code == 200, r.text  # still scored
+    credit = r.json()["credit"]
+    assert credit["pd"] is not None
+    got = {w["feature"]: w for w in credit["warnings"]}
+    assert set(got) == {"months", "purpose"}
+    assert got["purpose"]["value"] == "spaceship" and got["purpose"]["issue"] == "unseen_category"
+    assert "car, tv" in got["purpose"]["message"] and got["purpose"]["model"] == "credit"
+    assert got["months"]["value"] == 99.0 and got["months"]["issue"] == "above_training_range"
+    assert "39" in got["months"]["message"]
+    low = client.post("/v1/score", json={"features": {"months": -5, "purpose": None}}).json()["credit"]["warnings"]
+    assert [(w["feature"], w["issue"]) for w in low] == [("months", "below_training_range")]  # missing: no warning
+
+
+@pytest.mark.parametrize("path, payload, loc", [
+    ("/v1/events", {"events": [{"user_id": True, "ts": "2024-01-01", "event_type": "view"}]},
+     ["body", "events", 0, "user_id"]),
+    ("/v1/events", {"events": [{"user_id": "secret/42", "ts": "2024-01-01", "event_type": "view"}]},
+     ["body", "events", 0, "user_id"]),
+    ("/v1/events", {"events": [{"user_id": "a", "ts": ["2024"], "event_type": "view"}]}, ["body", "events", 0, "ts"]),
+    ("/v1/score", {"features": {"recency_days": [1]}}, ["body", "features", "recency_days"]),
+    ("/v1/score", {"features": {"int": {"a": 1}}}, ["body", "features", "int"]),  # a feature named like a member
+])
+def test_422_names_the_field_not_pydantic_union_members(served, path, payload, loc) -> None:
+    srv, _, _ = served
+    r = srv.client.post(path, json=payload)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert [e["loc"] for e in detail] == [loc], detail
+    msg = detail[0]["msg"]
+    assert "send " in msg and not re.search(r"constrained-|nullable\[|function-", msg), msg
+    assert "secret" not in r.text  # the id is not echoed
+
+
+def test_readable_errors_drop_validator_names_and_suggest_fields() -> None:
+    from buyerscore.serving.api.errors import readable_errors
+
+    out = readable_errors([
+        {"loc": ("body", "events", 0, "function-after[_check(), EventIn]"), "msg": "Value error, bad",
+         "type": "value_error"},
+        {"loc": ("body", "events", 1, "amout"), "msg": "Extra inputs are not permitted", "type": "extra_forbidden"},
+        {"loc": ("body", "events", 2, "str"), "msg": "Extra inputs are not permitted", "type": "extra_forbidden"},
+        {"loc": ("body", 7), "msg": "JSON decode error", "type": "json_invalid", "ctx": {"error": "Expecting value"}},
+        {"loc": ("body", "features", "spend[7d]", "nullable[float]"), "msg": "Input should be a valid number",
+         "type": "float_type", "input": [1]},
+        {"loc": ("body", "features", "spend[7d]", "constrained-str"), "msg": "Input should be a valid string",
+         "type": "string_type", "input": [1]},
+    ], "/v1/events")
+    assert [e["loc"] for e in out] == [["body", "events", 0], ["body", "events", 1, "amout"],
+                                       ["body", "events", 2, "str"], ["body"], ["body", "features", "spend[7d]"]]
+    assert "did you mean 'amount'" in out[1]["msg"] and "character 7" in out[3]["msg"]
+    assert out[4]["msg"].startswith('features["spend[7d]"]: wrong type (got a list); send a finite number')
+
+
+def test_non_json_body_is_415(served) -> None:
+    srv, _, _ = served
+    body = json.dumps({"events": [{"user_id": "ct", "ts": "2024-01-01", "event_type": "view"}]})
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "text/json"):
+        r = srv.client.post("/v1/events", content=body, headers={"content-type": ctype})
+        assert r.status_code == 415 and "application/json" in r.json()["detail"], (ctype, r.text)
+    r = srv.client.post("/v1/score", content=body, headers={"content-type": "text/plain; charset=utf-8"})
+    assert r.status_code == 415 and "text/plain" in r.json()["detail"]
+    r = httpx.post(srv.url + "/v1/events", content=body)  # no content type at all
+    assert r.status_code == 401  # the key is checked first
+    r = srv.client.post("/v1/events", content=body)
+    assert r.status_code == 415 and "Content-Type none" in r.text, r.text
+    for ctype in ("application/json; charset=utf-8", "application/vnd.api+json"):
+        r = srv.client.post("/v1/events", content=body, headers={"content-type": ctype})
+        assert r.status_code == 200, (ctype, r.text)

@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,11 +19,11 @@ from fastapi.security import APIKeyHeader
 
 from buyerscore.events.store import EventStore
 from buyerscore.features.registry import describe
-from buyerscore.pipeline import ScoringPipeline
+from buyerscore.pipeline import ScoringPipeline, categorical_features, model_frame
 from buyerscore.registry import Bundle, ModelRegistry
 from buyerscore.serving.api.metrics import Metrics
 from buyerscore.serving.api.settings import ServeSettings, key_matches
-from buyerscore.serving.online import OnlineFeatures
+from buyerscore.serving.online import OnlineFeatures, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ class AppState:
     online: OnlineFeatures
     metrics: Metrics
     started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], datetime] = utc_now
+    """The server's clock (naive UTC): the default cut-off of ``POST /v1/score`` and the reference of the
+    future-timestamp check.  Tests replace it to be independent of the wall clock."""
     _applicants: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @classmethod
@@ -265,18 +268,75 @@ def _reasons(scored: Mapping[str, Any], X: Mapping[str, Any], section: str, k: i
     return out
 
 
+def _listed(items: list[str], n: int = 8) -> str:
+    shown = ", ".join(items[:n])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+def input_warnings(pipeline: ScoringPipeline, X: pd.DataFrame, kind: str) -> list[dict[str, Any]]:
+    """Inputs of the first row of ``X`` that the ``kind`` model never saw in training: a category not in
+    its training data, or a number below / above the training range (``unseen_inputs``, as
+    ``buyerscore credit score`` warns).  The row is still scored; models without a training profile
+    (``input_profile_``) give none.  Never raises: a failed check only loses the warnings.
+    """
+    model = pipeline.models.get(kind)
+    check = getattr(model, "unseen_inputs", None)
+    if not callable(check) or not getattr(model, "input_profile_", None):
+        return []
+    try:
+        Xf = model_frame(X.iloc[:1], pipeline.features[kind], categorical_features(model))  # what the model is given
+        unseen = check(Xf)
+    except Exception:  # the model scored this input; a missing warning must not fail the request
+        logger.debug("unseen_inputs failed for %s", kind, exc_info=True)
+        return []
+    profile = model.input_profile_
+    out = []
+    for feat, rows in unseen.items():
+        if 0 not in rows or feat not in Xf.columns:
+            continue
+        value = _value(Xf[feat].iloc[0])
+        info = profile.get(feat) or {}
+        if "categories" in info:
+            issue = "unseen_category"
+            msg = (f"{feat} = {value!r} is a category the {kind} model never saw in training (known: "
+                   f"{_listed([str(c) for c in info['categories']])}); it was scored like an unknown category. "
+                   "Check the value (a typo, another coding?).")
+        elif isinstance(value, float) and "min" in info and value < info["min"]:
+            issue = "below_training_range"
+            msg = (f"{feat} = {value:g} is below the smallest value seen in training ({info['min']:g}); it was "
+                   "scored like the smallest values. Check the value and its unit.")
+        elif isinstance(value, float) and "max" in info:
+            issue = "above_training_range"
+            msg = (f"{feat} = {value:g} is above the largest value seen in training ({info['max']:g}); it was "
+                   "scored like the largest values. Check the value and its unit.")
+        else:
+            continue
+        out.append({"model": kind, "feature": str(feat), "value": value, "issue": issue, "message": msg})
+    return out
+
+
 def sections(pipeline: ScoringPipeline, X: pd.DataFrame | None, *, lang: str = "en",
              scored: Mapping[str, Any] | None = None, row: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score a one-row frame and shape the response sections (power, credit, anomaly, unavailable).
 
     With ``scored`` and ``row`` (the pipeline's output and the feature values of one user, as
-    precomputed by the bulk warm-up) nothing is scored again and ``X`` is not needed.
+    precomputed by the bulk warm-up) nothing is scored again and ``X`` is not needed.  Each section
+    lists in ``warnings`` the inputs its models never saw in training.
     """
     if scored is None or row is None:
         assert X is not None
         scored = pipeline.score_frame(X).iloc[0].to_dict()  # plain dicts: cheaper than Series look-ups
         row = X.iloc[0].to_dict()
     k = pipeline.reason_k
+    values = row
+
+    def warn(kind: str) -> list[dict[str, Any]]:
+        model = pipeline.models.get(kind)
+        if not getattr(model, "input_profile_", None):  # most models: nothing to compare with, no cost
+            return []
+        frame = X if X is not None else pd.DataFrame([{f: values.get(f) for f in pipeline.features[kind]}])
+        return input_warnings(pipeline, frame, kind)
+
     res: dict[str, Any] = {"model_version": pipeline.version, "unavailable": {}}
     missing = pipeline.missing_features(tuple(row))
     power_kinds = [kd for kd in ("power_spend", "power_tier") if kd in pipeline.models]
@@ -292,7 +352,8 @@ def sections(pipeline: ScoringPipeline, X: pd.DataFrame | None, *, lang: str = "
             res["power"] = {"expected_spend": _f(scored.get("power_expected_spend")),
                             "tier": None if tier is None or pd.isna(tier) else str(tier),
                             "probabilities": probs,
-                            "reasons": _reasons(scored, row, "power", k, lang)}
+                            "reasons": _reasons(scored, row, "power", k, lang),
+                            "warnings": [w for kd in power_kinds if not missing[kd] for w in warn(kd)]}
     if "credit" in pipeline.models:
         if missing["credit"]:
             m = missing["credit"]
@@ -301,14 +362,16 @@ def sections(pipeline: ScoringPipeline, X: pd.DataFrame | None, *, lang: str = "
             g = scored.get("credit_grade")
             res["credit"] = {"pd": _f(scored["credit_pd"]), "score": _f(scored["credit_score"]),
                              "grade": None if g is None or (isinstance(g, float) and np.isnan(g)) else str(g),
-                             "reasons": _reasons(scored, row, "credit", k, lang)}
+                             "reasons": _reasons(scored, row, "credit", k, lang),
+                             "warnings": warn("credit")}
     if "anomaly" in pipeline.models:
         if missing["anomaly"]:
             m = missing["anomaly"]
             res["unavailable"]["anomaly"] = f"missing {len(m)} feature(s), e.g. {m[:3]}"
         else:
             res["anomaly"] = {"score": _f(scored["anomaly_score"]), "flag": bool(scored["anomaly_flag"]),
-                              "reasons": _reasons(scored, row, "anomaly", k, lang)}
+                              "reasons": _reasons(scored, row, "anomaly", k, lang),
+                              "warnings": warn("anomaly")}
     return res
 
 

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from buyerscore import __version__
 from buyerscore.serving.api.deps import AppState
+from buyerscore.serving.api.errors import readable_errors
 from buyerscore.serving.api.routes import events, ops, scores
 from buyerscore.serving.api.settings import ServeSettings
 
@@ -137,10 +138,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # field-level errors; the offending input is not echoed (it may hold user data)
-        errs = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                for e in exc.errors()]
-        return JSONResponse({"detail": errs}, status_code=422)
+        # field-level errors naming the field and the fix, without pydantic's union-member names; the
+        # offending input is not echoed (it may hold user data)
+        return JSONResponse({"detail": readable_errors(exc.errors(), request.url.path)}, status_code=422)
 
     app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes if settings else 1_000_000,
                        state_getter=lambda: app.state.buyerscore)

@@ -29,14 +29,16 @@ class EventIn(_Body):
     user_id: UserId = Field(default=None, description="Required; pseudonymous shopper id (at most 200 characters, "
                                                          "no '/', so that GET /v1/users/{user_id}/score can address "
                                                          "it).")
-    ts: Scalar = Field(default=None, description="Required; ISO 8601 (naive = UTC) or Unix seconds/ms.")
+    ts: Scalar = Field(default=None, description="Required; ISO 8601 (naive = UTC) or Unix seconds/ms; at most the "
+                                                  "server's clock plus its tolerance (default: 1 day) ahead.")
     event_type: Scalar = Field(default=None, description="Required; view, click, cart, favorite, purchase, "
                                                           "refund, review, payment or repayment.")
     platform: Scalar = None
     item_id: Scalar = None
     category: Scalar = None
-    quantity: Scalar = None
-    amount: Scalar = None
+    quantity: Scalar = Field(default=None, description="Units; at most the server's max_quantity (default 1e6).")
+    amount: Scalar = Field(default=None, description="Money in currency units: 0, or from 1e-8 up to the server's "
+                                                     "max_amount (default 1e12).")
     currency: Scalar = None
     order_id: Scalar = None
     rating: Scalar = None
@@ -78,11 +80,29 @@ class ReasonOut(BaseModel):
     text: str
 
 
+class InputWarningOut(BaseModel):
+    """An input the model never saw in training; the section was still scored (an unseen category is
+    scored like an unknown one, a number beyond the training range like the outermost values), but the
+    score deserves a look: a typo or a unit change gets an arbitrary score."""
+
+    model: str = Field(..., description="Model kind that raised it (credit, power_spend, ...).")
+    feature: str = Field(..., description="Input feature.")
+    value: float | str | None = Field(..., description="The value sent.")
+    issue: Literal["unseen_category", "below_training_range", "above_training_range"]
+    message: str = Field(..., description="What is odd about the value, with the training categories or range.")
+
+
+def _warnings() -> Any:
+    return Field(default_factory=list, description="Inputs of this section's models that lie outside what they "
+                                                   "saw in training (empty when there are none).")
+
+
 class PowerOut(BaseModel):
     expected_spend: float | None = Field(None, description="Expected spend in the forecast horizon.")
     tier: str | None = Field(None, description="high, mid or low.")
     probabilities: dict[str, float] | None = Field(None, description="P(tier) for high, mid, low.")
     reasons: list[ReasonOut] = []
+    warnings: list[InputWarningOut] = _warnings()
 
 
 class CreditOut(BaseModel):
@@ -90,12 +110,14 @@ class CreditOut(BaseModel):
     score: float | None = Field(..., description="Scorecard points (higher = safer).")
     grade: str | None = None
     reasons: list[ReasonOut] = []
+    warnings: list[InputWarningOut] = _warnings()
 
 
 class AnomalyOut(BaseModel):
     score: float | None = Field(..., description="Anomaly score in [0, 1].")
     flag: bool
     reasons: list[ReasonOut] = []
+    warnings: list[InputWarningOut] = _warnings()
 
 
 class ScoreResponse(BaseModel):

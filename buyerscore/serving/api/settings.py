@@ -17,6 +17,19 @@ KEYS_FILE_ENV = "BUYERSCORE_API_KEYS_FILE"
 """Environment variable naming a keys file (one SHA-256 hex digest per line, ``#`` comments)."""
 _HEX64 = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 
+DEFAULT_MAX_AMOUNT = 1e12
+"""Default largest accepted event ``amount``: above any real single order in any currency (10^12 Vietnamese
+dong is about 40 million US dollars), far below where sums of amounts could overflow."""
+DEFAULT_MAX_QUANTITY = 1e6
+"""Default largest accepted event ``quantity`` (units of one order line)."""
+DEFAULT_FUTURE_TOLERANCE_S = 86_400.0
+"""Default allowed lead of an event ``ts`` over the server's clock: one day."""
+LIMIT_CEILING = 1e18
+"""Highest ``max_amount`` / ``max_quantity`` a server can be configured with (sums stay finite)."""
+MIN_NONZERO_AMOUNT = 1e-8
+"""Smallest accepted non-zero ``amount`` (a satoshi): smaller ones are rounding noise, and a ratio such as
+``refund_amount_share`` (refunds / spend) over a spend of 1e-320 would overflow to infinity."""
+
 
 def hash_key(key: str) -> str:
     """SHA-256 hex digest of an API key (what the keys file stores).
@@ -92,6 +105,18 @@ class ServeSettings(BaseModel):
         Requests with a larger body get 413.
     max_events_per_request : int
         ``POST /v1/events`` and ``POST /v1/score`` batch limit (422 above).
+    max_amount : float
+        Largest ``amount`` of one event (currency units) that ``POST /v1/events`` and ``POST /v1/score``
+        accept; a larger one (and a non-zero one below :data:`MIN_NONZERO_AMOUNT`) is a field-level 422.
+        With it, sums and ratios of amounts in the features stay finite (a sum of 10^12-sized amounts
+        would need more than 10^290 events to overflow).
+    max_quantity : float
+        Largest ``quantity`` of one event accepted (422 above), for the same reason.  Both limits can be
+        set up to :data:`LIMIT_CEILING`.
+    future_tolerance_s : float
+        How far after the server's clock an event's ``ts`` may lie (clock skew between systems, time
+        zones sent as naive UTC); later events are a field-level 422.  Events dated in the future
+        would count as "recent" activity until that date.
     reload_interval_s : float
         How often the promoted-version pointer is checked (hot reload).
     feature_staleness_s : float
@@ -113,6 +138,10 @@ class ServeSettings(BaseModel):
     allow_anonymous: bool = False
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     max_events_per_request: int = Field(default=10_000, gt=0)
+    max_amount: float = Field(default=DEFAULT_MAX_AMOUNT, ge=MIN_NONZERO_AMOUNT, le=LIMIT_CEILING)
+    max_quantity: float = Field(default=DEFAULT_MAX_QUANTITY, gt=0, le=LIMIT_CEILING)
+    future_tolerance_s: float = Field(default=DEFAULT_FUTURE_TOLERANCE_S, ge=0, le=366 * 86_400,
+                                      allow_inf_nan=False)
     reload_interval_s: float = Field(default=2.0, ge=0)
     feature_staleness_s: float = Field(default=60.0, ge=0)
     reason_k: int = Field(default=4, ge=0, le=20)

@@ -15,9 +15,10 @@ from buyerscore.events.validate import validate_events
 from buyerscore.exceptions import ModelInputError
 from buyerscore.pipeline import ScoringPipeline
 from buyerscore.serving.api.deps import ApiKeyDep, AppState, PipelineDep, StateDep, sections
-from buyerscore.serving.api.routes.events import events_frame
+from buyerscore.serving.api.limits import limit_errors
+from buyerscore.serving.api.routes.events import BODY_RESPONSES, JSON_BODY, events_frame
 from buyerscore.serving.api.schemas import ScoreRequest, ScoreResponse
-from buyerscore.serving.online import AmbiguousUserError, _Entry, to_naive_utc, utc_now
+from buyerscore.serving.online import AmbiguousUserError, _Entry, to_naive_utc
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["scores"], dependencies=[ApiKeyDep])
@@ -115,9 +116,14 @@ def _user_score_sync(state: AppState, pipeline: ScoringPipeline, user_id: str, p
 
 
 @router.post("/score", response_model=ScoreResponse, summary="Score a payload of features or raw events",
-             responses={401: {"description": "Missing or invalid API key"}})
+             dependencies=JSON_BODY, responses=BODY_RESPONSES)
 def score_payload(body: ScoreRequest, state: StateDep, pipeline: PipelineDep, lang: Lang = "en") -> dict:
-    """Score features given directly, or features built from raw events of one user; nothing is stored."""
+    """Score features given directly, or features built from raw events of one user; nothing is stored.
+
+    Each section's ``warnings`` lists inputs its model never saw in training (a category not in the
+    training data, a number outside the training range); the section is still scored.  Events obey
+    the limits of ``POST /v1/events`` (amount, quantity, no timestamp in the future).
+    """
     if (body.features is None) == (body.events is None):
         raise _422(["body"], "give exactly one of 'features' or 'events'")
     as_of = None
@@ -136,6 +142,9 @@ def score_payload(body: ScoreRequest, state: StateDep, pipeline: PipelineDep, la
         if len(body.events) > state.settings.max_events_per_request:
             raise _422(["body", "events"], f"at most {state.settings.max_events_per_request} events", "too_long")
         raw = events_frame(body.events)
+        errs = limit_errors(raw, state.settings, state.clock())
+        if errs:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errs)
         res = validate_events(raw, source="request", default_platform=body.platform or "default")
         if len(res.rejects):
             first = res.rejects.iloc[0]
@@ -146,7 +155,7 @@ def score_payload(body: ScoreRequest, state: StateDep, pipeline: PipelineDep, la
         if len(keys) != 1:
             raise _422(["body", "events"], f"events must belong to one user; got {len(keys)} (platform, user_id) pairs")
         platform, user_id = str(keys.iloc[0, 0]), str(keys.iloc[0, 1])
-        as_of = to_naive_utc(body.as_of) if body.as_of is not None else utc_now()
+        as_of = to_naive_utc(body.as_of) if body.as_of is not None else state.clock()
         X = state.online.sandbox.build(acc, None, as_of=as_of, windows=state.online.windows)
         if X.empty:
             raise _422(["body", "as_of"], "no event at or before as_of")
