@@ -490,3 +490,25 @@ def test_non_json_body_is_415(served) -> None:
     for ctype in ("application/json; charset=utf-8", "application/vnd.api+json"):
         r = srv.client.post("/v1/events", content=body, headers={"content-type": ctype})
         assert r.status_code == 200, (ctype, r.text)
+
+
+def test_serve_command_passes_the_event_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`buyerscore serve --max-amount/--max-quantity/--future-tolerance` reach ServeSettings; the flags'
+    defaults are the settings' defaults."""
+    from typer.testing import CliRunner
+
+    from buyerscore.cli import app
+    from buyerscore.serving.api import main as api_main
+    from buyerscore.serving.api import settings as st
+
+    got = []
+    monkeypatch.setattr(api_main, "run", lambda settings, **kw: got.append(settings))
+    base = ["serve", "--registry", str(tmp_path / "reg"), "--db", str(tmp_path / "s.duckdb"), "--allow-anonymous"]
+    res = CliRunner().invoke(app, [*base, "--max-amount", "5000", "--max-quantity", "20", "--future-tolerance", "60"])
+    assert res.exit_code == 0, res.output
+    assert (got[0].max_amount, got[0].max_quantity, got[0].future_tolerance_s) == (5000.0, 20.0, 60.0)
+    assert CliRunner().invoke(app, base).exit_code == 0
+    assert (got[1].max_amount, got[1].max_quantity, got[1].future_tolerance_s) == (
+        st.DEFAULT_MAX_AMOUNT, st.DEFAULT_MAX_QUANTITY, st.DEFAULT_FUTURE_TOLERANCE_S)
+    res = CliRunner().invoke(app, [*base, "--max-amount", "1e30"])
+    assert res.exit_code != 0 and "--max-amount: Input should be less than or equal to" in res.output

@@ -105,6 +105,11 @@ def serve(
     reload_interval: float = typer.Option(2.0, "--reload-interval", help="Seconds between promoted-version checks."),
     warm_interval: float = typer.Option(300.0, "--warm-interval", help="Seconds between background rebuilds of all "
                                         "users' features and scores (0 = build each user on first request)."),
+    max_amount: float = typer.Option(1e12, "--max-amount", help="Largest event amount accepted (422 above; at "
+                                     "most 1e18, so that sums stay finite)."),
+    max_quantity: float = typer.Option(1e6, "--max-quantity", help="Largest event quantity accepted (422 above)."),
+    future_tolerance: float = typer.Option(86_400.0, "--future-tolerance", help="Seconds an event may lie after "
+                                           "the server's clock (later events get 422)."),
     log_level: str = typer.Option("warning", "--log-level", help="info also logs each request (route template, "
                                   "status, ms; never ids or payloads)."),
     openapi: bool = typer.Option(False, "--openapi", help="Print the OpenAPI spec (docs/openapi.json) and exit."),
@@ -125,9 +130,15 @@ def serve(
         try:
             settings = ServeSettings(registry=registry, db=db, api_key_hashes=load_key_hashes(keys_file),
                                      allow_anonymous=allow_anonymous, max_body_bytes=max_body_bytes,
-                                     reload_interval_s=reload_interval, warm_interval_s=warm_interval)
+                                     reload_interval_s=reload_interval, warm_interval_s=warm_interval,
+                                     max_amount=max_amount, max_quantity=max_quantity,
+                                     future_tolerance_s=future_tolerance)
         except ValidationError as exc:
-            raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
+            flags = {"max_body_bytes": "--max-body-bytes", "reload_interval_s": "--reload-interval",
+                     "warm_interval_s": "--warm-interval", "max_amount": "--max-amount",
+                     "max_quantity": "--max-quantity", "future_tolerance_s": "--future-tolerance"}
+            raise ValueError("; ".join(f"{flags.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'settings'}: "
+                                       f"{e['msg']}" for e in exc.errors())) from None
         console.print(f"serving bundle from {registry} on http://{host}:{port} (docs at /docs)")
         run(settings, host=host, port=port, port_file=port_file, log_level=log_level)
 
