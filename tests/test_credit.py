@@ -505,6 +505,8 @@ def test_score_record_matches_frame(which: str, request: pytest.FixtureRequest,
         (lambda X: X.drop(columns=["util"]), r"missing column\(s\) \['util'\]"),
         (lambda X: X.assign(bogus=1), r"unknown column\(s\) \['bogus'\]"),
         (lambda X: X.assign(income=["abc"] + X["income"].tolist()[1:]), r"column 'income' must be numeric.*'abc'"),
+        (lambda X: X.assign(income=X["income"].tolist()[:1] + ["1,200"] + X["income"].tolist()[2:]),
+         r"'1,200' at row\(s\) 2 \(1 = the first row\)\. Write plain numbers"),
         (lambda X: X.to_numpy()[:, :-1], r"X has \d+ features, but \w+ is expecting \d+ features as input"),
     ],
 )

@@ -180,8 +180,9 @@ def test_ensemble_members_option(data_dir, tmp_path) -> None:  # type: ignore[no
     assert list(m.members_) == ["gbm", "scorecard"] and m.weights_ == {"gbm": 0.5, "scorecard": 0.5}
     card = m.members_["scorecard"]
     assert isinstance(card, CreditScorecard) and card.monotonic_trend == "auto_heuristic"
-    # a scorecard member keeps no out-of-sample training PDs, so the PSI falls back to in-sample scores
-    assert json.loads(r.stdout)["metrics"]["psi_reference"] == "in-sample scores of the training rows"
+    # a scorecard member keeps no out-of-sample training PDs: its in-sample ones stand in, the GBM's are out of sample
+    assert json.loads(r.stdout)["metrics"]["psi_reference"] == (
+        "out-of-sample scores of 800 training rows (in-sample PDs of the scorecard member, which keeps none)")
     for bad_members in ("gbm,svm", "gbm,gbm", " , "):
         bad = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
                                   "--out", str(tmp_path / "x"), "--model", "ensemble", "--members", bad_members])
@@ -189,6 +190,20 @@ def test_ensemble_members_option(data_dir, tmp_path) -> None:  # type: ignore[no
     bad = runner.invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
                               "--out", str(tmp_path / "x"), "--model", "gbm", "--members", "gbm,scorecard"])
     assert bad.exit_code == 2 and "--members applies to --model ensemble only" in bad.output
+
+
+def test_three_member_ensemble_psi_uses_the_forest_out_of_bag_scores(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--members gbm,forest,scorecard (the lowest StatLog cost on German credit): the train-vs-holdout PSI
+    used the members' in-sample scores, where the forest scores its own rows almost perfectly (PSI 0.59, a
+    false "major shift"); now the forest's out-of-bag and the GBM's out-of-fold PDs, the scorecard's in-sample."""
+    r = CliRunner().invoke(app, ["credit", "train", "--dataset", "german_credit", "--data-dir", str(data_dir),
+                                 "--out", str(tmp_path / "m"), "--model", "ensemble", "--members",
+                                 "gbm,forest,scorecard", "--json"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.stdout)["metrics"]
+    assert metrics["psi_reference"].startswith("out-of-sample scores of 800 training rows (in-sample PDs of the "
+                                               "scorecard member")
+    assert metrics["psi_train_test_score"] < 0.25
 
 
 def test_train_refuses_a_table_too_small_to_measure(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]

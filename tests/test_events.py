@@ -142,6 +142,10 @@ def test_transactions_nest_and_roll_back_together(store):
 
 @pytest.mark.parametrize(("change", "match"), [
     ({"label": [0, 2]}, r"label is not 0 or 1 in 1 row\(s\), e.g. rows \[2\]"),
+    ({"label": [0, 2]}, r"rows \[2\] \(label=2\); use 1 for bad and 0 for good"),
+    ({"as_of": ["2024-01-01", "soon"]}, r"rows \[2\] \(as_of='soon'\); write dates such as 2024-01-31"),
+    ({"user_id": ["a", " "]}, r"rows \[2\] \(user_id=' '\); give every row an id"),
+    ({"user_id": ["a", "a"]}, r"rows \[2\] \(user_id='a', as_of='2024-01-01 00:00:00'\); keep one row per applicant"),
     ({"label": [0, None]}, "label is not 0 or 1"),
     ({"as_of": ["2024-01-01", "soon"]}, "as_of is not a date"),
     ({"user_id": ["a", " "]}, "user_id is empty"),

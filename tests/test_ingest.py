@@ -168,6 +168,52 @@ def test_jsonl_bad_line_is_a_reject(tmp_path):
     assert rows == [(2,), (3,)]
 
 
+@pytest.mark.parametrize("line", ["[1, 2]", "5", "null", "true"])
+def test_jsonl_line_of_valid_json_that_is_no_object_is_a_reject(tmp_path, line):
+    """Every line parses as JSON, but one is no object: a MALFORMED_ROW reject, not a crash (was a TypeError)."""
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"user_id": "u1", "ts": 1704096000, "event_type": "view"}\n'
+                    f"{line}\n"
+                    '{"user_id": "u3", "ts": "2024-01-01", "event_type": "cart"}\n')
+    code, stdout, _ = run("ingest", path, "--db", tmp_path / "s.duckdb", "--json")
+    s = json.loads(stdout)
+    assert code == 0 and (s["read"], s["accepted"], s["by_reason"]) == (3, 2, {"MALFORMED_ROW": 1})
+    with EventStore(tmp_path / "s.duckdb") as store:
+        rows = store.con.execute("SELECT row_number, detail, raw FROM rejects").fetchall()
+    assert rows == [(2, "not a JSON object", json.dumps({"_line": line}))]
+
+
+def test_jsonl_float_ids_next_to_text_ids_lose_their_point(tmp_path):
+    """17850.0 becomes '17850' also when the same column holds text ids, so the derived event id is the same
+    as from a file of numbers only (was '17850.0' there)."""
+    mixed, floats = tmp_path / "mixed.jsonl", tmp_path / "floats.jsonl"
+    event = '{"user_id": 17850.0, "ts": 1704096000, "event_type": "view", "order_id": 5.0}\n'
+    mixed.write_text(event + '{"user_id": "a", "ts": 1704096000, "event_type": "view", "order_id": "o7"}\n')
+    floats.write_text(event)
+    ids = {}
+    for path in (mixed, floats):
+        with EventStore(tmp_path / f"{path.stem}.duckdb") as store:
+            store.ingest_file(path)
+            ids[path.stem] = store.con.execute("SELECT event_id, user_id, order_id FROM events "
+                                               "WHERE user_id <> 'a'").fetchall()
+    assert ids["mixed"] == ids["floats"] and ids["mixed"][0][1:] == ("17850", "5")
+
+
+def test_failed_ingest_leaves_no_new_empty_store(tmp_path):
+    """A mistyped path, an unreadable file or a --strict failure into a new --db left an empty store file."""
+    good = tmp_path / "e.csv"
+    good.write_text("user_id,ts,event_type\nu1,2024-01-01,view\nu2,x,view\n")
+    for args, code in ((["ingest", tmp_path / "nofile.csv"], 2), (["ingest", good, "--strict"], 1)):
+        db = tmp_path / "new.duckdb"
+        assert run(*args, "--db", db)[0] == code
+        assert not db.exists() and not (tmp_path / "new.duckdb.wal").exists()
+    kept = tmp_path / "kept.duckdb"  # an existing store is never removed
+    assert run("ingest", good, "--db", kept)[0] == 0
+    assert run("ingest", tmp_path / "nofile.csv", "--db", kept)[0] == 2 and kept.exists()
+    with EventStore(kept) as store:
+        assert store.counts()["events"] == 1
+
+
 def _error(args: list[object]) -> str:
     code, _stdout, stderr = run(*map(str, args))
     assert code == 2, stderr

@@ -47,6 +47,18 @@ def store_errors() -> Iterator[None]:
             raise typer.Exit(2) from None
 
 
+def _remove_store(db: Path) -> None:
+    """Delete a store file this command created, with its write-ahead log, if no batch was committed to it."""
+    try:
+        with EventStore(db, read_only=True) as store:
+            if store.con.execute("SELECT count(*) FROM ingest_batches").fetchone()[0]:  # type: ignore[index]
+                return
+    except Exception:  # noqa: BLE001 - unreadable or locked: leave it alone
+        return
+    for p in (db, db.with_name(db.name + ".wal")):
+        p.unlink(missing_ok=True)
+
+
 def ingest(
     path: Path = typer.Argument(..., help="File of events (csv, parquet or jsonl; .gz allowed for csv)."),
     fmt: str | None = typer.Option(None, "--format", help=f"One of {', '.join(FORMATS)}; default: from the name."),
@@ -66,16 +78,26 @@ def ingest(
     Ingesting the same file again changes nothing; events whose event_id is stored already are skipped.
     """
     failed: StrictModeError | None = None
+    created, opened = not db.exists(), False
     with store_errors():
         m = ColumnMapping.from_yaml(mapping) if mapping else None
-        with EventStore(db) as store, progress() as bar:
-            task = bar.add_task(f"ingesting {path.name}", total=None)
-            try:
-                s = store.ingest_file(path, fmt=fmt, mapping=m, default_platform=platform, strict=strict,
-                                      on_step=lambda msg: bar.update(task, description=msg), chunk_rows=chunk_rows)
-            except StrictModeError as exc:
-                failed, s = exc, exc.summary  # type: ignore[attr-defined]
-            bar.update(task, total=1, completed=1, description=f"ingested {path.name}")
+        try:
+            with EventStore(db) as store, progress() as bar:
+                opened = True
+                task = bar.add_task(f"ingesting {path.name}", total=None)
+                try:
+                    s = store.ingest_file(path, fmt=fmt, mapping=m, default_platform=platform, strict=strict,
+                                          on_step=lambda msg: bar.update(task, description=msg),
+                                          chunk_rows=chunk_rows)
+                except StrictModeError as exc:
+                    failed, s = exc, exc.summary  # type: ignore[attr-defined]
+                bar.update(task, total=1, completed=1, description=f"ingested {path.name}")
+        except BaseException:
+            if created and opened:  # nothing was stored: leave no empty store behind (e.g. a mistyped path)
+                _remove_store(db)
+            raise
+    if failed is not None and created:
+        _remove_store(db)
     if as_json:
         print_json(s.to_dict())
     else:

@@ -107,7 +107,7 @@ def train_cmd(
 
         from buyerscore.artifacts import data_hash
         from buyerscore.models import metrics as mt
-        from buyerscore.models.base import score_from_pd, split_applicants
+        from buyerscore.models.base import log_odds, score_from_pd, split_applicants
         from buyerscore.models.credit import (
             CreditEnsemble,
             CreditForest,
@@ -168,10 +168,23 @@ def train_cmd(
         # reference: out-of-sample scores of the training rows where the model keeps them (a fully grown
         # forest scores its own training rows almost perfectly, which would read as a large shift)
         oof = getattr(est, "oof_proba_", None)
+        in_sample: list[str] = []
+        if oof is None and isinstance(est, CreditEnsemble):
+            # a scorecard member keeps no out-of-sample PDs: take its in-sample ones (as for a scorecard alone)
+            # and the other members' out-of-sample ones, not the forest's almost perfect in-sample ones
+            lg = np.zeros(len(Xtr))
+            for name, member in est.members_.items():
+                o = getattr(member, "oof_proba_", None)
+                if o is None:
+                    o = member.predict_proba(Xtr)[:, 1]
+                    in_sample.append(name)
+                lg = lg + est.weights_[name] * log_odds(o)
+            oof = 1.0 / (1.0 + np.exp(-lg))
         held = np.isfinite(oof) if oof is not None else np.zeros(0, dtype=bool)
         if held.sum() >= 50:
             ref = score_from_pd(oof[held], base_score=est.base_score, base_odds=est.base_odds, pdo=est.pdo)
-            metrics["psi_reference"] = f"out-of-sample scores of {int(held.sum())} training rows"
+            metrics["psi_reference"] = f"out-of-sample scores of {int(held.sum())} training rows" + (
+                f" (in-sample PDs of the {', '.join(in_sample)} member, which keeps none)" if in_sample else "")
         else:
             ref = est.score(Xtr)
             metrics["psi_reference"] = "in-sample scores of the training rows"

@@ -14,7 +14,8 @@ app = typer.Typer(help="Public datasets read from their original file formats.",
 
 @app.command("list")
 def list_cmd(
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Also say whether the files are present here."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder to look for the files in (default: as for "
+                                         "'datasets load')."),
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
 ) -> None:
     """List the datasets buyerscore can load (name, kind, rows of the main file, files)."""
@@ -47,7 +48,8 @@ def load_cmd(
     names: list[str] = typer.Argument(..., help="Dataset name(s), or 'all'."),
     data_dir: Path | None = typer.Option(None, "--data-dir",
                                          help="Folder with the downloaded files (default: $BUYERSCORE_DATA_DIR, "
-                                              "else the first of ../shared/data, ./shared/data that exists)."),
+                                              "else the first of ../shared/data, ./shared/data and the shared/data "
+                                              "folder beside the checkout that exists)."),
     db: Path = typer.Option(Path("buyerscore.duckdb"), "--db", help="DuckDB store file (created if absent)."),
     as_json: bool = typer.Option(False, "--json", help="Print one summary per dataset as JSON."),
 ) -> None:

@@ -30,7 +30,8 @@ def train(
     horizon: int = typer.Option(..., "--horizon", help="Label window in days after the cut-off."),
     out_dir: Path = typer.Option(..., "--out", help="Model directory to write."),
     platform: list[str] | None = typer.Option(None, "--platform", help="Only these platforms (repeatable)."),
-    method: str = typer.Option("auto", "--method", help="auto, tweedie or two_part."),
+    method: str = typer.Option("auto", "--method", help="auto (the best candidate on held-out rows), tweedie, "
+                                                         "two_part, blend or rate."),
     tiers: bool = typer.Option(True, "--tiers/--no-tiers", help="Also fit the high/mid/low SpendTier."),
     behaviour: bool = typer.Option(True, "--behaviour/--no-behaviour",
                                    help="Add the generic behaviour features of build_features."),

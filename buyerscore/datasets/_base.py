@@ -70,7 +70,8 @@ class DatasetFrames:
 
 
 def default_data_dir() -> Path:
-    """``$BUYERSCORE_DATA_DIR`` if set, else the first of ``../shared/data``, ``./shared/data`` that exists."""
+    """``$BUYERSCORE_DATA_DIR`` if set, else the first of ``../shared/data``, ``./shared/data`` and the
+    ``shared/data`` folder beside the checkout that exists (``../shared/data`` when none does)."""
     env = os.environ.get("BUYERSCORE_DATA_DIR")
     if env:
         return Path(env)

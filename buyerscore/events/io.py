@@ -339,7 +339,7 @@ def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
                 warnings.simplefilter("ignore")
                 df = pd.read_json(p, lines=True, dtype=False, convert_dates=False, keep_default_dates=False,
                                   encoding="utf-8-sig")
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: a line of valid JSON that is no object ([1, 2], 5, null)
             return _read_jsonl_slow(p)
         return RawInput(df, np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
     except UnreadableInputError:
@@ -448,7 +448,7 @@ def iter_input(path: str | Path, fmt: str | None = None, chunk_rows: int = 500_0
                         df = next(jreader)
                 except StopIteration:
                     break
-                except ValueError:
+                except (ValueError, TypeError):  # TypeError: a line of valid JSON that is no object ([1, 2], 5, null)
                     raise RaggedInput(str(p)) from None
                 yield chunk(df)
     except (UnreadableInputError, RaggedInput):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -452,19 +453,30 @@ class EventStore:
             raise SchemaError(f"applicant table name {name!r} must be letters, digits and underscores.")
         df = table[fixed + [c for c in table.columns if c not in fixed]].copy()
         label = pd.to_numeric(df["label"], errors="coerce")
-        as_of = pd.to_datetime(df["as_of"], errors="coerce")
+        with warnings.catch_warnings():  # mixed formats are parsed value by value, which pandas warns about
+            warnings.simplefilter("ignore", UserWarning)
+            as_of = pd.to_datetime(df["as_of"], errors="coerce")
         uid = df["user_id"].astype("string").str.strip()
-        problems = {
-            "label is not 0 or 1": ~label.isin([0, 1]),
-            "as_of is not a date": as_of.isna(),
-            "user_id is empty": uid.isna() | (uid == ""),
-            "(user_id, as_of) is repeated": pd.DataFrame({"u": uid, "a": as_of}).duplicated(keep="first"),
+
+        def raw(col: str, i: int) -> str:
+            v = df[col].iloc[i]
+            return repr(v.item() if isinstance(v, np.generic) else v)
+
+        problems = {  # what, failing rows, the value shown for row i, the fix
+            "label is not 0 or 1": (~label.isin([0, 1]), lambda i: f"label={raw('label', i)}",
+                                    "use 1 for bad and 0 for good"),
+            "as_of is not a date": (as_of.isna(), lambda i: f"as_of={raw('as_of', i)}", "write dates such as 2024-01-31"),
+            "user_id is empty": (uid.isna() | (uid == ""), lambda i: f"user_id={raw('user_id', i)}", "give every row an id"),
+            "(user_id, as_of) is repeated": (pd.DataFrame({"u": uid, "a": as_of}).duplicated(keep="first"),
+                                             lambda i: f"user_id={raw('user_id', i)}, as_of={str(as_of.iloc[i])!r}",
+                                             "keep one row per applicant and date"),
         }
-        for what, mask in problems.items():
+        for what, (mask, show, fix) in problems.items():
             if mask.any():
-                rows = [int(i) + 1 for i in np.flatnonzero(mask.to_numpy())[:3]]
-                raise SchemaError(f"applicant table {name!r}: {what} in {int(mask.sum()):,} row(s), e.g. rows {rows}; "
-                                  "fix them before writing (label: 1 = bad, 0 = good).")
+                idx = np.flatnonzero(mask.to_numpy())[:3]
+                raise SchemaError(f"applicant table {name!r}: {what} in {int(mask.sum()):,} row(s), e.g. rows "
+                                  f"{[int(i) + 1 for i in idx]} ({'; '.join(show(i) for i in idx)}); {fix}, then "
+                                  "write it again.")
         df["user_id"], df["as_of"], df["label"] = uid, as_of.astype("datetime64[us]"), label.astype("int32")
         tname = f"applicants_{name}"
         with self.transaction() as con:

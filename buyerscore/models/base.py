@@ -286,7 +286,9 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
                         rows = np.flatnonzero(bad.to_numpy())
                         raise ModelInputError(
                             f"Input for {model}: column {c!r} must be numeric; {int(bad.sum())} value(s) are not, "
-                            f"e.g. {examples(s.iloc[rows].tolist())} at row(s) {examples(rows.tolist())}.")
+                            f"e.g. {examples(s.iloc[rows].tolist())} at row(s) {examples((rows + 1).tolist())} "
+                            "(1 = the first row). Write plain numbers (1234.5: no thousands separators or currency "
+                            "signs), or leave the value empty for missing.")
                     out[c] = num.to_numpy(dtype=float, na_value=np.nan)
             else:
                 out[c] = s.astype(object).where(s.notna(), None).to_numpy()
