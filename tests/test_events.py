@@ -174,3 +174,34 @@ def test_column_read_two_ways_warns(caplog: pytest.LogCaptureFixture) -> None:
         got = parse_timestamps(pd.Series(["01/02/2024 10:00", "01/31/2024 10:00", "13/01/2024 10:00"]))
     assert got.notna().all()
     assert any("timestamp_format" in r.getMessage() and "13/01/2024" in r.getMessage() for r in caplog.records)
+
+
+def test_amounts_and_quantities_out_of_range_are_rejects_and_sums_stay_finite(store):
+    """File ingestion bounds one event's amount and quantity (the API's 422 limits, as row rejects):
+    three amounts of 1e308 used to be stored and summed to infinity in monetary_sum."""
+    import numpy as np
+
+    from buyerscore.features import build_features
+
+    raw = pd.DataFrame({
+        "user_id": ["a", "a", "a", "b", "c", "d", "e", "f"],
+        "ts": ["2024-01-0%d" % d for d in (1, 2, 3, 4, 5, 6, 7, 8)],
+        "event_type": ["purchase"] * 8,
+        "amount": ["1e308", "1e12", "1e12", "2e12", "1e-9", "0", "12.5", "3"],
+        "quantity": [1, 1, 1, 1, 1, 1, 1, "2000000"],
+    })
+    res = validate_events(raw)
+    assert res.rejects["reason"].tolist() == ["AMOUNT_OUT_OF_RANGE"] * 3 + ["QUANTITY_OUT_OF_RANGE"]
+    assert res.rejects["row_number"].tolist() == [1, 4, 5, 8]
+    assert "amount=1e308 (allowed: 0 or 1e-08 .. 1e+12)" in res.rejects["detail"].tolist()
+    assert res.accepted["amount"].tolist() == [1e12, 1e12, 0.0, 12.5]
+    # a larger limit lets the 2e12 order in; more than 1e18 cannot be configured
+    assert validate_events(raw, max_amount=1e13).by_reason == {"AMOUNT_OUT_OF_RANGE": 2, "QUANTITY_OUT_OF_RANGE": 1}
+    with pytest.raises(ValueError, match=r"'max_amount' parameter of validate_events must be a float in"):
+        validate_events(raw, max_amount=1e300)
+    s = store.ingest_frame(raw, source="t")
+    assert (s.accepted, s.rejected) == (4, 4)
+    F = build_features(store.con, as_of="2024-02-01")
+    num = F.select_dtypes("number").to_numpy(dtype=float)
+    assert np.isfinite(num[~np.isnan(num)]).all()
+    assert F.loc[F["user_id"] == "a", "monetary_sum"].item() == 2e12

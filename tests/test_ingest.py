@@ -43,8 +43,8 @@ def test_planted_rows_are_reported_exactly(tmp_path):
     summary = json.loads(stdout)
     summary.pop("source")
     _compare_golden("planted_summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    # known answers, independent of the golden file: 32 data lines, every reason code planted
-    assert (summary["read"], summary["accepted"], summary["rejected"]) == (32, 11, 21)
+    # known answers, independent of the golden file: 34 data lines, every reason code planted
+    assert (summary["read"], summary["accepted"], summary["rejected"]) == (34, 11, 23)
     assert summary["read"] == summary["accepted"] + summary["rejected"]
     assert set(summary["by_reason"]) == set(REJECT_REASONS)
     assert sum(summary["by_reason"].values()) == summary["rejected"]
@@ -77,7 +77,7 @@ def test_strict_stores_nothing_and_exits_1(tmp_path):
     code, stdout, stderr = run("ingest", PLANTED, "--db", db, "--strict", "--json")
     assert code == 1
     summary = json.loads(stdout)
-    assert summary["stored"] is False and summary["rejected"] == 21
+    assert summary["stored"] is False and summary["rejected"] == 23
     assert "--strict" in stderr and "Traceback" not in stderr
     with EventStore(db) as s:
         assert s.counts() == {"events": 0, "rejects": 0, "users": 0}
@@ -314,7 +314,7 @@ def test_export_writes_parquet_round_trip(tmp_path):
     code, stdout, _ = run("export", "--db", db, "--out", tmp_path / "ex", "--json")
     assert code == 0
     info = json.loads(stdout)
-    assert {k: v["rows"] for k, v in info.items()} == {"events": 11, "rejects": 21, "users": 0}
+    assert {k: v["rows"] for k, v in info.items()} == {"events": 11, "rejects": 23, "users": 0}
     ev = pd.read_parquet(info["events"]["path"])
     with EventStore(db) as s:
         want = s.con.execute("SELECT * FROM events").df()
@@ -404,7 +404,7 @@ def test_console_script_exit_codes(tmp_path):
     db = str(tmp_path / "s.duckdb")
     p = subprocess.run([exe, "ingest", str(PLANTED), "--db", db, "--json", "--strict"], capture_output=True, text=True,
                        check=False)
-    assert p.returncode == 1 and json.loads(p.stdout)["rejected"] == 21 and "Traceback" not in p.stderr
+    assert p.returncode == 1 and json.loads(p.stdout)["rejected"] == 23 and "Traceback" not in p.stderr
     p = subprocess.run([exe, "ingest", str(tmp_path / "missing.csv"), "--db", db], capture_output=True, text=True,
                        check=False)
     assert p.returncode == 2 and p.stdout == ""
@@ -465,7 +465,7 @@ def test_strict_with_chunks_stores_nothing(tmp_path):
     with EventStore(tmp_path / "s.duckdb") as s:
         with pytest.raises(StrictModeError) as err:
             s.ingest_file(src, strict=True, chunk_rows=3)
-        assert err.value.summary.rejected == 20 and s.counts() == {"events": 0, "rejects": 0, "users": 0}
+        assert err.value.summary.rejected == 22 and s.counts() == {"events": 0, "rejects": 0, "users": 0}
         assert s.con.execute("SELECT count(*) FROM ingest_batches").fetchone() == (0,)
 
 

@@ -120,6 +120,18 @@ TS_MIN = pd.Timestamp("1970-01-01")
 TS_MAX = pd.Timestamp("2100-01-01")
 """Timestamps at or after this are rejected as BAD_TIMESTAMP."""
 
+MAX_AMOUNT = 1e12
+"""Default largest ``amount`` of one event: above any real single order in any currency (10^12 Vietnamese
+dong is about 40 million US dollars), far below where sums of amounts could overflow.  Larger amounts are
+rejected as AMOUNT_OUT_OF_RANGE (``validate_events(max_amount=...)`` and the API's ``--max-amount`` raise it)."""
+MAX_QUANTITY = 1e6
+"""Default largest ``quantity`` of one event (units of one order line); larger: QUANTITY_OUT_OF_RANGE."""
+MIN_NONZERO_AMOUNT = 1e-8
+"""Smallest accepted non-zero ``amount`` (a satoshi): smaller ones are rounding noise, and a ratio such as
+``refund_amount_share`` (refunds / spend) over a spend of 1e-320 would overflow to infinity."""
+LIMIT_CEILING = 1e18
+"""Highest ``max_amount`` / ``max_quantity`` that can be configured (sums of accepted values stay finite)."""
+
 REJECT_REASONS: dict[str, str] = {
     "MALFORMED_ROW": "the line could not be split into the header's columns (CSV) or is not a JSON object (JSON lines)",
     "MISSING_REQUIRED": "a required field (user_id, ts or event_type) is empty",
@@ -129,6 +141,9 @@ REJECT_REASONS: dict[str, str] = {
     "MISSING_AMOUNT": "a refund, payment or repayment has no amount",
     "NEGATIVE_AMOUNT": "amount is negative (record refunds as event_type=refund with a positive amount)",
     "NEGATIVE_QUANTITY": "quantity is negative",
+    "AMOUNT_OUT_OF_RANGE": "amount is above the limit (default 1e12 per event) or a non-zero amount below 1e-8 "
+                           "(check the unit or a misplaced decimal point)",
+    "QUANTITY_OUT_OF_RANGE": "quantity is above the limit (default 1e6 per event)",
     "RATING_OUT_OF_RANGE": "rating is not an integer from 1 to 5",
     "BAD_INSTALLMENTS": "installments is not a non-negative integer",
     "BAD_CURRENCY": "currency is not a 3-letter code",

@@ -35,7 +35,7 @@ from buyerscore.events.io import (
     iter_input,
     read_input,
 )
-from buyerscore.events.schema import APPLICANT_FIELDS, EVENT_FIELDS, USER_FIELDS
+from buyerscore.events.schema import APPLICANT_FIELDS, EVENT_FIELDS, MAX_AMOUNT, MAX_QUANTITY, USER_FIELDS
 from buyerscore.events.validate import _raw_json, empty_rejects, validate_events
 from buyerscore.exceptions import SchemaError, StrictModeError, UnreadableInputError
 
@@ -253,12 +253,14 @@ class EventStore:
 
     def ingest_frame(
         self, raw: pd.DataFrame, *, source: str, batch_id: str | None = None, default_platform: str = "default",
-        strict: bool = False, on_step: Callable[[str], None] | None = None,
+        strict: bool = False, on_step: Callable[[str], None] | None = None, max_amount: float = MAX_AMOUNT,
+        max_quantity: float = MAX_QUANTITY,
     ) -> IngestSummary:
         """Validate a frame with canonical column names and store it as one atomic batch.
 
         ``batch_id`` defaults to a hash of the frame's content and ``default_platform``, so
-        ingesting the same frame twice changes nothing the second time.
+        ingesting the same frame twice changes nothing the second time.  ``max_amount`` /
+        ``max_quantity`` bound one event's values (see :func:`~buyerscore.events.validate.validate_events`).
         """
         batch_id = batch_id or hashlib.sha1((frame_digest(raw) + default_platform).encode()).hexdigest()
         prior = self._prior(batch_id, source, strict=strict)
@@ -266,7 +268,8 @@ class EventStore:
             return prior
         inp = RawInput(raw.reset_index(drop=True), np.arange(1, len(raw) + 1, dtype="int64"), empty_rejects())
         return self._ingest(iter([inp]), source=source, batch_id=batch_id, default_platform=default_platform,
-                            strict=strict, step=on_step or (lambda _msg: None), mapping=None)
+                            strict=strict, step=on_step or (lambda _msg: None), mapping=None,
+                            limits={"max_amount": max_amount, "max_quantity": max_quantity})
 
     def _prior(self, batch_id: str, source: str, *, strict: bool = False) -> IngestSummary | None:
         row = self.con.execute("SELECT summary FROM ingest_batches WHERE batch_id = ?", [batch_id]).fetchone()
@@ -287,7 +290,7 @@ class EventStore:
 
     def _ingest(
         self, chunks: Iterator[RawInput], *, source: str, batch_id: str, default_platform: str, strict: bool,
-        step: Callable[[str], None], mapping: ColumnMapping | None,
+        step: Callable[[str], None], mapping: ColumnMapping | None, limits: dict[str, float] | None = None,
     ) -> IngestSummary:
         """Validate and write chunks in one transaction; ids repeated across chunks are DUPLICATE_EVENT."""
         read = accepted = inserted = conflicts = 0
@@ -316,7 +319,7 @@ class EventStore:
                         raw, source=source, default_platform=default_platform,
                         original=original if mapping is not None else None, row_numbers=inp.row_numbers,
                         ts_format=mapping.timestamp_format if mapping else None,
-                        timezone=mapping.timezone if mapping else "UTC")
+                        timezone=mapping.timezone if mapping else "UTC", **(limits or {}))
                     acc, rejects = res.accepted, res.rejects
                     if k and len(acc):  # an id accepted in an earlier chunk of this batch
                         con.register("_ids", acc[["event_id"]])

@@ -28,6 +28,10 @@ from pandas.tseries.api import guess_datetime_format
 from buyerscore.events.schema import (
     EVENT_COLUMNS,
     EVENT_TYPES,
+    LIMIT_CEILING,
+    MAX_AMOUNT,
+    MAX_QUANTITY,
+    MIN_NONZERO_AMOUNT,
     MONEY_EVENTS,
     REJECT_REASONS,
     REQUIRED_EVENT_COLUMNS,
@@ -340,12 +344,15 @@ def validate_events(
     row_numbers: np.ndarray | None = None,
     ts_format: str | None = None,
     timezone: str = "UTC",
+    max_amount: float = MAX_AMOUNT,
+    max_quantity: float = MAX_QUANTITY,
 ) -> ValidationResult:
     """Validate a frame of raw events already renamed to canonical column names.
 
     Checks, in this order (a row gets the first reason that applies): required fields present,
     timestamp parses and lies in 1970..2100, event type known, numbers numeric and finite,
-    money events carry an amount, amount and quantity not negative, rating an integer 1..5,
+    money events carry an amount, amount and quantity not negative and not above ``max_amount`` /
+    ``max_quantity`` (a non-zero amount not below 1e-8), rating an integer 1..5,
     installments a non-negative integer, currency three letters, event_id not repeated in the batch.
 
     Parameters
@@ -368,6 +375,10 @@ def validate_events(
         were taken out before.
     ts_format, timezone : str
         How to read text timestamps; see :func:`parse_timestamps`.
+    max_amount, max_quantity : float
+        Largest ``amount`` / ``quantity`` of one event (defaults
+        :data:`~buyerscore.events.schema.MAX_AMOUNT` = 1e12 and ``MAX_QUANTITY`` = 1e6, at most 1e18):
+        larger values are rejected, so that sums over a user's events stay finite.
 
     Returns
     -------
@@ -386,6 +397,10 @@ def validate_events(
     >>> len(res.accepted), res.by_reason
     (1, {'BAD_TIMESTAMP': 1})
     """
+    for name, limit in (("max_amount", max_amount), ("max_quantity", max_quantity)):
+        if not MIN_NONZERO_AMOUNT <= float(limit) <= LIMIT_CEILING:
+            raise ValueError(f"The {name!r} parameter of validate_events must be a float in [{MIN_NONZERO_AMOUNT:g}, "
+                             f"{LIMIT_CEILING:g}]. Got {limit!r} instead.")
     missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in raw.columns]
     if missing:
         present = list(map(str, raw.columns))
@@ -446,6 +461,11 @@ def validate_events(
     r.flag(money & nums["amount"].isna().to_numpy(), "MISSING_AMOUNT", "event_type", et, " without amount")
     r.flag((nums["amount"] < 0).to_numpy(), "NEGATIVE_AMOUNT", "amount", given("amount"))
     r.flag((nums["quantity"] < 0).to_numpy(), "NEGATIVE_QUANTITY", "quantity", given("quantity"))
+    amt = nums["amount"]
+    r.flag(((amt > max_amount) | ((amt > 0) & (amt < MIN_NONZERO_AMOUNT))).to_numpy(), "AMOUNT_OUT_OF_RANGE",
+           "amount", given("amount"), f" (allowed: 0 or {MIN_NONZERO_AMOUNT:g} .. {max_amount:g})")
+    r.flag((nums["quantity"] > max_quantity).to_numpy(), "QUANTITY_OUT_OF_RANGE", "quantity", given("quantity"),
+           f" (allowed: up to {max_quantity:g})")
     rt = nums["rating"]
     r.flag((rt.notna() & ((rt < 1) | (rt > 5) | (rt != rt.round()))).to_numpy(), "RATING_OUT_OF_RANGE", "rating",
            given("rating"))

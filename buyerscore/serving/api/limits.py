@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from buyerscore.events.schema import MIN_NONZERO_AMOUNT
 from buyerscore.events.validate import parse_timestamps
-from buyerscore.serving.api.settings import MIN_NONZERO_AMOUNT, ServeSettings
+from buyerscore.serving.api.settings import ServeSettings
 
 MAX_REPORTED = 20
 """At most this many events are named in one 422 (the last entry counts the rest)."""

@@ -11,24 +11,20 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from buyerscore.events.schema import LIMIT_CEILING, MAX_AMOUNT, MAX_QUANTITY, MIN_NONZERO_AMOUNT
+
 KEYS_ENV = "BUYERSCORE_API_KEY_HASHES"
 """Environment variable with comma-separated SHA-256 hex digests of the accepted API keys."""
 KEYS_FILE_ENV = "BUYERSCORE_API_KEYS_FILE"
 """Environment variable naming a keys file (one SHA-256 hex digest per line, ``#`` comments)."""
 _HEX64 = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 
-DEFAULT_MAX_AMOUNT = 1e12
-"""Default largest accepted event ``amount``: above any real single order in any currency (10^12 Vietnamese
-dong is about 40 million US dollars), far below where sums of amounts could overflow."""
-DEFAULT_MAX_QUANTITY = 1e6
+DEFAULT_MAX_AMOUNT = MAX_AMOUNT
+"""Default largest accepted event ``amount``, shared with file ingestion (see ``buyerscore.events.schema``)."""
+DEFAULT_MAX_QUANTITY = MAX_QUANTITY
 """Default largest accepted event ``quantity`` (units of one order line)."""
 DEFAULT_FUTURE_TOLERANCE_S = 86_400.0
 """Default allowed lead of an event ``ts`` over the server's clock: one day."""
-LIMIT_CEILING = 1e18
-"""Highest ``max_amount`` / ``max_quantity`` a server can be configured with (sums stay finite)."""
-MIN_NONZERO_AMOUNT = 1e-8
-"""Smallest accepted non-zero ``amount`` (a satoshi): smaller ones are rounding noise, and a ratio such as
-``refund_amount_share`` (refunds / spend) over a spend of 1e-320 would overflow to infinity."""
 
 
 def hash_key(key: str) -> str:

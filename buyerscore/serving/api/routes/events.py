@@ -62,7 +62,9 @@ def post_events(body: EventsRequest, state: StateDep) -> EventsResponse:
     if errs:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errs)
     with state.store_lock:
-        summary = state.store.ingest_frame(raw, source="api", default_platform=body.platform)
+        summary = state.store.ingest_frame(raw, source="api", default_platform=body.platform,
+                                           max_amount=state.settings.max_amount,
+                                           max_quantity=state.settings.max_quantity)
         rej = state.store.con.execute(
             "SELECT row_number, reason, detail FROM rejects WHERE batch_id = ? AND source = 'api' ORDER BY row_number",
             [summary.batch_id]).fetchall() if summary.rejected else []

@@ -145,7 +145,8 @@ def score_payload(body: ScoreRequest, state: StateDep, pipeline: PipelineDep, la
         errs = limit_errors(raw, state.settings, state.clock())
         if errs:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errs)
-        res = validate_events(raw, source="request", default_platform=body.platform or "default")
+        res = validate_events(raw, source="request", default_platform=body.platform or "default",
+                              max_amount=state.settings.max_amount, max_quantity=state.settings.max_quantity)
         if len(res.rejects):
             first = res.rejects.iloc[0]
             raise _422(["body", "events", str(int(first["row_number"]) - 1)],
