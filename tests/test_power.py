@@ -142,6 +142,8 @@ def test_reason_codes_are_spend_lowering(frame, fitted):
     for i, row in enumerate(reasons):
         for r in row:
             assert r.contribution > 0 and contrib.iloc[i][r.feature] == pytest.approx(-r.contribution)
+            assert r.text.endswith("lowers the expected spend")  # not the credit phrase "lowers the score"
+    assert fitted.reason_codes(F.head(1), k=1, lang="zh")[0][0].text.endswith("降低了预期消费")
 
 
 def test_save_load_round_trip(tmp_path, frame, fitted):

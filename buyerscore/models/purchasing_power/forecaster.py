@@ -562,7 +562,8 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
 
         contrib = -self.contributions(X)
         _, Xa = self._prepare(X)
-        return top_reasons(contrib, Xa.set_index(contrib.index), k=k, direction="adverse", lang=lang)
+        return top_reasons(contrib, Xa.set_index(contrib.index), k=k, direction="adverse", lang=lang,
+                           outcome="spend")
 
 
 class SpendTier(ClassifierMixin, BaseEstimator):
