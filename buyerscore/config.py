@@ -26,6 +26,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from buyerscore.events.schema import LIMIT_CEILING, MAX_AMOUNT, MAX_QUANTITY, MIN_NONZERO_AMOUNT
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,10 +79,18 @@ class AnomalyConfig(_Section):
 
 
 class ServeConfig(_Section):
+    """``buyerscore serve --config``: these values apply unless the matching flag is given."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     api_keys_file: Path | None = None
     max_body_bytes: int = Field(default=1_000_000, gt=0)
+    max_amount: float = Field(default=MAX_AMOUNT, ge=MIN_NONZERO_AMOUNT, le=LIMIT_CEILING,
+                              description="Largest event amount accepted.")
+    max_quantity: float = Field(default=MAX_QUANTITY, gt=0, le=LIMIT_CEILING,
+                                description="Largest event quantity accepted.")
+    future_tolerance_s: float = Field(default=86_400.0, ge=0, le=366 * 86_400,
+                                      description="Seconds an event may lie after the server's clock.")
 
 
 class BuyerscoreConfig(_Section):

@@ -512,3 +512,36 @@ def test_serve_command_passes_the_event_limits(tmp_path: Path, monkeypatch: pyte
         st.DEFAULT_MAX_AMOUNT, st.DEFAULT_MAX_QUANTITY, st.DEFAULT_FUTURE_TOLERANCE_S)
     res = CliRunner().invoke(app, [*base, "--max-amount", "1e30"])
     assert res.exit_code != 0 and "--max-amount: Input should be less than or equal to" in res.output
+
+
+def test_serve_reads_the_serve_section_of_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`buyerscore serve --config buyerscore.toml` applies [serve] and [store] db; a flag given wins."""
+    from typer.testing import CliRunner
+
+    from buyerscore.cli import app
+    from buyerscore.config import ServeConfig
+    from buyerscore.serving.api import main as api_main
+    from buyerscore.serving.api import settings as st
+
+    got = []
+    monkeypatch.setattr(api_main, "run", lambda settings, **kw: got.append((settings, kw)))
+    keys = tmp_path / "keys.txt"
+    keys.write_text(st.hash_key("k1") + "\n")
+    cfg = tmp_path / "buyerscore.toml"
+    cfg.write_text(f'[store]\ndb = "{(tmp_path / "c.duckdb").as_posix()}"\n'
+                   f'[serve]\nport = 8123\nmax_body_bytes = 5000\nmax_amount = 7e6\nfuture_tolerance_s = 60\n'
+                   f'api_keys_file = "{keys.as_posix()}"\n')
+    base = ["serve", "--registry", str(tmp_path / "reg"), "--config", str(cfg)]
+    res = CliRunner().invoke(app, base)
+    assert res.exit_code == 0, res.output
+    s, kw = got[0]
+    assert (s.db, kw["port"], s.max_body_bytes, s.max_amount, s.future_tolerance_s) == (
+        tmp_path / "c.duckdb", 8123, 5000, 7e6, 60.0)
+    assert set(s.api_key_hashes) == {st.hash_key("k1")} and s.max_quantity == st.DEFAULT_MAX_QUANTITY
+    assert CliRunner().invoke(app, [*base, "--max-amount", "99", "--port", "9000"]).exit_code == 0
+    assert (got[1][0].max_amount, got[1][1]["port"]) == (99.0, 9000)
+    # the config's defaults are the server's
+    d = ServeConfig()
+    assert (d.max_amount, d.max_quantity, d.future_tolerance_s, d.max_body_bytes) == (
+        st.DEFAULT_MAX_AMOUNT, st.DEFAULT_MAX_QUANTITY, st.DEFAULT_FUTURE_TOLERANCE_S, st.ServeSettings.model_fields[
+            "max_body_bytes"].default)

@@ -95,21 +95,30 @@ def models_promote(version: str = typer.Argument(..., help="Version to serve, e.
 # -- serve -----------------------------------------------------------------------------------------
 def serve(
     registry: Path = REGISTRY_OPT,
-    db: Path = typer.Option(Path("buyerscore.duckdb"), "--db", help="DuckDB event store (created if absent)."),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port", help="TCP port; 0 = any free port (see --port-file)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="buyerscore.toml: its [serve] section and "
+                                       "[store] db apply where the flag is not given."),
+    db: Path | None = typer.Option(None, "--db", help="DuckDB event store (created if absent) [default: "
+                                   "[store] db, else buyerscore.duckdb]."),
+    host: str | None = typer.Option(None, "--host", help="[default: [serve] host, else 127.0.0.1]"),
+    port: int | None = typer.Option(None, "--port", help="TCP port; 0 = any free port (see --port-file) "
+                                    "[default: [serve] port, else 8000]."),
     port_file: Path | None = typer.Option(None, "--port-file", help="Write the bound port here."),
-    keys_file: Path | None = typer.Option(None, "--keys-file", help="File of SHA-256 hashes of accepted API keys."),
+    keys_file: Path | None = typer.Option(None, "--keys-file", help="File of SHA-256 hashes of accepted API keys "
+                                          "[default: [serve] api_keys_file]."),
     allow_anonymous: bool = typer.Option(False, "--allow-anonymous", help="Serve without API keys (local only)."),
-    max_body_bytes: int = typer.Option(1_000_000, "--max-body-bytes", help="Larger request bodies get 413."),
+    max_body_bytes: int | None = typer.Option(None, "--max-body-bytes", help="Larger request bodies get 413 "
+                                              "[default: [serve] max_body_bytes, else 1000000]."),
     reload_interval: float = typer.Option(2.0, "--reload-interval", help="Seconds between promoted-version checks."),
     warm_interval: float = typer.Option(300.0, "--warm-interval", help="Seconds between background rebuilds of all "
                                         "users' features and scores (0 = build each user on first request)."),
-    max_amount: float = typer.Option(1e12, "--max-amount", help="Largest event amount accepted (422 above; at "
-                                     "most 1e18, so that sums stay finite)."),
-    max_quantity: float = typer.Option(1e6, "--max-quantity", help="Largest event quantity accepted (422 above)."),
-    future_tolerance: float = typer.Option(86_400.0, "--future-tolerance", help="Seconds an event may lie after "
-                                           "the server's clock (later events get 422)."),
+    max_amount: float | None = typer.Option(None, "--max-amount", help="Largest event amount accepted (422 above; "
+                                            "at most 1e18, so that sums stay finite) [default: [serve] max_amount, "
+                                            "else 1e12]."),
+    max_quantity: float | None = typer.Option(None, "--max-quantity", help="Largest event quantity accepted (422 "
+                                              "above) [default: [serve] max_quantity, else 1e6]."),
+    future_tolerance: float | None = typer.Option(None, "--future-tolerance", help="Seconds an event may lie after "
+                                                  "the server's clock (later events get 422) [default: [serve] "
+                                                  "future_tolerance_s, else 86400]."),
     log_level: str = typer.Option("warning", "--log-level", help="info also logs each request (route template, "
                                   "status, ms; never ids or payloads)."),
     openapi: bool = typer.Option(False, "--openapi", help="Print the OpenAPI spec (docs/openapi.json) and exit."),
@@ -125,8 +134,19 @@ def serve(
         typer.echo(json.dumps(openapi_spec(), indent=2, sort_keys=True))
         return
     logging.getLogger("buyerscore").setLevel(log_level.upper())
+    from buyerscore.config import load_config
     from buyerscore.serving.api.settings import ServeSettings, load_key_hashes
     with friendly_errors():
+        cfg = load_config(config)
+        sv = cfg.serve
+        db = db if db is not None else cfg.store.db
+        host = host if host is not None else sv.host
+        port = port if port is not None else sv.port
+        keys_file = keys_file if keys_file is not None else sv.api_keys_file
+        max_body_bytes = max_body_bytes if max_body_bytes is not None else sv.max_body_bytes
+        max_amount = max_amount if max_amount is not None else sv.max_amount
+        max_quantity = max_quantity if max_quantity is not None else sv.max_quantity
+        future_tolerance = future_tolerance if future_tolerance is not None else sv.future_tolerance_s
         try:
             settings = ServeSettings(registry=registry, db=db, api_key_hashes=load_key_hashes(keys_file),
                                      allow_anonymous=allow_anonymous, max_body_bytes=max_body_bytes,
