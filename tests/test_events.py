@@ -205,3 +205,27 @@ def test_amounts_and_quantities_out_of_range_are_rejects_and_sums_stay_finite(st
     num = F.select_dtypes("number").to_numpy(dtype=float)
     assert np.isfinite(num[~np.isnan(num)]).all()
     assert F.loc[F["user_id"] == "a", "monetary_sum"].item() == 2e12
+
+
+def test_zone_local_times_next_to_offsets_and_clock_changes(caplog):
+    """timezone=Europe/London: naive times are London time even next to values with their own offset
+    (pandas refused the mix with "Mixed timezones detected", a traceback), and the hour the clocks skip
+    or repeat is a reject that says so, without a misleading "fit neither format" warning."""
+    raw = pd.DataFrame({
+        "user_id": list("abcdef"),
+        "ts": ["2024-03-31 01:30", "2024-10-27 01:30", "2024-06-01 12:00", "2024-03-31T01:30:00+00:00",
+               "2024-06-01T12:00:00Z", "junk"],
+        "event_type": ["view"] * 6,
+    })
+    with caplog.at_level("WARNING", logger="buyerscore.events.validate"):
+        res = validate_events(raw, timezone="Europe/London")
+    assert "fit neither" not in caplog.text
+    assert res.rejects["row_number"].tolist() == [1, 2, 6]
+    detail = res.rejects["detail"].tolist()
+    assert "does not exist in Europe/London" in detail[0] and "occurs twice in Europe/London" in detail[1]
+    assert detail[2] == "ts=junk"
+    got = dict(zip(res.accepted["user_id"], res.accepted["ts"].astype(str), strict=True))
+    assert got == {"c": "2024-06-01 11:00:00", "d": "2024-03-31 01:30:00", "e": "2024-06-01 12:00:00"}
+    # without the values that carry an offset: the same zone reading
+    only_naive = validate_events(raw.iloc[[2]], timezone="Europe/London")
+    assert only_naive.accepted["ts"].astype(str).tolist() == ["2024-06-01 11:00:00"]

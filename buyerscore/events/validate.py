@@ -216,16 +216,50 @@ def parse_timestamps(s: pd.Series, *, ts_format: str | None = None, timezone: st
     return result.dt.tz_localize(None).astype("datetime64[us]")
 
 
+_OFFSET = r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+"""A time followed by a UTC offset (``10:00Z``, ``10:00:00+02:00``): such a value says its own zone."""
+
+
 def _to_utc(txt: pd.Series, timezone: str, **kw: object) -> pd.Series:
     """to_datetime keeping naive values naive so that they can be put in ``timezone``."""
     if timezone == "UTC":
         return pd.to_datetime(txt, utc=True, errors="coerce", **kw)  # type: ignore[call-overload]
-    parsed = pd.to_datetime(txt, errors="coerce", **kw)  # type: ignore[call-overload]
+    try:
+        parsed = pd.to_datetime(txt, errors="coerce", **kw)  # type: ignore[call-overload]
+    except ValueError:  # pandas refuses naive values next to values with an offset ("Mixed timezones")
+        parsed = None
+    if parsed is None or parsed.dtype == object:  # mixed: values with an offset keep it, naive ones are in the zone
+        own = txt.astype("string").str.strip().str.contains(_OFFSET, regex=True).fillna(False).to_numpy()
+        if own.all() or not own.any():  # mixed offsets only (or no recognisable offset): all to UTC
+            return pd.to_datetime(txt, utc=True, errors="coerce", **kw)  # type: ignore[call-overload]
+        parts = [pd.to_datetime(txt[own], utc=True, errors="coerce", **kw),  # type: ignore[call-overload]
+                 _to_utc(txt[~own], timezone, **kw)]
+        return pd.concat([p.astype("datetime64[us, UTC]") for p in parts]).reindex(txt.index)
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         return parsed.dt.tz_convert("UTC")
-    if parsed.dtype == object:  # mixed offsets and naive values: do the naive ones in the zone
-        return pd.to_datetime(txt, utc=True, errors="coerce", **kw)  # type: ignore[call-overload]
     return parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+
+
+def _clock_changes(raw: pd.Series, failed: np.ndarray, ts_format: str | None,
+                   timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the ``failed`` values that are valid wall-clock times but do not exist in ``timezone``
+    (the hour skipped in spring) or exist twice (the hour repeated in autumn)."""
+    gap, fold = np.zeros(len(raw), dtype=bool), np.zeros(len(raw), dtype=bool)
+    idx = np.flatnonzero(failed)
+    txt = raw.iloc[idx]
+    if not len(idx) or pd.api.types.is_datetime64_any_dtype(txt.dtype):
+        return gap, fold
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        naive = pd.to_datetime(txt.astype("string").str.strip(), errors="coerce", format=ts_format or "mixed")
+    if isinstance(naive.dtype, pd.DatetimeTZDtype) or naive.dtype == object:
+        return gap, fold
+    both = naive.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").isna().to_numpy()
+    twice = naive.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="shift_forward").isna().to_numpy()
+    ok = naive.notna().to_numpy()
+    gap[idx] = ok & both & ~twice
+    fold[idx] = ok & twice
+    return gap, fold
 
 
 def _parse_text_times(txt: pd.Series, ts_format: str | None, timezone: str) -> pd.Series:
@@ -233,7 +267,16 @@ def _parse_text_times(txt: pd.Series, ts_format: str | None, timezone: str) -> p
         return _to_utc(txt, timezone, format=ts_format)
     parsed = _to_utc(txt, timezone, format="ISO8601")
     # slower guesses only for text that can be a date at all (two digit groups, or a month name and a digit)
-    failed = parsed.isna().to_numpy()
+    failed = parsed.isna().to_numpy().copy()
+    if timezone != "UTC" and failed.any():  # wall-clock times the zone skips or repeats: not a format problem
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                naive = pd.to_datetime(txt[failed], errors="coerce", format="ISO8601")
+            except ValueError:  # mixed with offsets: those failed for another reason
+                naive = pd.Series(pd.NaT, index=txt[failed].index)
+        if not isinstance(naive.dtype, pd.DatetimeTZDtype):
+            failed[np.flatnonzero(failed)[naive.notna().to_numpy()]] = False
     cand = np.zeros(len(txt), dtype=bool)
     if failed.any():
         cand[failed] = txt[failed].str.lower().str.contains(_DATE_LIKE, regex=True).fillna(False).to_numpy()
@@ -431,6 +474,12 @@ def validate_events(
         r.flag(_blank(raw[c]), "MISSING_REQUIRED", f"{c} is empty")
 
     ts = parse_timestamps(raw["ts"], ts_format=ts_format, timezone=timezone)
+    if timezone != "UTC" and ts.isna().any():
+        gap, fold = _clock_changes(raw["ts"], ts.isna().to_numpy(), ts_format, timezone)
+        r.flag(gap, "BAD_TIMESTAMP", "ts", raw["ts"], f" (does not exist in {timezone}: the clocks skip it at the "
+               "daylight-saving change; add a UTC offset or fix the time)")
+        r.flag(fold, "BAD_TIMESTAMP", "ts", raw["ts"], f" (occurs twice in {timezone}, at the daylight-saving "
+               "change; add a UTC offset such as +01:00 to say which)")
     r.flag(ts.isna().to_numpy(), "BAD_TIMESTAMP", "ts", raw["ts"])
     r.flag(((ts <= TS_MIN) | (ts >= TS_MAX)).fillna(False).to_numpy(), "BAD_TIMESTAMP", "ts", raw["ts"],
            f" (outside {TS_MIN.date()} .. {TS_MAX.date()})")
