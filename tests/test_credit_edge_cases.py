@@ -71,7 +71,7 @@ def test_infinity_in_training_data_is_refused_naming_column_rows_and_fix(which: 
     Xi = X.copy()
     Xi.loc[Xi.index[[3, 7]], "util"] = [np.inf, -np.inf]
     with pytest.raises(ModelInputError, match=r"column 'util' holds 2 infinite value\(s\), e\.g\. inf, -inf at "
-                                              r"row\(s\) 3, 7\. Replace them with NaN"):
+                                              r"row\(s\) 4, 8 \(1 = the first row\)\. Replace them with NaN"):
         FACTORIES[which]().fit(Xi, y)
 
 

@@ -434,7 +434,7 @@ def _check_finite(s: pd.Series, where: str) -> None:
         rows = np.flatnonzero(bad)
         raise ModelInputError(
             f"{where}: column {s.name!r} holds {len(rows)} infinite value(s), e.g. {examples(v[rows].tolist())} at "
-            f"row(s) {examples(rows.tolist())}. Replace them with NaN (missing) or a finite value before fitting, "
+            f"row(s) {examples((rows + 1).tolist())} (1 = the first row). Replace them with NaN (missing) or a finite value before fitting, "
             f"e.g. X[{s.name!r}] = X[{s.name!r}].replace([np.inf, -np.inf], np.nan). (When scoring, +-inf counts as "
             "beyond every training value.)")
 
