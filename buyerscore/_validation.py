@@ -21,7 +21,7 @@ def check_param(owner: object | str, name: str, value: Any, ok: Callable[[Any], 
     """
     try:
         good = bool(ok(value))
-    except Exception:  # comparisons with a wrong type count as invalid
+    except Exception:  # noqa: BLE001 - any failure of the rule (a comparison with a wrong type) = invalid
         good = False
     if not good:
         owner_name = owner if isinstance(owner, str) else type(owner).__name__

@@ -54,7 +54,7 @@ class FullDemoResult:
 def _split(n: int, seed: int, share: float = 0.3) -> np.ndarray:
     rng = np.random.default_rng(seed)
     test = np.zeros(n, dtype=bool)
-    test[rng.choice(n, size=max(1, int(round(n * share))), replace=False)] = True
+    test[rng.choice(n, size=max(1, round(n * share)), replace=False)] = True
     return test
 
 
@@ -67,8 +67,15 @@ def run_full_demo(out_dir: str | Path, data_dir: str | Path | None = None, *, n_
     """Run every stage (see the module docstring) and write the outputs under ``out_dir``."""
     from buyerscore.explain.fairness import audit_credit, derive_sensitive
     from buyerscore.explain.monitoring import drift_report
-    from buyerscore.explain.report import (anomaly_inputs, build_report, credit_inputs, drift_inputs,
-                                           fairness_inputs, merge_inputs, power_inputs)
+    from buyerscore.explain.report import (
+        anomaly_inputs,
+        build_report,
+        credit_inputs,
+        drift_inputs,
+        fairness_inputs,
+        merge_inputs,
+        power_inputs,
+    )
     from buyerscore.explain.report.build import ReportInputs
     from buyerscore.features.build import build_features
     from buyerscore.models import metrics as cm

@@ -185,7 +185,7 @@ def test_amounts_and_quantities_out_of_range_are_rejects_and_sums_stay_finite(st
 
     raw = pd.DataFrame({
         "user_id": ["a", "a", "a", "b", "c", "d", "e", "f"],
-        "ts": ["2024-01-0%d" % d for d in (1, 2, 3, 4, 5, 6, 7, 8)],
+        "ts": [f"2024-01-0{d}" for d in (1, 2, 3, 4, 5, 6, 7, 8)],
         "event_type": ["purchase"] * 8,
         "amount": ["1e308", "1e12", "1e12", "2e12", "1e-9", "0", "12.5", "3"],
         "quantity": [1, 1, 1, 1, 1, 1, 1, "2000000"],

@@ -100,7 +100,6 @@ def test_entry_built_across_an_invalidation_is_not_cached(data_dir, tmp_path, mo
     """Events posted while a user's entry is being built (invalidation in between): the entry answers the
     request that built it but is not cached, so the next request sees the new events (was: a stale entry
     put back after the invalidation, served until it aged out)."""
-    as_of = datetime(1997, 12, 31)
     with EventStore(tmp_path / "s.duckdb") as store:
         store.ingest_frame(_events(data_dir, "cdnow_sample").head(200), source="a", default_platform="cdnow_sample")
         online = OnlineFeatures(store, windows=WINDOWS)

@@ -75,8 +75,8 @@ def train(
         metrics = {"train": spend_report(y, fc.predict(X)), "validation_ngini": fc.validation_scores_,
                    "method": fc.method_, "users": len(X), "buyers_share": float(np.mean(y > 0))}
         feats = list(fc.feature_names_in_)
-        common = dict(features=feats, training_data_hash=data_hash(X), as_of=str(ts),
-                      extra={"horizon_days": horizon, "behaviour_features": behaviour, "platforms": platform or []})
+        common = {"features": feats, "training_data_hash": data_hash(X), "as_of": str(ts),
+                  "extra": {"horizon_days": horizon, "behaviour_features": behaviour, "platforms": platform or []}}
         save_model(fc, out_dir, kind="spend_forecaster", params=fc.get_params(), metrics=metrics, **common)
         if tiers:
             with step("fitting SpendTier"):

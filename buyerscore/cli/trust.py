@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def _features(db: Path | None, features: Path | None, as_of: str | None, platfor
 def _num(v: Any) -> Any:
     """A float for the table, or an empty cell for NaN."""
     f = float(v)
-    return "" if f != f else f
+    return "" if math.isnan(f) else f
 
 
 def _cell(v: Any) -> Any:
