@@ -181,7 +181,7 @@ def train_cmd(
                 lg = lg + est.weights_[name] * log_odds(o)
             oof = 1.0 / (1.0 + np.exp(-lg))
         held = np.isfinite(oof) if oof is not None else np.zeros(0, dtype=bool)
-        if held.sum() >= 50:
+        if oof is not None and held.sum() >= 50:
             ref = score_from_pd(oof[held], base_score=est.base_score, base_odds=est.base_odds, pdo=est.pdo)
             metrics["psi_reference"] = f"out-of-sample scores of {int(held.sum())} training rows" + (
                 f" (in-sample PDs of the {', '.join(in_sample)} member, which keeps none)" if in_sample else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -56,7 +57,7 @@ def train(
             X = model_features(store.con, as_of=ts, platforms=platform or None, behaviour=behaviour)
             y = spend_labels(store.con, as_of=ts, horizon_days=horizon, users=X)["future_spend"].to_numpy()
             last = store.con.execute("SELECT MAX(ts) FROM events WHERE ? OR list_contains(?, platform)",
-                                     [not platform, list(platform or [])]).fetchone()[0]
+                                     [not platform, list(platform or [])]).fetchone()[0]  # type: ignore[index]
         if len(X) < 20:
             raise ValueError(f"Only {len(X)} user(s) have events at or before {ts}; move --cutoff later.")
         end = ts + pd.Timedelta(days=horizon)
@@ -72,10 +73,10 @@ def train(
             raise ValueError(f"No user spent anything in ({ts}, {end}]; nothing to learn a spend level from.")
         with step(f"fitting SpendForecaster on {len(X):,} users"):
             fc = SpendForecaster(horizon_days=horizon, method=method).fit(X, y)  # type: ignore[arg-type]
-        metrics = {"train": spend_report(y, fc.predict(X)), "validation_ngini": fc.validation_scores_,
+        metrics: dict[str, Any] = {"train": spend_report(y, fc.predict(X)), "validation_ngini": fc.validation_scores_,
                    "method": fc.method_, "users": len(X), "buyers_share": float(np.mean(y > 0))}
         feats = list(fc.feature_names_in_)
-        common = {"features": feats, "training_data_hash": data_hash(X), "as_of": str(ts),
+        common: dict[str, Any] = {"features": feats, "training_data_hash": data_hash(X), "as_of": str(ts),
                   "extra": {"horizon_days": horizon, "behaviour_features": behaviour, "platforms": platform or []}}
         save_model(fc, out_dir, kind="spend_forecaster", params=fc.get_params(), metrics=metrics, **common)
         if tiers:

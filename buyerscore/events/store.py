@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import duckdb
 import numpy as np
@@ -290,7 +290,7 @@ class EventStore:
 
     def _ingest(
         self, chunks: Iterator[RawInput], *, source: str, batch_id: str, default_platform: str, strict: bool,
-        step: Callable[[str], None], mapping: ColumnMapping | None, limits: dict[str, float] | None = None,
+        step: Callable[[str], None], mapping: ColumnMapping | None, limits: dict[str, Any] | None = None,
     ) -> IngestSummary:
         """Validate and write chunks in one transaction; ids repeated across chunks are DUPLICATE_EVENT."""
         read = accepted = inserted = conflicts = 0

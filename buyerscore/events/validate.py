@@ -19,6 +19,7 @@ import re
 import threading
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -136,8 +137,10 @@ def _to_str(s: pd.Series, *, as_id: bool = False) -> pd.Series:
         if np.all(v[finite] == np.round(v[finite])) and (np.abs(v[finite]) < 2**53).all():
             s = s.astype("Int64")
     elif as_id and s.dtype == object:  # JSON lines mixing numbers and text in one column: 17850.0 next to "a"
-        is_f = s.map(lambda x: isinstance(x, float | np.floating) and bool(np.isfinite(x)) and x == round(x)
-                     and abs(x) < 2**53)
+        def integral(x: Any) -> bool:
+            return isinstance(x, float | np.floating) and bool(np.isfinite(x)) and x == round(x) and abs(float(x)) < 2**53
+
+        is_f = s.map(integral)
         if is_f.any():
             s = s.where(~is_f.to_numpy(), s[is_f].map(lambda x: str(int(x))))
     out = s.astype("string").str.strip()

@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 try:  # numba is optional: without it every caller uses the library's own predict
     import numba as _nb
 except ImportError:  # pragma: no cover - exercised only without numba
-    _nb = None
+    _nb = None  # type: ignore[assignment]
 
 
 def enabled() -> bool:
@@ -306,7 +306,12 @@ class IsolationTrees:
         kind: list[int] = []
         index: list[int] = []
         col = _BitVectorTrees()
-        wf, wt, wc, wv, wr, wd = [], [], [], [], [], []
+        wf: list[Any] = []
+        wt: list[Any] = []
+        wc: list[Any] = []
+        wv: list[Any] = []
+        wr: list[Any] = []
+        wd: list[Any] = []
         off = 0
         for tree, dpl, apl in zip(forest.estimators_, forest._decision_path_lengths,
                                   forest._average_path_length_per_tree, strict=True):
@@ -429,7 +434,7 @@ if _nb is not None:  # compiled into the kernels that call them (inline), so nev
     try:  # LLVM's cttz: one instruction (tzcnt), for 32- and 64-bit masks alike
         from numba.cpython.unsafe.numbers import trailing_zeros as _first_leaf
     except ImportError:  # pragma: no cover - older or future numba without it
-        _first_leaf = _nb.njit(inline="always")(_first_leaf_debruijn)
+        _first_leaf = _nb.njit(inline="always")(_first_leaf_debruijn)  # type: ignore[assignment]
 
 
 #: Up to this many rows the boosted kernel tests each row's nodes alone instead of a 64-lane block.

@@ -116,7 +116,8 @@ def inputs_from_registry(path: str | Path) -> ReportInputs:
         from buyerscore.registry import ModelRegistry
 
         reg = ModelRegistry(root)
-        version = reg.promoted() or (reg.versions() or [None])[-1]
+        versions: list[str | None] = [None, *reg.versions()]
+        version = reg.promoted() or versions[-1]
         if version is None:
             raise FileNotFoundError(f"registry {root} has no bundle yet; run 'buyerscore train' first.")
         logger.info("report of bundle %s (%s)", version, "promoted" if version == reg.promoted() else "newest")

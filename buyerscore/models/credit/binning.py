@@ -25,7 +25,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -150,7 +150,7 @@ def _labels_numerical(splits: np.ndarray) -> list[str]:
             for i in range(len(edges) - 1)]
 
 
-def _from_optbinning(ob: Any, name: str, dtype: str, special_codes: dict[str, list[float]],
+def _from_optbinning(ob: Any, name: str, dtype: Literal["numerical", "categorical"], special_codes: dict[str, list[float]],
                      reps: np.ndarray | None = None) -> FeatureBinning:
     """Convert a fitted optbinning ``OptimalBinning`` into a :class:`FeatureBinning`."""
     with warnings.catch_warnings():
@@ -238,6 +238,16 @@ def aggregate(x: np.ndarray, y: np.ndarray, *, max_hist_bins: int = 1024, sample
     return (reps, n_all - n_bad, n_bad, cell) if return_cells else (reps, n_all - n_bad, n_bad)
 
 
+@overload
+def fit_feature(name: str, x: Any, y: np.ndarray, *, dtype: Literal["numerical", "categorical"] = ...,
+                special_codes: Sequence[float] | Mapping[str, Sequence[float]] | None = ..., fast: bool = ...,
+                max_hist_bins: int = ..., return_index: Literal[False] = ...,
+                **solver_params: Any) -> FeatureBinning: ...
+@overload
+def fit_feature(name: str, x: Any, y: np.ndarray, *, dtype: Literal["numerical", "categorical"] = ...,
+                special_codes: Sequence[float] | Mapping[str, Sequence[float]] | None = ..., fast: bool = ...,
+                max_hist_bins: int = ..., return_index: Literal[True],
+                **solver_params: Any) -> tuple[FeatureBinning, np.ndarray]: ...
 def fit_feature(name: str, x: Any, y: np.ndarray, *, dtype: Literal["numerical", "categorical"] = "numerical",
                 special_codes: Sequence[float] | Mapping[str, Sequence[float]] | None = None, fast: bool = True,
                 max_hist_bins: int = 1024, return_index: bool = False,
@@ -427,7 +437,7 @@ def fit_process(X: pd.DataFrame, y: np.ndarray, *, categorical: Sequence[str],
         bp.fit(Xc, np.asarray(y).astype(int))
         for c in rest:
             ob = bp.get_binned_variable(c)
-            dtype = "categorical" if c in cat else "numerical"
+            dtype: Literal["numerical", "categorical"] = "categorical" if c in cat else "numerical"
             out[c] = _from_optbinning(ob, c, dtype, _normalise_special(special_codes.get(c)) if dtype == "numerical"
                                       else {})
     return {c: out[c] for c in columns}
@@ -437,8 +447,11 @@ def _normalise_special(codes: Sequence[float] | Mapping[str, Sequence[float]] | 
     if codes is None:
         return {}
     if isinstance(codes, Mapping):
-        return {str(k): [float(v) for v in (vs if isinstance(vs, (list, tuple, np.ndarray)) else [vs])]
-                for k, vs in codes.items()}
+        out: dict[str, list[float]] = {}
+        for k, vs in codes.items():
+            many: Any = vs if isinstance(vs, (list, tuple, np.ndarray)) else [vs]  # one code or several
+            out[str(k)] = [float(v) for v in many]
+        return out
     return {_code_label(c): [float(c)] for c in codes}
 
 

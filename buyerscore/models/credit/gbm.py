@@ -304,7 +304,7 @@ class CreditGBM(CreditModelBase):
                            "uncalibrated probabilities%s. Fit on more rows of both classes, or raise "
                            "validation_fraction / n_folds.", len(y_va), "bads" if y_va[0] == 1 else "goods",
                            " (distorted by class_weight='balanced')" if self.class_weight == "balanced" else "")
-            self.calibration_, self.calibration_scores_ = "none", {}
+            self.calibration_, self.calibration_scores_ = "none", dict[str, float]()
         else:
             self.calibration_, self.calibration_scores_ = choose_calibration(self.calibration, m_va, y_va,
                                                                              self.random_state)

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -190,10 +190,10 @@ class CreditScorecard(CreditModelBase):
         if self.fast_binning:
             self.bins_: dict[str, FeatureBinning] = {}
             for c in Xs.columns:
-                dtype = self.feature_dtypes_[c]
+                dtype: Literal["numerical", "categorical"] = (
+                    "numerical" if self.feature_dtypes_[c] == "numerical" else "categorical")
                 vals = Xs[c].to_numpy(dtype=float, na_value=np.nan) if dtype == "numerical" else Xs[c].to_numpy()
-                self.bins_[c], idx[c] = fit_feature(c, vals, yv, dtype=dtype,  # type: ignore[misc]
-                                                    special_codes=codes.get(c),  # type: ignore[arg-type]
+                self.bins_[c], idx[c] = fit_feature(c, vals, yv, dtype=dtype, special_codes=codes.get(c),
                                                     fast=True, max_hist_bins=int(self.max_hist_bins), return_index=True,
                                                     **solver)
         else:

@@ -289,7 +289,7 @@ def input_warnings(pipeline: ScoringPipeline, X: pd.DataFrame, kind: str) -> lis
     except Exception:  # the model scored this input; a missing warning must not fail the request
         logger.debug("unseen_inputs failed for %s", kind, exc_info=True)
         return []
-    profile = model.input_profile_
+    profile = getattr(model, "input_profile_", {})
     out = []
     for feat, rows in unseen.items():
         if 0 not in rows or feat not in Xf.columns:
