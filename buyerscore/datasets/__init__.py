@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from buyerscore.datasets import credit, shops
-from buyerscore.datasets._base import DatasetFrames, DatasetSpec, default_data_dir, resolve
+from buyerscore.datasets._base import DatasetFrames, DatasetSpec, default_data_dir, reporting_to, resolve
 from buyerscore.events.store import EventStore, IngestSummary
 from buyerscore.exceptions import SchemaError
 
@@ -90,7 +90,8 @@ def load_dataset(
     data_dir : str or Path, optional
         Folder with the downloaded files; default :func:`default_data_dir`.
     on_step : callable, optional
-        Called with a short description as each step starts (progress displays).
+        Called with a short description as each step starts (progress displays), and with the row count
+        every 50,000 rows while an Excel sheet is read.
 
     Examples
     --------
@@ -102,7 +103,8 @@ def load_dataset(
     spec = get_spec(name)
     step = on_step or (lambda _msg: None)
     step(f"{name}: reading {', '.join(Path(f).name for f in spec.files)}")
-    frames = read_dataset(name, data_dir)
+    with reporting_to(step):  # slow reads (an Excel sheet) report their progress
+        frames = read_dataset(name, data_dir)
     out = LoadSummary(name=name, source_rows=dict(frames.source_rows))
     with store.transaction() as con:
         if frames.events is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -11,6 +14,33 @@ from typing import Literal
 import pandas as pd
 
 from buyerscore.exceptions import DatasetNotFoundError
+
+logger = logging.getLogger("buyerscore.datasets")
+
+ORIGINAL_NAMES: dict[str, tuple[str, ...]] = {}
+"""Relative path of a dataset file -> the names its original public form is published under (``resolve``
+accepts them too, after the CSV form); each adapter module registers its own."""
+
+_on_step: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("buyerscore_dataset_step",
+                                                                                       default=None)
+
+
+@contextlib.contextmanager
+def reporting_to(on_step: Callable[[str], None] | None) -> Iterator[None]:
+    """Send the adapters' progress messages (:func:`report`) to ``on_step`` inside the block."""
+    token = _on_step.set(on_step)
+    try:
+        yield
+    finally:
+        _on_step.reset(token)
+
+
+def report(message: str) -> None:
+    """A progress message of a slow read: logged at INFO, and shown by ``load_dataset``'s ``on_step``."""
+    logger.info("%s", message)
+    cb = _on_step.get()
+    if cb is not None:
+        cb(message)
 
 
 @dataclass(frozen=True)
@@ -82,9 +112,17 @@ def default_data_dir() -> Path:
     return Path("../shared/data")
 
 
+def is_excel(path: Path) -> bool:
+    """Named as an Excel workbook (``.xlsx``, ``.xlsm``, ``.xls``; gzipped or not)."""
+    return Path(path.name.lower().removesuffix(".gz")).suffix in (".xlsx", ".xlsm", ".xls")
+
+
 def resolve(data_dir: str | Path, rel: str, dataset: str, alternates: tuple[str, ...] = ()) -> Path:
     """Find ``rel`` under ``data_dir``, also accepting the uncompressed name, a flat layout, or an
-    alternate original file name (e.g. ``CDNOW_master.txt`` as distributed by its authors).
+    alternate original file name (e.g. ``CDNOW_master.txt`` as distributed by its authors, ``Online
+    Retail.xlsx`` as published by UCI): ``alternates`` and the names :data:`ORIGINAL_NAMES` holds for
+    ``rel``, each gzipped or not, at its own path or directly in ``data_dir``.  The CSV form wins when
+    several are present.
 
     Raises
     ------
@@ -92,6 +130,7 @@ def resolve(data_dir: str | Path, rel: str, dataset: str, alternates: tuple[str,
         None of the names exists; the message says which names were tried and where to get them.
     """
     d = Path(data_dir)
+    alternates = tuple(dict.fromkeys((*alternates, *ORIGINAL_NAMES.get(rel, ()))))
     candidates: list[Path] = []
     for name in (rel, *alternates):
         path = Path(name)

