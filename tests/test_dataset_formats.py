@@ -298,6 +298,27 @@ def test_german_data_known_answers(data_dir, tmp_path):
     assert list(app["label"]) == [0, 1, 0] and list(app["user_id"]) == ["1", "2", "3"]
 
 
+def test_german_data_is_preferred_and_the_sorted_csv_column_is_flagged(data_dir, tmp_path, caplog):
+    """With both files, UCI's german.data is read (the CSV's personal_status_and_sex is sorted by code);
+    the CSV alone still loads, with a warning not to audit fairness by sex on it."""
+    from buyerscore.datasets.credit import german_status_sex_sorted
+
+    with caplog.at_level("WARNING", logger="buyerscore.datasets.credit"):
+        csv_only = read_applicants("german_credit", data_dir)
+    assert german_status_sex_sorted(csv_only) and "Do not audit fairness by sex on it" in caplog.text
+    both = tmp_path / "german_credit"
+    both.mkdir()
+    (both / "germancredit.csv.gz").write_bytes((data_dir / GERMAN).read_bytes())
+    shuffled = pd.read_csv(data_dir / GERMAN)  # stand-in for the real file: the same column, unsorted
+    shuffled["personal_status_and_sex"] = shuffled["personal_status_and_sex"].sample(frac=1.0, random_state=0).values
+    encode_german(shuffled).to_csv(both / "german.data", sep=" ", header=False, index=False)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="buyerscore.datasets.credit"):
+        got = read_applicants("german_credit", tmp_path)
+    assert not german_status_sex_sorted(got) and "Do not audit" not in caplog.text
+    assert got["personal_status_and_sex"].tolist() == shuffled["personal_status_and_sex"].tolist()
+
+
 def test_german_data_errors_name_line_column_and_value(tmp_path):
     bad = GERMAN_DATA_HEAD.replace("A43 5951", "A99 5951")
     (tmp_path / "german.data").write_text(bad)

