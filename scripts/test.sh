@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[dev,deep]"
 if [ -x scripts/test-setup.sh ]; then bash scripts/test-setup.sh; fi   # optional system deps (e.g. chromium)
+python -m ruff check buyerscore tests   # lint gate (pinned ruff, rules in pyproject.toml)
 set +e
 python -m pytest -q -n "${PYTEST_WORKERS:-2}" --durations=15 "$@"
 rc=$?
