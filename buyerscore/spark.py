@@ -5,7 +5,7 @@ The features are the same SQL text as on DuckDB (:func:`buyerscore.features.feat
 ingest`` validates and ``buyerscore export`` writes to Parquet).  Scoring runs the bundle's
 :class:`~buyerscore.pipeline.ScoringPipeline` on every partition with ``mapInPandas``: each Python
 worker loads the bundle from the registry folder once, so the registry must be readable from every
-executor (a shared or object-store path on a cluster; any local path with ``local[*]``).
+executor (a shared or mounted path on a cluster, since Python reads it; any local path with ``local[*]``).
 
 Needs the ``[spark]`` extra (``pip install "buyerscore[spark]"``) and a Java 17 runtime; the command
 line installs pyspark itself when it is missing (:func:`ensure_pyspark`).
@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from buyerscore.exceptions import SchemaError
@@ -68,7 +69,8 @@ def ensure_pyspark(*, install: bool = True) -> None:
 
 
 def spark_session(master: str = "local[*]", app_name: str = "buyerscore", **conf: str) -> Any:
-    """A Spark session (the active one, or a new one on ``master``) with UTC as the SQL time zone.
+    """A Spark session (the active one, or a new one on ``master``) with UTC as the SQL time zone and Arrow
+    for pandas conversions.
 
     The features compare timestamps with epoch seconds of the cut-off, as DuckDB does in UTC, so the
     session time zone must be UTC; ``conf`` adds other settings (``spark.executor.memory`` ...).
@@ -80,41 +82,167 @@ def spark_session(master: str = "local[*]", app_name: str = "buyerscore", **conf
     # the PATH's python3 may lack pandas); PYSPARK_PYTHON set by the user wins
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+    # Arrow for pandas <-> Spark: without it pyspark 3.5 turns a missing value of a pandas string column into
+    # the text 'NaN' (a user 'NaN', every purchase without order_id in one order 'NaN')
     b = (SparkSession.builder.master(master).appName(app_name).config("spark.sql.session.timeZone", "UTC")
-         .config("spark.sql.ansi.enabled", "false").config("spark.ui.enabled", "false"))
+         .config("spark.sql.ansi.enabled", "false").config("spark.ui.enabled", "false")
+         .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
     for k, v in conf.items():
         b = b.config(k, v)
     spark = b.getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    if "spark.sql.execution.arrow.pyspark.enabled" not in conf:
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     return spark
 
 
+def _is_local(path: str) -> bool:
+    """A plain local path (not a URI such as ``s3a://``/``hdfs://`` and not a glob), which can be checked here."""
+    return "://" not in path and not any(ch in path for ch in "*?[{")
+
+
+def read_parquet(spark: Any, path: str | Path, what: str, fix: str) -> Any:
+    """``spark.read.parquet(path)`` with a one-line error naming the path and ``fix`` instead of a Java stack
+    trace (a local path that does not exist, a folder without Parquet files, a file that is not Parquet).
+    URIs (``s3a://``, ``hdfs://``) and globs go to Spark unchecked."""
+    path = str(path)
+    if _is_local(path) and not Path(path).exists():
+        raise FileNotFoundError(f"{what} {path} does not exist; {fix}")
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.read.parquet(path)
+    except (AnalysisException, Py4JJavaError) as exc:
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        causes = [ln.removeprefix("Caused by: ") for ln in lines if ln.startswith("Caused by: ")]
+        why = (causes[-1] if causes else lines[0] if lines else type(exc).__name__)[:300]
+        raise SchemaError(f"Spark cannot read {what} {path} as Parquet ({why}); {fix}") from None
+
+
+def _epoch_to_timestamp(col: Any, integral: bool) -> Any:
+    """Numbers -> timestamps as ``buyerscore ingest`` reads them: 8-digit ``YYYYMMDD`` dates (19000101 to
+    21001231), else Unix seconds (< 1e11), milliseconds (< 1e14), microseconds (< 1e17) or nanoseconds."""
+    from pyspark.sql import functions as sf
+
+    a = sf.abs(col)
+    if integral:
+        c = col.cast("bigint")
+        micros = (sf.when(a < 10**11, c * 1_000_000).when(a < 10**14, c * 1000).when(a < 10**17, c)
+                  .otherwise(sf.floor(c / 1000)))
+    else:
+        micros = sf.round(sf.when(a < 1e11, col * 1e6).when(a < 1e14, col * 1e3).when(a < 1e17, col)
+                          .otherwise(col / 1e3)).cast("bigint")
+    ymd = (col >= 19000101) & (col <= 21001231) & (col == sf.floor(col))
+    return (sf.when(ymd, sf.to_timestamp(col.cast("bigint").cast("string"), "yyyyMMdd"))
+            .otherwise(sf.timestamp_micros(sf.when(sf.abs(micros) < 10**17, micros))))
+
+
 def _events(spark: Any, events: Any) -> Any:
-    """A Spark DataFrame of canonical events from a DataFrame or a Parquet path (file or folder)."""
+    """A Spark DataFrame of canonical events from a DataFrame or a Parquet path (file, folder, glob or URI).
+
+    Columns are cast to the canonical types (ids and codes to strings, money to doubles; NaN is missing, as
+    at ingest) and ``ts`` to a timestamp: text as ISO 8601 (an offset is honoured), numbers as Unix time like
+    ``buyerscore ingest``, ``TIMESTAMP_NTZ``/dates as UTC.  The original ``ts`` stays in ``_ts_raw`` for error messages.
+    """
     if isinstance(events, (str, Path)):
-        p = Path(events)
-        if not p.exists():
-            raise FileNotFoundError(f"{p} does not exist; write canonical events with 'buyerscore export --db STORE "
-                                    "--out DIR' (DIR/events.parquet).")
-        events = spark.read.parquet(str(p))
+        events = read_parquet(spark, events, "events", "write canonical events with 'buyerscore export --db STORE "
+                              "--out DIR' (DIR/events.parquet), or pass your own Parquet file(s) with the columns "
+                              f"{list(EVENT_COLUMNS)}.")
+    if "_ts_raw" in events.columns:  # already normalised
+        return events
     missing = [c for c in EVENT_COLUMNS if c not in events.columns]
     if missing:
         raise SchemaError(f"Spark events lack column(s) {missing}; the features read canonical events (validated by "
                           "'buyerscore ingest', exported by 'buyerscore export').")
     from pyspark.sql import functions as sf
+    from pyspark.sql import types as st
 
     from buyerscore.events.schema import EVENT_FIELDS
 
-    # canonical columns the input lacks are added as nulls of the right type, so the one SQL text runs
     types = {"VARCHAR": "string", "DOUBLE": "double", "INTEGER": "int", "BIGINT": "bigint", "TIMESTAMP": "timestamp"}
+    ts_type = events.schema["ts"].dataType
+    events = events.withColumn("_ts_raw", sf.col("ts").cast("string"))
+    if isinstance(ts_type, (st.IntegerType, st.LongType, st.ShortType, st.ByteType, st.DecimalType)):
+        ts = _epoch_to_timestamp(sf.col("ts"), integral=not isinstance(ts_type, st.DecimalType) or ts_type.scale == 0)
+    elif isinstance(ts_type, (st.FloatType, st.DoubleType)):
+        ts = _epoch_to_timestamp(sf.col("ts"), integral=False)
+    else:  # string (ISO 8601), date, timestamp, timestamp_ntz; anything else fails in the cast with its type
+        ts = sf.col("ts").cast("timestamp")
+    # canonical columns the input lacks are added as nulls of the right type, so the one SQL text runs
     for f in EVENT_FIELDS:
-        if f.name not in events.columns:
-            events = events.withColumn(f.name, sf.lit(None).cast(types.get(str(f.dtype).upper(), "string")))
+        typ = types.get(str(f.dtype).upper(), "string")
+        if f.name == "ts":
+            events = events.withColumn("ts", ts)
+        elif f.name not in events.columns:
+            events = events.withColumn(f.name, sf.lit(None).cast(typ))
+        elif events.schema[f.name].dataType.simpleString() != typ:
+            events = events.withColumn(f.name, sf.col(f.name).cast(typ))
+        if typ == "double" and f.name in events.columns:  # NaN (pandas' missing value) is missing, as at ingest
+            events = events.withColumn(f.name, sf.when(~sf.isnan(f.name), sf.col(f.name)))
     return events
 
 
+_MONEY = "('refund', 'payment', 'repayment')"
+
+
+def _checks() -> list[tuple[str, str, str, str]]:
+    """(column, SQL condition of a bad row, what is wrong, the fix), the ingest rules the features depend on."""
+    from buyerscore.events.schema import EVENT_TYPES
+
+    types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
+    ingest = "or load the file with 'buyerscore ingest' (it rejects such rows with a reason) and 'buyerscore export'"
+    return [
+        ("user_id", "user_id IS NULL OR trim(user_id) = ''", "is null or empty",
+         f"drop those rows or fill the id, {ingest}"),
+        ("platform", "platform IS NULL OR trim(platform) = ''", "is null or empty",
+         f"set the shop's name (e.g. withColumn('platform', lit('myshop'))), {ingest}"),
+        ("ts", "ts IS NULL", ("is null or not a timestamp (text is read as ISO 8601 'YYYY-MM-DD HH:MM:SS[+HH:MM]', "
+         "numbers as Unix seconds/ms/us/ns)"), f"convert it to a UTC timestamp, {ingest}"),
+        ("event_type", f"event_type IS NULL OR event_type NOT IN ({types})", "is not a canonical event type",
+         f"map it to one of [{types}] in lower case (Taobao 'pv' -> 'view', 'buy' -> 'purchase'), {ingest}"),
+        ("amount", "amount < 0 OR amount = double('inf')", "is negative or infinite",
+         f"amounts are non-negative (a refund is event_type 'refund' with a positive amount), {ingest}"),
+        ("amount", f"amount IS NULL AND event_type IN {_MONEY}", "is null on a refund/payment/repayment event",
+         f"those events need their amount, {ingest}"),
+    ]
+
+
+def validate_events_spark(spark: Any, events: Any, *, as_of: Any, platforms: Sequence[str] | None = None) -> None:
+    """Raise :class:`~buyerscore.exceptions.SchemaError` when rows the features would read (``ts`` at or before
+    ``as_of`` or unreadable, on the requested platforms) break the canonical rules that ``buyerscore ingest``
+    enforces, naming the column, the number of rows, one offending row and the fix; or when a requested
+    platform has no event at all.  One pass over the events (``validate=False`` skips it)."""
+    from buyerscore.features.sql import _platform_filter, _q, timestamp_literal, to_timestamp
+
+    ev = _events(spark, events)
+    view = f"buyerscore_check_{next(_views)}"
+    ev.createOrReplaceTempView(view)
+    checks = _checks()
+    read = f"(ts IS NULL OR ts <= {timestamp_literal(to_timestamp(as_of))}){_platform_filter(platforms)}"
+    row = ("concat('user_id=', coalesce(user_id, 'NULL'), ', ts=', coalesce(_ts_raw, 'NULL'), ', event_type=', "
+           "coalesce(event_type, 'NULL'), ', amount=', coalesce(CAST(amount AS STRING), 'NULL'))")
+    aggs = [f"COUNT(CASE WHEN {read} AND ({cond}) THEN 1 END) AS n{i}, "
+            f"FIRST(CASE WHEN {read} AND ({cond}) THEN {row} END, true) AS e{i}"
+            for i, (_, cond, _, _) in enumerate(checks)]
+    aggs += [f"COUNT(CASE WHEN platform = {_q(p)} THEN 1 END) AS p{j}" for j, p in enumerate(platforms or [])]
+    r = spark.sql(f"SELECT {', '.join(aggs)} FROM {view}").collect()[0]  # one pass over the events
+    absent = [p for j, p in enumerate(platforms or []) if r[f"p{j}"] == 0]
+    if absent:
+        known = sorted(str(x[0]) for x in spark.sql(f"SELECT DISTINCT platform FROM {view} LIMIT 21").collect())
+        spark.catalog.dropTempView(view)
+        raise SchemaError(f"--platform {', '.join(absent)}: no event has this platform; the events' platforms are "
+                          f"{known[:20]}{' ...' if len(known) > 20 else ''}.")
+    spark.catalog.dropTempView(view)
+    for i, (col, _, what, fix) in enumerate(checks):
+        if r[f"n{i}"]:
+            raise SchemaError(f"events: {col} {what} in {r[f'n{i}']:,} row(s) at or before the cut-off, e.g. "
+                              f"{r[f'e{i}']}; the features would be wrong ({col}). Fix: {fix}. "
+                              "(validate=False / --no-validate skips this check.)")
+
+
 def build_features_spark(spark: Any, events: Any, *, as_of: Any, windows: Sequence[int] | None = None,
-                         platforms: Sequence[str] | None = None) -> Any:
+                         platforms: Sequence[str] | None = None, validate: bool = True) -> Any:
     """Features as of ``as_of``, one row per ``(platform, user_id)``, as a Spark DataFrame.
 
     Parameters
@@ -122,9 +250,15 @@ def build_features_spark(spark: Any, events: Any, *, as_of: Any, windows: Sequen
     spark : SparkSession
         From :func:`spark_session` (its SQL time zone must be UTC).
     events : Spark DataFrame or path
-        Canonical events, or a Parquet file/folder of them (``buyerscore export``).
+        Canonical events, or a Parquet file/folder/glob/URI of them (``buyerscore export``).  ``ts`` may be a
+        timestamp, ISO 8601 text or Unix time (read as ``buyerscore ingest`` reads them).
     as_of, windows, platforms
-        As :func:`buyerscore.features.build_features`.
+        As :func:`buyerscore.features.build_features` (an aware ``as_of`` is converted to UTC).
+    validate : bool
+        First check, in one pass, the rows the features read (:func:`validate_events_spark`): null or empty
+        ``user_id``/``platform``, unreadable ``ts``, unknown ``event_type``, negative amounts, refunds without
+        amount, and platforms with no event; a :class:`~buyerscore.exceptions.SchemaError` names the column,
+        a row and the fix.  Events exported by ``buyerscore export`` were validated at ingest.
     """
     from buyerscore.features import DEFAULT_WINDOWS, feature_sql
 
@@ -135,8 +269,11 @@ def build_features_spark(spark: Any, events: Any, *, as_of: Any, windows: Sequen
     if str(spark.conf.get("spark.sql.ansi.enabled", "false")).lower() == "true":
         raise ValueError("the Spark session runs in ANSI mode, where a division by zero raises; the features divide "
                          "by counts that can be 0 (NULL on DuckDB): spark.conf.set('spark.sql.ansi.enabled', 'false').")
+    ev = _events(spark, events)
+    if validate:
+        validate_events_spark(spark, ev, as_of=as_of, platforms=platforms)
     view = f"buyerscore_events_{next(_views)}"
-    _events(spark, events).createOrReplaceTempView(view)
+    ev.drop("_ts_raw").createOrReplaceTempView(view)
     sql = feature_sql(as_of=as_of, windows=tuple(windows or DEFAULT_WINDOWS), platforms=platforms, dialect="spark",
                       table=view)
     return spark.sql(sql)
@@ -162,30 +299,55 @@ def _spark_type(dtype: Any) -> str:
     return "string"
 
 
-def score_spark(features: Any, registry: str | Path, *, version: str | None = None, reasons: bool = False) -> Any:
-    """Score a Spark DataFrame of features with a registry's bundle: a Spark DataFrame of the columns
-    :meth:`~buyerscore.pipeline.ScoringPipeline.score_frame` returns, row for row.
+def scoring_plan(columns: Sequence[str], registry: str | Path, version: str | None = None) -> tuple[Any, list[str],
+                                                                                            dict[str, list[str]]]:
+    """The bundle (the promoted one, read now, or ``version``), the model kinds that can score ``columns`` and
+    the ones left out with the features they lack; a :class:`~buyerscore.exceptions.SchemaError` naming every
+    model and its missing columns when none can score."""
+    from buyerscore._validation import examples
 
-    Models whose features are not all in ``features`` are left out (as in ``buyerscore score``); when
-    none can score, a :class:`~buyerscore.exceptions.SchemaError` names the missing columns.
-    """
     registry = str(Path(registry).resolve())
-    # the promoted version is read now (not from the cache: a promotion since the last call counts); the
-    # workers then load that exact version
-    pipe = _pipeline(registry, version) if version is not None else None
-    if pipe is None:
+    if version is not None:
+        pipe = _pipeline(registry, version)
+    else:  # the promoted version is read now (not from the cache: a promotion since the last call counts)
         from buyerscore.pipeline import ScoringPipeline
 
         pipe = ScoringPipeline.from_registry(registry)
         _PIPELINES.setdefault((registry, pipe.version), pipe)
-    missing = pipe.missing_features(features.columns)
+    missing = pipe.missing_features(columns)
     kinds = [k for k in pipe.kinds if not missing[k]]
+    skipped = {k: v for k, v in missing.items() if v}
     if not kinds:
-        lacks = "; ".join(f"{k} lacks e.g. {v[:5]}" for k, v in missing.items())
-        raise SchemaError(f"No model of bundle {pipe.version} can score these features: {lacks}.")
+        lacks = "; ".join(f"{k} lacks {len(v)} of {len(pipe.features[k])} (e.g. {examples(v, 5)})"
+                          for k, v in skipped.items())
+        raise SchemaError(f"No model of bundle {pipe.version} can score these features: {lacks}. Columns present: "
+                          f"{examples(list(columns), 5)}. Build the features with 'buyerscore spark features' (same "
+                          "windows as the bundle).")
+    return pipe, kinds, skipped
+
+
+def score_spark(features: Any, registry: str | Path, *, version: str | None = None, reasons: bool = False) -> Any:
+    """Score a Spark DataFrame of features with a registry's bundle: a Spark DataFrame of the columns
+    :meth:`~buyerscore.pipeline.ScoringPipeline.score_frame` returns, row for row.
+
+    Models whose features are not all in ``features`` are left out with a warning (as in ``buyerscore
+    score``; :func:`scoring_plan` says which); when none can score, a
+    :class:`~buyerscore.exceptions.SchemaError` names every model and the columns it lacks.
+    """
+    from buyerscore._validation import examples
+
+    registry = str(Path(registry).resolve())
+    pipe, kinds, skipped = scoring_plan(features.columns, registry, version)
+    for k, v in skipped.items():
+        logger.warning("the %s model of bundle %s is left out: the features lack %d of its %d columns (e.g. %s)",
+                       k, pipe.version, len(v), len(pipe.features[k]), examples(v, 5))
     need = [c for c in ("platform", "user_id") if c in features.columns]
     need += list(dict.fromkeys(f for k in kinds for f in pipe.features[k]))
+    # the output schema from scoring a few rows here (one row of NaN features when there are none, so that an
+    # empty input still gets typed score columns)
     sample = features.select(*need).limit(64).toPandas()
+    if sample.empty:
+        sample = pd.DataFrame({c: [None] if c in ("platform", "user_id") else [np.nan] for c in need})
     out = pipe.score_frame(sample, reasons=reasons, kinds=kinds)
     schema = ", ".join(f"`{c}` {_spark_type(out[c].dtype)}" for c in out.columns)
     cols = list(out.columns)

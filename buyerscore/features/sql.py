@@ -46,7 +46,9 @@ DIALECTS: dict[str, Dialect] = {
     "duckdb": Dialect("duckdb", "epoch({x})",
                       "unnest(regexp_split_to_array(lower({x}), '" + TOKEN_PATTERN + "'))", "MATERIALIZED ",
                       "NOT MATERIALIZED "),
-    "spark": Dialect("spark", "CAST(unix_timestamp({x}) AS DOUBLE)",
+    # unix_micros keeps the microseconds as DuckDB's epoch() does (unix_timestamp() would truncate to whole
+    # seconds); the cast accepts TIMESTAMP_NTZ too (the same instant in the session's UTC time zone)
+    "spark": Dialect("spark", "CAST(unix_micros(CAST({x} AS TIMESTAMP)) AS DOUBLE) / CAST(1000000 AS DOUBLE)",
                      "explode(split(lower({x}), '" + TOKEN_PATTERN.replace("\\", "\\\\") + "'))",
                      real="CAST({x} AS DOUBLE)"),
 }
