@@ -276,7 +276,15 @@ def build_features_spark(spark: Any, events: Any, *, as_of: Any, windows: Sequen
     ev.drop("_ts_raw").createOrReplaceTempView(view)
     sql = feature_sql(as_of=as_of, windows=tuple(windows or DEFAULT_WINDOWS), platforms=platforms, dialect="spark",
                       table=view)
-    return spark.sql(sql)
+    F = spark.sql(sql)
+    return F.mapInPandas(_rounded, schema=F.schema)  # the 12 significant digits of build_features
+
+
+def _rounded(frames: Any) -> Any:
+    from buyerscore.features.build import round_features
+
+    for pdf in frames:
+        yield round_features(pdf)
 
 
 def _pipeline(registry: str, version: str | None) -> Any:

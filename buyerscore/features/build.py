@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from buyerscore._validation import check_param
@@ -58,6 +59,47 @@ def _check_table(con: Any, table: str) -> None:
     if missing:
         raise SchemaError(f"Table {table!r} lacks column(s) {missing}; it must have the canonical event columns "
                           f"(see 'buyerscore schema').")
+
+
+FEATURE_DIGITS = 12
+"""Significant digits kept in every float feature (:func:`round_features`)."""
+
+
+def round_significant(values: Any, digits: int = FEATURE_DIGITS) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (0, NaN, +-inf and magnitudes beyond 1e+-290 kept).
+
+    A mean or a sum of floats depends on the order its terms are added in, so two engines (or two users
+    with the same numbers) can give results one unit in the last place apart.  Trees split between
+    such neighbours and then send equal values to different leaves; rounding to 12 digits removes that
+    noise, so DuckDB and Spark features give the same scores.
+
+    >>> round_significant([1.5849625007211563, 1.5849625007211560, 123456.78901234567, 0.0]).tolist()
+    [1.58496250072, 1.58496250072, 123456.789012, 0.0]
+    """
+    v = np.array(values, dtype=np.float64)
+    a = np.abs(v)
+    ok = np.isfinite(v) & (a > 1e-290) & (a < 1e290)
+    if ok.any():
+        x = v[ok]
+        k = (digits - 1 - np.floor(np.log10(np.abs(x)))).astype(np.int64)
+        up = k >= 0  # scale up by 10**k, or down by 10**-k: both exact powers of ten for |k| <= 22
+        r = np.empty_like(x)
+        r[up] = np.round(x[up] * 10.0 ** k[up]) / 10.0 ** k[up]
+        r[~up] = np.round(x[~up] / 10.0 ** (-k[~up])) * 10.0 ** (-k[~up])
+        v[ok] = r
+    return v
+
+
+def round_features(df: pd.DataFrame, digits: int = FEATURE_DIGITS) -> pd.DataFrame:
+    """Round every float column of a feature frame to ``digits`` significant digits, in place; returns it.
+
+    Used by :func:`build_features` and by the Spark path (:func:`buyerscore.spark.build_features_spark`),
+    so that every feature producer hands models the same numbers.
+    """
+    for c in df.columns:
+        if getattr(df[c].dtype, "kind", "O") == "f":
+            df[c] = round_significant(df[c].to_numpy(dtype=np.float64, na_value=np.nan), digits)
+    return df
 
 
 def build_features(
@@ -114,7 +156,7 @@ def build_features(
     for c in cols[2:]:
         if df[c].dtype == object:  # all-NULL column on an empty result
             df[c] = pd.to_numeric(df[c])
-    return df
+    return round_features(df)  # 12 significant digits: no summation-order noise (round_significant)
 
 
 def build_labels(

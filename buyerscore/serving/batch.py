@@ -301,12 +301,11 @@ def _pipeline_windows(pipeline: ScoringPipeline) -> tuple[int, ...]:
 
 def _events_to_features(path: Path, tmpd: Path, *, as_of: Any, windows: tuple[int, ...]) -> tuple[Path, int]:
     from buyerscore.events.store import EventStore
-    from buyerscore.features import feature_sql
+    from buyerscore.features import build_features
     from buyerscore.features.sql import to_timestamp
 
     with EventStore(tmpd / "events.duckdb") as store:
         summary = store.ingest_file(path)
         feats = tmpd / "features.parquet"
-        sql = feature_sql(as_of=to_timestamp(as_of), windows=windows, platforms=None, table="events")
-        store.con.execute(f"COPY ({sql}) TO '{feats.as_posix()}' (FORMAT PARQUET)")
+        build_features(store.con, as_of=to_timestamp(as_of), windows=windows).to_parquet(feats, index=False)
     return feats, summary.rejected
