@@ -154,32 +154,34 @@ def test_gzipped_csv_and_format_inferred(tmp_path, events_frame):
     assert code == 0 and json.loads(stdout)["accepted"] == 4
 
 
-def test_jsonl_bad_line_is_a_reject(tmp_path):
+def _ingest_jsonl(tmp_path, text: str, query: str):  # type: ignore[no-untyped-def]
+    """Ingest JSON lines through the CLI; the exit code, the summary and the rows of ``query`` on the store."""
     path = tmp_path / "e.jsonl"
-    path.write_text('{"user_id": "u1", "ts": 1704096000, "event_type": "view"}\n'
-                    '{"user_id": "u2", "ts": 1704096000, "event_type": \n'
-                    '[1, 2]\n'
-                    '{"user_id": "u3", "ts": "2024-01-01", "event_type": "cart"}\n')
+    path.write_text(text)
     code, stdout, _ = run("ingest", path, "--db", tmp_path / "s.duckdb", "--json")
-    s = json.loads(stdout)
-    assert code == 0 and (s["read"], s["accepted"], s["by_reason"]) == (4, 2, {"MALFORMED_ROW": 2})
     with EventStore(tmp_path / "s.duckdb") as store:
-        rows = store.con.execute("SELECT row_number FROM rejects ORDER BY 1").fetchall()
+        rows = store.con.execute(query).fetchall()
+    return code, json.loads(stdout), rows
+
+
+def test_jsonl_bad_line_is_a_reject(tmp_path):
+    code, s, rows = _ingest_jsonl(tmp_path, '{"user_id": "u1", "ts": 1704096000, "event_type": "view"}\n'
+                                            '{"user_id": "u2", "ts": 1704096000, "event_type": \n'
+                                            '[1, 2]\n'
+                                            '{"user_id": "u3", "ts": "2024-01-01", "event_type": "cart"}\n',
+                                  "SELECT row_number FROM rejects ORDER BY 1")
+    assert code == 0 and (s["read"], s["accepted"], s["by_reason"]) == (4, 2, {"MALFORMED_ROW": 2})
     assert rows == [(2,), (3,)]
 
 
 @pytest.mark.parametrize("line", ["[1, 2]", "5", "null", "true"])
 def test_jsonl_line_of_valid_json_that_is_no_object_is_a_reject(tmp_path, line):
     """Every line parses as JSON, but one is no object: a MALFORMED_ROW reject, not a crash (was a TypeError)."""
-    path = tmp_path / "e.jsonl"
-    path.write_text('{"user_id": "u1", "ts": 1704096000, "event_type": "view"}\n'
-                    f"{line}\n"
-                    '{"user_id": "u3", "ts": "2024-01-01", "event_type": "cart"}\n')
-    code, stdout, _ = run("ingest", path, "--db", tmp_path / "s.duckdb", "--json")
-    s = json.loads(stdout)
+    code, s, rows = _ingest_jsonl(tmp_path, '{"user_id": "u1", "ts": 1704096000, "event_type": "view"}\n'
+                                            f"{line}\n"
+                                            '{"user_id": "u3", "ts": "2024-01-01", "event_type": "cart"}\n',
+                                  "SELECT row_number, detail, raw FROM rejects")
     assert code == 0 and (s["read"], s["accepted"], s["by_reason"]) == (3, 2, {"MALFORMED_ROW": 1})
-    with EventStore(tmp_path / "s.duckdb") as store:
-        rows = store.con.execute("SELECT row_number, detail, raw FROM rejects").fetchall()
     assert rows == [(2, "not a JSON object", json.dumps({"_line": line}))]
 
 
