@@ -247,11 +247,13 @@ def test_fairness_notes_and_drift_reasons_reach_the_page(tmp_path: Path) -> None
     from buyerscore.explain.monitoring import drift_report
     from buyerscore.explain.report import drift_inputs, fairness_inputs, merge_inputs
 
-    audit = fairness_audit([1, 0, 1, 0, 1], [1, 0, 1, 1, 0], pd.Series(list("aaaab"), name="g"), min_group_size=2)
+    audit = fairness_audit([1, 0, 1, 0, 1], [1, 0, 1, 1, 0], pd.Series(list("aaaab"), name="g"), min_group_size=2,
+                           di_threshold=0.9)
     rng = np.random.default_rng(0)
     drift = drift_report(pd.DataFrame({"x": rng.normal(size=500)}), pd.DataFrame({"x": rng.normal(2, 1, 500)}))
     inp = load_inputs(save_inputs(merge_inputs(fairness_inputs(audit), drift_inputs(drift)), tmp_path / "in"))
     text = render_report(inp)
     fair = text.split("<section id='fairness'>")[1].split("</section>")[0]
     assert "fewer than 2 rows; listed but left out" in fair
+    assert "disparate impact ratio below 0.9 is flagged" in fair  # the audit's threshold (was always 0.8)
     assert "1 of 1 features at alert level" in text.split("<section id='drift'>")[1].split("</section>")[0]

@@ -87,7 +87,7 @@ def fairness_inputs(report: Any) -> ReportInputs:
     """The per-group table, per-attribute summary and notes of a
     :class:`~buyerscore.explain.fairness.FairnessReport`."""
     return ReportInputs(fairness=report.by_group, fairness_summary=report.summary_frame(),
-                        fairness_notes=list(report.notes) or None)
+                        fairness_notes=list(report.notes) or None, fairness_di_threshold=report.di_threshold)
 
 
 def drift_inputs(report: Any) -> ReportInputs:

@@ -72,7 +72,8 @@ class ReportInputs:
         flagged users (e.g. ``AnomalyDetector.score_frame``).
     fairness : DataFrame, optional
         ``FairnessReport.by_group``; ``fairness_summary`` the per-attribute summary frame;
-        ``fairness_notes`` its notes (small groups left out, undefined rates, derived attributes).
+        ``fairness_notes`` its notes (small groups left out, undefined rates, derived attributes);
+        ``fairness_di_threshold`` the disparate-impact ratio below which a group is flagged (0.8).
     drift : DataFrame, optional
         ``DriftReport.table``; ``drift_verdict`` its verdict; ``drift_reasons`` the reasons for it.
     notes : dict, optional
@@ -99,6 +100,7 @@ class ReportInputs:
     fairness: pd.DataFrame | None = None
     fairness_summary: pd.DataFrame | None = None
     fairness_notes: list[str] | None = None
+    fairness_di_threshold: float | None = None
     drift: pd.DataFrame | None = None
     drift_verdict: str | None = None
     drift_reasons: list[str] | None = None
@@ -426,7 +428,8 @@ def _fairness(inp: ReportInputs) -> str:
         raise _Unavailable("no fairness audit given (needs sensitive attributes and labels)")
     parts = []
     if inp.fairness_summary is not None and len(inp.fairness_summary):
-        parts.append("<p>Per attribute (disparate impact ratio below 0.8 is flagged):</p>"
+        di = 0.8 if inp.fairness_di_threshold is None else inp.fairness_di_threshold
+        parts.append(f"<p>Per attribute (disparate impact ratio below {di:g} is flagged):</p>"
                      + _table_html(inp.fairness_summary))
     parts.append("<p>Per group:</p>" + _table_html(inp.fairness, max_rows=100))
     parts.append(_notes_html(inp.fairness_notes, "Notes:"))

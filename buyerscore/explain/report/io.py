@@ -33,7 +33,8 @@ _GROUPS: dict[str, tuple[str, ...]] = {
 _FRAMES = ("scorecard_table", "shap", "shap_values", "anomaly_table", "fairness", "fairness_summary", "drift")
 _FILE = {"scorecard_table": "scorecard", "anomaly_scores": "anomaly_score"}
 INPUTS_DIR = "report_inputs"
-_META = ("title", "anomaly_threshold", "drift_verdict", "drift_reasons", "fairness_notes", "notes", "metadata")
+_META = ("title", "anomaly_threshold", "drift_verdict", "drift_reasons", "fairness_notes", "fairness_di_threshold",
+         "notes", "metadata")
 #: The files save_inputs writes (other parquet files in a folder, such as scores or features, are not inputs).
 _INPUT_FILES = ("report.json", *(f"{g}.parquet" for g in _GROUPS), *(f"{_FILE.get(f, f)}.parquet" for f in _FRAMES))
 
@@ -74,7 +75,8 @@ def save_inputs(inputs: ReportInputs, path: str | Path) -> Path:
             _clean(without_identifiers(df)[0]).to_parquet(p / f"{_FILE.get(f, f)}.parquet", index=False)
     meta = {"title": inputs.title, "anomaly_threshold": inputs.anomaly_threshold,
             "drift_verdict": inputs.drift_verdict, "drift_reasons": inputs.drift_reasons,
-            "fairness_notes": inputs.fairness_notes, "notes": inputs.notes, "metadata": inputs.metadata}
+            "fairness_notes": inputs.fairness_notes, "fairness_di_threshold": inputs.fairness_di_threshold,
+            "notes": inputs.notes, "metadata": inputs.metadata}
     (p / "report.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     return p
 
