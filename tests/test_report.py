@@ -257,3 +257,26 @@ def test_fairness_notes_and_drift_reasons_reach_the_page(tmp_path: Path) -> None
     assert "fewer than 2 rows; listed but left out" in fair
     assert "disparate impact ratio below 0.9 is flagged" in fair  # the audit's threshold (was always 0.8)
     assert "1 of 1 features at alert level" in text.split("<section id='drift'>")[1].split("</section>")[0]
+
+
+def test_anomaly_section_shows_what_the_flags_are_about_and_wide_tables_scroll(tmp_path: Path) -> None:
+    """Each flagged user's first reason, counted over all flagged users (not only the table's top rows),
+    is drawn as a bar chart and survives save/load; every table sits in a scrolling wrapper."""
+    from buyerscore.explain.report import anomaly_inputs
+    from buyerscore.models.anomaly import AnomalyDetector
+
+    rng = np.random.default_rng(1)
+    F = pd.DataFrame(rng.normal(size=(400, 3)), columns=["recency_days", "monetary_mean", "refund_rate"])
+    F.loc[:11, "refund_rate"] = 40.0  # 12 users with absurd refund rates
+    det = AnomalyDetector(contamination=0.05, n_estimators=20).fit(F)
+    inp = anomaly_inputs(det, F, top=5)
+    d = inp.anomaly_drivers
+    assert d.columns.tolist() == ["feature", "flagged_users"]
+    assert d["flagged_users"].sum() == int(det.predict(F).sum()) > 5  # all flagged users, not the top 5
+    assert d.iloc[0]["feature"] == "refund_rate" and d.iloc[0]["flagged_users"] >= 8  # most of the 12
+    back = load_inputs(save_inputs(inp, tmp_path / "in"))
+    pd.testing.assert_frame_equal(back.anomaly_drivers, d)
+    text = render_report(back)
+    section = text.split("<section id='anomaly'>")[1].split("</section>")[0]
+    assert "fig-anomaly-reasons" in section and f"First reason of the {d['flagged_users'].sum()} flagged" in section
+    assert text.count("<table class='tbl'>") == text.count("<div class='tblwrap'><table class='tbl'>") > 0

@@ -79,8 +79,10 @@ def anomaly_inputs(detector: Any, features: pd.DataFrame, *, top: int = 20, lang
     sf = detector.score_frame(features, k=3, lang=lang)
     top_rows, _ = without_identifiers(sf.nlargest(top, "anomaly_score").reset_index(drop=True))
     top_rows.insert(0, "rank", np.arange(1, len(top_rows) + 1))
+    first = sf.loc[sf["flagged"].astype(bool), "reason_features"].dropna().astype(str).str.split(",").str[0]
+    drivers = first[first != ""].value_counts().rename_axis("feature").reset_index(name="flagged_users")
     return ReportInputs(anomaly_scores=sf["anomaly_score"].to_numpy(), anomaly_threshold=float(detector.threshold_),
-                        anomaly_table=top_rows)
+                        anomaly_table=top_rows, anomaly_drivers=drivers)
 
 
 def fairness_inputs(report: Any) -> ReportInputs:

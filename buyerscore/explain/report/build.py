@@ -69,7 +69,8 @@ class ReportInputs:
         Predicted spend tiers (``high``/``mid``/``low``); ``tiers_true`` the actual ones.
     anomaly_scores : array-like, optional
         Anomaly scores in [0, 1]; ``anomaly_threshold`` the flag threshold; ``anomaly_table`` the top
-        flagged users (e.g. ``AnomalyDetector.score_frame``).
+        flagged users (e.g. ``AnomalyDetector.score_frame``); ``anomaly_drivers`` the number of flagged users
+        per first reason (columns ``feature``, ``flagged_users``), drawn as a bar chart.
     fairness : DataFrame, optional
         ``FairnessReport.by_group``; ``fairness_summary`` the per-attribute summary frame;
         ``fairness_notes`` its notes (small groups left out, undefined rates, derived attributes);
@@ -97,6 +98,7 @@ class ReportInputs:
     anomaly_scores: Any = None
     anomaly_threshold: float | None = None
     anomaly_table: pd.DataFrame | None = None
+    anomaly_drivers: pd.DataFrame | None = None
     fairness: pd.DataFrame | None = None
     fairness_summary: pd.DataFrame | None = None
     fairness_notes: list[str] | None = None
@@ -174,7 +176,9 @@ def _table_html(df: pd.DataFrame, max_rows: int = 60, cls: str = "tbl") -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
                    for row in shown.itertuples(index=False))
-    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+    # a wide table scrolls inside its card instead of running past it
+    return (f"<div class='tblwrap'><table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            f"</table></div>{more}")
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -407,20 +411,32 @@ def _anomaly(inp: ReportInputs) -> str:
     fig = go.Figure([go.Histogram(x=s, nbinsx=50, name="users")])
     if thr is not None:
         fig.add_vline(x=float(thr), line_dash="dash", line_color="red")
-    fig.update_layout(title="Anomaly score distribution", xaxis_title="anomaly score", yaxis_title="users")
+    fig.update_layout(title="Anomaly score distribution (dashed: flag threshold)", xaxis_title="anomaly score",
+                      yaxis_title="users")
     if thr is not None:
         flagged = int((s >= thr).sum())
         head = (f"<p>{s.size:,} users scored; <b>{flagged:,}</b> flagged at threshold {thr:.3f} "
-                f"({flagged / s.size:.1%}).</p>")
+                f"({flagged / s.size:.1%}). A score is about the share of training users less unusual than the "
+                "user, so scores of a population like the training one spread evenly from 0 to 1; a pile-up "
+                "near 1 means more unusual users than in training.</p>")
     else:
         head = f"<p>{s.size:,} users scored.</p>"
     tab = ""
+    drivers = ""
+    d = inp.anomaly_drivers
+    if d is not None and len(d):  # what the flags are about: each flagged user's first reason
+        d = d.sort_values("flagged_users", ascending=False).head(15)[::-1]
+        bar = go.Figure([go.Bar(x=d["flagged_users"].to_numpy(), y=d["feature"].astype(str).tolist(),
+                                orientation="h")])
+        bar.update_layout(title=f"First reason of the {int(inp.anomaly_drivers['flagged_users'].sum()):,} "
+                                "flagged users", xaxis_title="flagged users", height=max(260, 28 * len(d) + 120))
+        drivers = _fig_html(bar, "fig-anomaly-reasons")
     if inp.anomaly_table is not None and len(inp.anomaly_table):
         shown, dropped = without_identifiers(inp.anomaly_table)
         why = (f" ({', '.join(dropped)} left out: the report carries no personal identifiers; "
                "<code>buyerscore anomaly score --out</code> lists them)") if dropped else ""
         tab = f"<p>Most unusual users and why{why}:</p>" + _table_html(shown, max_rows=20)
-    return head + _fig_html(fig, "fig-anomaly") + tab
+    return head + _fig_html(fig, "fig-anomaly") + drivers + tab
 
 
 def _fairness(inp: ReportInputs) -> str:
@@ -457,7 +473,7 @@ header p{margin:4px 0 0;opacity:.85;font-size:13px}nav{padding:8px 28px;backgrou
 nav a{margin-right:12px;color:#1d3557}main{padding:8px 28px 40px}
 section{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:12px 18px;margin:14px 0}
 section h2{font-size:17px;margin:4px 0 8px}.na{color:#8a6d3b;background:#fcf8e3;padding:8px;border-radius:4px}
-table.tbl{border-collapse:collapse;font-size:12px;margin:8px 0}table.tbl th,table.tbl td{border:1px solid #dde3ea;
+div.tblwrap{overflow-x:auto;max-width:100%}table.tbl{border-collapse:collapse;font-size:12px;margin:8px 0}table.tbl th,table.tbl td{border:1px solid #dde3ea;
 padding:3px 7px;text-align:right}table.tbl th{background:#f0f3f7}table.tbl td:first-child{text-align:left}
 .muted{color:#6b7785;font-size:12px}.verdict{color:#b22222}
 """

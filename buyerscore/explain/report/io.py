@@ -30,7 +30,8 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "power": ("spend_true", "spend_pred", "tiers", "tiers_true"),
     "anomaly": ("anomaly_scores",),
 }
-_FRAMES = ("scorecard_table", "shap", "shap_values", "anomaly_table", "fairness", "fairness_summary", "drift")
+_FRAMES = ("scorecard_table", "shap", "shap_values", "anomaly_table", "anomaly_drivers", "fairness", "fairness_summary",
+           "drift")
 _FILE = {"scorecard_table": "scorecard", "anomaly_scores": "anomaly_score"}
 INPUTS_DIR = "report_inputs"
 _META = ("title", "anomaly_threshold", "drift_verdict", "drift_reasons", "fairness_notes", "fairness_di_threshold",
