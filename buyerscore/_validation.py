@@ -108,3 +108,26 @@ Reshape your data with X.reshape(-1, 1) (one feature) or X.reshape(1, -1) (one r
             if num.notna().sum() == frame[c].notna().sum():
                 frame[c] = num.astype(float)
     return frame
+
+
+def target_vector(y: Any, owner: str, what: str, error: type[ValueError] = ValueError) -> Any:
+    """``y`` as a 1-d numpy array, as scikit-learn takes a target: ``None`` is an error saying ``what`` to
+    pass, a column vector (a one-column frame) is ravelled with a ``DataConversionWarning``, any other
+    shape is an ``error``.  The values are not checked.
+
+    >>> target_vector([0, 1], "CreditGBM", "0/1 labels").tolist()
+    [0, 1]
+    """
+    import numpy as np
+    from sklearn.exceptions import DataConversionWarning
+
+    if y is None:
+        raise error(f"{owner}.fit requires y to be passed, but the target y is None; pass {what}.")
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:  # a one-column frame / column vector, as scikit-learn: ravel, warn
+        warnings.warn(f"A column-vector y was passed when a 1d array was expected ({owner}); using y.ravel().",
+                      DataConversionWarning, stacklevel=3)
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise error(f"{owner}: y must be 1-dimensional ({what}); got shape {arr.shape}.")
+    return arr

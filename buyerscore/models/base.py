@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import check_is_fitted
 
-from buyerscore._validation import as_frame, check_param, examples
+from buyerscore._validation import as_frame, check_param, examples, target_vector
 from buyerscore.exceptions import ModelInputError, NotFittedError
 
 logger = logging.getLogger(__name__)
@@ -103,16 +101,7 @@ def split_applicants(frame: pd.DataFrame, target: str = "label") -> tuple[pd.Dat
 
 
 def check_target(y: Any, owner: str) -> np.ndarray:
-    if y is None:
-        raise ValueError(f"{owner}.fit requires y to be passed, but the target y is None; pass one 0 (good) / "
-                         "1 (bad) label per row of X.")
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:  # a one-column frame / column vector, as scikit-learn: ravel, warn
-        warnings.warn(f"A column-vector y was passed when a 1d array was expected ({owner}); using y.ravel().",
-                      DataConversionWarning, stacklevel=3)
-        arr = arr.ravel()
-    if arr.ndim != 1:
-        raise ValueError(f"{owner}: y must be 1-dimensional; got shape {arr.shape}.")
+    arr = target_vector(y, owner, "one 0 (good) / 1 (bad) label per row of X")
     if arr.size == 0:
         raise ValueError(f"{owner}: y is empty; fit needs one 0 (good) / 1 (bad) label per row of X.")
     try:

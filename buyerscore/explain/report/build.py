@@ -423,13 +423,13 @@ def _anomaly(inp: ReportInputs) -> str:
         head = f"<p>{s.size:,} users scored.</p>"
     tab = ""
     drivers = ""
-    d = inp.anomaly_drivers
-    if d is not None and len(d):  # what the flags are about: each flagged user's first reason
-        d = d.sort_values("flagged_users", ascending=False).head(15)[::-1]
+    drv = inp.anomaly_drivers
+    if drv is not None and len(drv):  # what the flags are about: each flagged user's first reason
+        d = drv.sort_values("flagged_users", ascending=False).head(15)[::-1]
         bar = go.Figure([go.Bar(x=d["flagged_users"].to_numpy(), y=d["feature"].astype(str).tolist(),
                                 orientation="h")])
-        bar.update_layout(title=f"First reason of the {int(inp.anomaly_drivers['flagged_users'].sum()):,} "
-                                "flagged users", xaxis_title="flagged users", height=max(260, 28 * len(d) + 120))
+        bar.update_layout(title=f"First reason of the {int(drv['flagged_users'].sum()):,} flagged users",
+                          xaxis_title="flagged users", height=max(260, 28 * len(d) + 120))
         drivers = _fig_html(bar, "fig-anomaly-reasons")
     if inp.anomaly_table is not None and len(inp.anomaly_table):
         shown, dropped = without_identifiers(inp.anomaly_table)

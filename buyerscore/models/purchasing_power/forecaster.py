@@ -42,15 +42,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import warnings
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import DataConversionWarning
 
-from buyerscore._validation import as_frame, check_param
+from buyerscore._validation import as_frame, check_param, target_vector
 from buyerscore.exceptions import ModelInputError
 from buyerscore.models import trees
 from buyerscore.models.purchasing_power._base import ensure_fitted
@@ -81,20 +79,11 @@ def _rows(X: pd.DataFrame, pos: np.ndarray, k: int = 3) -> str:
 def _check_spend(y: Any, X: pd.DataFrame, owner: str) -> np.ndarray:
     """``y`` as a float vector of future spend: one finite value >= 0 per row of ``X``, else a
     :class:`~buyerscore.exceptions.ModelInputError` naming the rows and values."""
-    if y is None:
-        raise ModelInputError(f"{owner}.fit requires y to be passed, but the target y is None; pass the future "
-                              "spend of each row of X (spend_labels builds it).")
+    arr = target_vector(y, owner, "the future spend of each row of X (spend_labels builds it)", ModelInputError)
     try:
-        yv = np.asarray(y, dtype=float)
+        yv = arr.astype(float)
     except (TypeError, ValueError) as exc:
         raise ModelInputError(f"{owner}: y must be numbers (future spend per row of X); {exc}.") from None
-    if yv.ndim == 2 and yv.shape[1] == 1:  # a one-column frame / column vector, as scikit-learn: ravel, warn
-        warnings.warn(f"A column-vector y was passed when a 1d array was expected ({owner}); using y.ravel().",
-                      DataConversionWarning, stacklevel=3)
-    elif yv.ndim != 1:
-        raise ModelInputError(f"{owner}: y must be 1-dimensional (one future spend per row of X); got shape "
-                              f"{yv.shape}.")
-    yv = yv.ravel()
     if len(yv) != len(X):
         raise ModelInputError(f"X has {len(X)} rows but y has {len(yv)}.")
     bad = np.flatnonzero(~np.isfinite(yv) | (yv < 0))
