@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buyerscore._validation import check_param
-from buyerscore.exceptions import ModelInputError
+from buyerscore._validation import check_param, examples
+from buyerscore.exceptions import ModelInputError, SchemaError
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +226,23 @@ class ScoringPipeline:
             if len(memo) < 256:
                 memo[key] = hit
         return {k: list(v) for k, v in hit.items()}
+
+    def scorable(self, columns: Iterable[str], *, source: str, fix: str) -> tuple[list[str], dict[str, list[str]]]:
+        """The model kinds that can score a table with ``columns``, and the others with the features they lack.
+
+        When no model can, a :class:`~buyerscore.exceptions.SchemaError` says what each model lacks, which
+        columns ``source`` has, and ``fix``.
+        """
+        cols = list(columns)
+        missing = self.missing_features(cols)
+        kinds = [k for k in self.kinds if not missing[k]]
+        skipped = {k: missing[k] for k in self.kinds if missing[k]}
+        if not kinds:
+            lacks = "; ".join(f"{k} lacks {len(v)} of {len(self.features[k])} (e.g. {examples(v, 5)})"
+                              for k, v in skipped.items())
+            raise SchemaError(f"{source} cannot be scored by any model of bundle {self.version}: {lacks}. "
+                              f"Columns present: {examples(cols, 5)}. {fix}")
+        return kinds, skipped
 
     # -- scoring --------------------------------------------------------------------------------
     def score_frame(self, X: pd.DataFrame, *, reasons: bool = True, kinds: Sequence[str] | None = None,

@@ -312,7 +312,6 @@ def scoring_plan(columns: Sequence[str], registry: str | Path, version: str | No
     """The bundle (the promoted one, read now, or ``version``), the model kinds that can score ``columns`` and
     the ones left out with the features they lack; a :class:`~buyerscore.exceptions.SchemaError` naming every
     model and its missing columns when none can score."""
-    from buyerscore._validation import examples
 
     registry = str(Path(registry).resolve())
     if version is not None:
@@ -322,15 +321,8 @@ def scoring_plan(columns: Sequence[str], registry: str | Path, version: str | No
 
         pipe = ScoringPipeline.from_registry(registry)
         _PIPELINES.setdefault((registry, pipe.version), pipe)
-    missing = pipe.missing_features(columns)
-    kinds = [k for k in pipe.kinds if not missing[k]]
-    skipped = {k: v for k, v in missing.items() if v}
-    if not kinds:
-        lacks = "; ".join(f"{k} lacks {len(v)} of {len(pipe.features[k])} (e.g. {examples(v, 5)})"
-                          for k, v in skipped.items())
-        raise SchemaError(f"No model of bundle {pipe.version} can score these features: {lacks}. Columns present: "
-                          f"{examples(list(columns), 5)}. Build the features with 'buyerscore spark features' (same "
-                          "windows as the bundle).")
+    kinds, skipped = pipe.scorable(columns, source="The features", fix="Build the features with 'buyerscore spark "
+                                   "features' (same windows as the bundle).")
     return pipe, kinds, skipped
 
 

@@ -244,15 +244,8 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
                                                 windows=windows or _pipeline_windows(pipeline))
             feat_s = time.perf_counter() - t0
         names = pq.ParquetFile(src).schema_arrow.names
-        missing = pipeline.missing_features(names)
-        scored = [k for k in pipeline.kinds if not missing[k]]
-        skipped = {k: missing[k] for k in pipeline.kinds if missing[k]}
-        if not scored:
-            lacks = "; ".join(f"{k} lacks {len(v)} of {len(pipeline.features[k])} (e.g. {examples(v, 5)})"
-                              for k, v in skipped.items())
-            raise SchemaError(f"{input} cannot be scored by any model of bundle {pipeline.version}: {lacks}. "
-                              f"Columns present: {examples(names, 5)}. Build the features with `buyerscore features` "
-                              "(same windows as the bundle), or pass raw events with --as-of.")
+        scored, skipped = pipeline.scorable(names, source=str(input), fix="Build the features with `buyerscore "
+                                            "features` (same windows as the bundle), or pass raw events with --as-of.")
         for k, v in skipped.items():
             logger.info("%s: the %s model is left out: the input lacks %d of its %d features (e.g. %s)",
                            input.name, k, len(v), len(pipeline.features[k]), examples(v, 5))
