@@ -108,6 +108,8 @@ def read_parquet(spark: Any, path: str | Path, what: str, fix: str) -> Any:
     path = str(path)
     if _is_local(path) and not Path(path).exists():
         raise FileNotFoundError(f"{what} {path} does not exist; {fix}")
+    if _is_local(path) and Path(path).is_dir():
+        _check_part_types(Path(path), what)
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import AnalysisException
 
@@ -118,6 +120,47 @@ def read_parquet(spark: Any, path: str | Path, what: str, fix: str) -> Any:
         causes = [ln.removeprefix("Caused by: ") for ln in lines if ln.startswith("Caused by: ")]
         why = (causes[-1] if causes else lines[0] if lines else type(exc).__name__)[:300]
         raise SchemaError(f"Spark cannot read {what} {path} as Parquet ({why}); {fix}") from None
+
+
+def _type_family(t: Any) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        return "text"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "number"
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "timestamp"
+    return str(t)
+
+
+def _check_part_types(folder: Path, what: str) -> None:
+    """The Parquet files of a local folder must agree on each column's kind (text, number, timestamp, ...):
+    Spark takes the schema of one file and fails deep inside a job, with a Java error, on a file where a
+    column has another kind (``user_id`` as integers in one file and text in another).  Only the files'
+    footers are read."""
+    import pyarrow.parquet as pq
+
+    files = sorted(f for f in folder.rglob("*.parquet") if not f.name.startswith(("_", ".")))
+    if len(files) < 2:
+        return
+    seen: dict[str, tuple[str, Path]] = {}
+    for f in files:
+        try:
+            schema = pq.read_schema(f)
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is reported by Spark's own read below
+            logger.debug("cannot read the Parquet footer of %s (%s); Spark's read reports it", f, exc)
+            continue
+        for name in schema.names:
+            fam = _type_family(schema.field(name).type)
+            first = seen.setdefault(name, (fam, f))
+            if first[0] != fam:
+                raise SchemaError(
+                    f"{what} {folder}: column {name!r} is {first[0]} in {first[1].name} but {fam} in {f.name}; "
+                    "Spark cannot read one column as both. Rewrite the files with one type per column (e.g. ids "
+                    "as text), or read only the files that agree.")
 
 
 def _epoch_to_timestamp(col: Any, integral: bool) -> Any:

@@ -311,3 +311,22 @@ def test_spark_score_errors_name_the_model_and_fix(spark, shop, tmp_path: Path) 
         score_spark(spark.read.parquet(str(tmp_path / "lacking.parquet")), tmp_path / "registry")
     S = score_spark(spark.read.parquet(str(tmp_path / "features.parquet")).limit(0), tmp_path / "registry")
     assert S.count() == 0 and dict(S.dtypes)["anomaly_score"] == "double"
+
+
+def test_parquet_parts_that_disagree_on_a_column_type_are_named(spark, tmp_path: Path) -> None:
+    """A folder whose files hold user_id as integers in one and text in another failed deep inside a Spark
+    job ("Parquet column cannot be converted", a Java stack trace); the footers are compared first."""
+    from buyerscore.exceptions import SchemaError
+    from buyerscore.spark import build_features_spark
+
+    a = pd.DataFrame({"event_id": ["e1", "e2"], "user_id": [1, 2], "ts": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+                      "event_type": ["view", "purchase"], "platform": ["p", "p"], "amount": [None, 5.0]})
+    (tmp_path / "ev").mkdir()
+    a.to_parquet(tmp_path / "ev" / "part-0.parquet")
+    a.assign(user_id=["u3", "u4"], event_id=["e3", "e4"]).to_parquet(tmp_path / "ev" / "part-1.parquet")
+    with pytest.raises(SchemaError, match=r"column 'user_id' is number in part-0.parquet but text in "
+                                          r"part-1.parquet.*one type per column"):
+        build_features_spark(spark, str(tmp_path / "ev"), as_of="2024-02-01")
+    (tmp_path / "ev" / "part-1.parquet").unlink()  # the files that agree are read as before
+    a.assign(event_id=["e3", "e4"]).to_parquet(tmp_path / "ev" / "part-1.parquet")
+    assert len(build_features_spark(spark, str(tmp_path / "ev"), as_of="2024-02-01").toPandas()) == 2
