@@ -443,6 +443,7 @@ def test_post_score_warns_about_inputs_never_seen_in_training(scorecard_registry
     ("/v1/events", {"events": [{"user_id": "a", "ts": ["2024"], "event_type": "view"}]}, ["body", "events", 0, "ts"]),
     ("/v1/score", {"features": {"recency_days": [1]}}, ["body", "features", "recency_days"]),
     ("/v1/score", {"features": {"int": {"a": 1}}}, ["body", "features", "int"]),  # a feature named like a member
+    ("/v1/score", {"features": {"recency_days": True}}, ["body", "features", "recency_days"]),  # was taken as 1.0
 ])
 def test_422_names_the_field_not_pydantic_union_members(served, path, payload, loc) -> None:
     srv, _, _ = served

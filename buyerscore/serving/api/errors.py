@@ -38,7 +38,8 @@ _FIXES: dict[tuple[str, str], str] = {
                           "true/false are not ids",
     **{("event", f): _SCALAR_FIX for f in ("ts", "event_type", "platform", "item_id", "category", "quantity",
                                            "amount", "currency", "order_id", "rating", "installments")},
-    ("feature", "*"): "send a finite number, null (unknown) or a string of at most 200 characters",
+    ("feature", "*"): "send a finite number, null (unknown) or a string of at most 200 characters "
+                      "(true/false are not accepted: send 1 or 0)",
 }
 
 

@@ -11,7 +11,8 @@ Scalar = StrictStr | StrictInt | StrictFloat | None
 """A JSON string, number or null, taken as given (row checks follow); ``true``/``false`` are refused, not 1/0."""
 UserId = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=r"^[^/]*$")] | StrictInt | None
 """A user id as ``GET /v1/users/{user_id}/score`` can address it: at most 200 characters, no ``/``."""
-Number = Annotated[float | None, Field(allow_inf_nan=False)]
+Number = Annotated[StrictFloat | None, Field(allow_inf_nan=False)]
+"""A finite JSON number or null; ``true``/``false`` are refused (pydantic's lax float took them as 1.0 / 0.0)."""
 
 
 class _Body(BaseModel):
