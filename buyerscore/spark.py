@@ -23,9 +23,11 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,29 @@ def read_parquet(spark: Any, path: str | Path, what: str, fix: str) -> Any:
         causes = [ln.removeprefix("Caused by: ") for ln in lines if ln.startswith("Caused by: ")]
         why = (causes[-1] if causes else lines[0] if lines else type(exc).__name__)[:300]
         raise SchemaError(f"Spark cannot read {what} {path} as Parquet ({why}); {fix}") from None
+
+
+_CONVERT = re.compile(r"Parquet column cannot be converted in file (?P<file>\S+?)\.? Column: \[(?P<col>[^\]]*)\], "
+                      r"Expected: (?P<exp>[^,]+), Found: (?P<found>[^.\s]+)")
+
+
+@contextmanager
+def readable_job_errors(what: str, path: str) -> Iterator[None]:
+    """Turn the Java error of a Spark job that met a Parquet file whose column has another type than the
+    others (``user_id`` as integers in one file, text in the rest) into a :class:`SchemaError` naming the
+    column, the file and both types.  Local folders are checked before the job (:func:`_check_part_types`);
+    this covers URIs (``s3a://``, ``hdfs://``) and globs, where the mismatch shows only when a task reads the
+    file.  Other errors pass through unchanged."""
+    try:
+        yield
+    except Exception as exc:  # py4j's Py4JJavaError or pyspark's captured SparkException, by Spark version
+        m = _CONVERT.search(str(exc))
+        if m is None:
+            raise
+        raise SchemaError(
+            f"{what} {path}: column {m['col']!r} is {m['found']} in {m['file']} but {m['exp']} in the schema Spark "
+            "took from the other files; Spark cannot read one column as both. Rewrite the files with one type per "
+            "column (e.g. ids as text), or read only the files that agree.") from None
 
 
 def _type_family(t: Any) -> str:

@@ -330,3 +330,22 @@ def test_parquet_parts_that_disagree_on_a_column_type_are_named(spark, tmp_path:
     (tmp_path / "ev" / "part-1.parquet").unlink()  # the files that agree are read as before
     a.assign(event_id=["e3", "e4"]).to_parquet(tmp_path / "ev" / "part-1.parquet")
     assert len(build_features_spark(spark, str(tmp_path / "ev"), as_of="2024-02-01").toPandas()) == 2
+
+
+def test_parquet_parts_that_disagree_behind_a_uri_are_named_when_the_job_meets_them(spark, tmp_path: Path) -> None:
+    """Behind a URI (s3a://, hdfs://; here file://) the footers are not read beforehand: the mismatch shows
+    when a task reads the file, as a Java error, which is now a SchemaError naming the column, file and types."""
+    from buyerscore.exceptions import SchemaError
+    from buyerscore.spark import build_features_spark, readable_job_errors
+
+    a = pd.DataFrame({"event_id": ["e1", "e2"], "user_id": ["u1", "u2"], "ts": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+                      "event_type": ["view", "purchase"], "platform": ["p", "p"], "amount": [None, 5.0]})
+    (tmp_path / "ev").mkdir()
+    a.to_parquet(tmp_path / "ev" / "part-0.parquet")
+    a.assign(user_id=[3, 4], event_id=["e3", "e4"]).to_parquet(tmp_path / "ev" / "part-1.parquet")
+    uri = (tmp_path / "ev").as_uri()
+    match = r"events file://\S+: column 'user_id' is INT64 in \S+part-1.parquet but string in the schema.*one type"
+    with pytest.raises(SchemaError, match=match), readable_job_errors("events", uri):
+        build_features_spark(spark, uri, as_of="2024-02-01").toPandas()
+    with pytest.raises(ZeroDivisionError), readable_job_errors("events", uri):  # other errors pass through
+        1 / 0  # noqa: B018

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -20,7 +21,11 @@ def _session(master: str):  # type: ignore[no-untyped-def]
     from buyerscore.spark import ensure_pyspark, spark_session
 
     ensure_pyspark(install=True)
-    return spark_session(master)
+    spark = spark_session(master)
+    # Spark's own log prints each failed task's Java stack trace before the command's one-line error (which
+    # says the same); BUYERSCORE_SPARK_LOG_LEVEL=WARN (or INFO, ERROR) brings Spark's log back
+    spark.sparkContext.setLogLevel(os.environ.get("BUYERSCORE_SPARK_LOG_LEVEL", "FATAL"))
+    return spark
 
 
 def _check_out(out_dir: str, source: str, overwrite: bool) -> None:
@@ -59,14 +64,14 @@ def features(
 ) -> None:
     """Point-in-time features on Spark: the same SQL and the same columns as 'buyerscore features'."""
     from buyerscore.cli.features_cmd import _windows
-    from buyerscore.spark import build_features_spark
+    from buyerscore.spark import build_features_spark, readable_job_errors
 
     with friendly_errors():
         ts = parse_cutoff(cutoff)
         wins = _windows(windows)
         _check_out(out_dir, events, overwrite)
         spark = _session(master)
-        with step(f"features as of {ts} on Spark ({master})"):
+        with step(f"features as of {ts} on Spark ({master})"), readable_job_errors("events", events):
             F = build_features_spark(spark, events, as_of=ts, windows=wins, platforms=platform or None,
                                      validate=validate)
             F.write.mode("overwrite").parquet(out_dir)
@@ -89,7 +94,7 @@ def score(
     master: str = MASTER_OPT,
 ) -> None:
     """Score a features table on Spark with a bundle: the columns of 'buyerscore score', row for row."""
-    from buyerscore.spark import read_parquet, score_spark, scoring_plan
+    from buyerscore.spark import read_parquet, readable_job_errors, score_spark, scoring_plan
 
     with friendly_errors():
         if not registry.exists():
@@ -100,7 +105,7 @@ def score(
         F = read_parquet(spark, input, "features", "build them with 'buyerscore spark features' (or 'buyerscore "
                          "features').")
         pipe, _, skipped = scoring_plan(F.columns, registry, version)  # the bundle is read once, here
-        with step(f"scoring {input} on Spark ({master})"):
+        with step(f"scoring {input} on Spark ({master})"), readable_job_errors("features", input):
             S = score_spark(F, registry, version=pipe.version, reasons=reasons)
             S.write.mode("overwrite").parquet(out_dir)
             n = spark.read.parquet(out_dir).count()
