@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,15 +17,39 @@ def _windows(text: str) -> tuple[int, ...]:
         raise ValueError(f"--windows must be comma-separated whole days, e.g. 7,30,90,365; got {text!r}.") from None
 
 
+_PARQUET = (".parquet", ".pq")
+_CSV = (".csv", ".csv.gz")
+
+
+def _table_kind(path: Path, option: str) -> str:
+    """``"parquet"`` or ``"csv"`` from a file name; any other name is an error (it would get the wrong bytes)."""
+    name = path.name.lower()
+    if name.endswith(_PARQUET):
+        return "parquet"
+    if name.endswith(_CSV):
+        return "csv"
+    raise ValueError(f"{option} {path}: write a .parquet or .csv file (the format comes from the name), e.g. "
+                     f"{path.with_suffix('.parquet')}.")
+
+
+def _write(df: Any, path: Path, kind: str) -> None:
+    if kind == "csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+
+
 def features(
     db: Path = typer.Option(..., "--db", help="DuckDB store with ingested events."),
     cutoff: str = typer.Option(..., "--cutoff", help="As-of date/time (UTC); only events with ts <= cutoff are used."),
     windows: str = typer.Option("7,30,90,365", "--windows", help="Window lengths in days, comma-separated."),
     platform: list[str] | None = typer.Option(None, "--platform", help="Only this platform (repeatable)."),
-    out_path: Path = typer.Option(Path("features.parquet"), "--out", help="Parquet file to write."),
+    out_path: Path = typer.Option(Path("features.parquet"), "--out",
+                                  help="File to write: Parquet (.parquet) or CSV (.csv)."),
     horizon: float | None = typer.Option(None, "--horizon",
                                          help="Also write labels over (cutoff, cutoff + horizon days]."),
-    labels_out: Path | None = typer.Option(None, "--labels-out", help="Labels file (default: <out>_labels.parquet)."),
+    labels_out: Path | None = typer.Option(None, "--labels-out",
+                                           help="Labels file, .parquet or .csv (default: <out>_labels.parquet)."),
 ) -> None:
     """Build point-in-time behaviour features, one row per (platform, user), and write them to Parquet."""
     from buyerscore.cli.core import store_errors
@@ -37,6 +62,15 @@ def features(
                                     "'buyerscore datasets load'.")
         wins = _windows(windows)
         ts = parse_cutoff(cutoff)
+        kind = _table_kind(out_path, "--out")
+        base = next((out_path.name[:-len(x)] for x in (*_PARQUET, *_CSV) if out_path.name.lower().endswith(x)),
+                    out_path.stem)
+        lpath = labels_out or out_path.with_name(base + "_labels.parquet")
+        if horizon is not None:
+            lkind = _table_kind(lpath, "--labels-out")
+            if lpath.resolve() == out_path.resolve():
+                raise ValueError(f"--labels-out {lpath} is the --out file: the labels would overwrite the "
+                                 "features; give another name (e.g. labels.parquet).")
         with EventStore(db, read_only=True) as store:
             check_platforms(store.con, platform)
             with step(f"features as of {ts}"):
@@ -46,10 +80,10 @@ def features(
                 with step(f"labels over {horizon:g} days after {ts}"):
                     lab = build_labels(store.con, as_of=ts, horizon_days=horizon, platforms=platform or None)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        f.to_parquet(out_path, index=False)
+        _write(f, out_path, kind)
         if lab is not None:
-            lpath = labels_out or out_path.with_name(out_path.stem + "_labels.parquet")
-            lab.to_parquet(lpath, index=False)
+            lpath.parent.mkdir(parents=True, exist_ok=True)
+            _write(lab, lpath, lkind)
     n_feat = f.shape[1] - 2
     rows = [[str(p), len(g), int((g["n_purchases"] > 0).sum()), float(g["monetary_sum"].sum(skipna=True)),
              float(g["recency_days"].median()) if g["recency_days"].notna().any() else float("nan")]

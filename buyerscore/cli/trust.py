@@ -56,6 +56,13 @@ def _features(db: Path | None, features: Path | None, as_of: str | None, platfor
         with EventStore(db, read_only=True) as store, step(f"building features as of {ts}"):
             check_platforms(store.con, [platform] if platform else None)
             F = anomaly_features(store.con, as_of=ts, platforms=platform)
+            if len(F) == 0:
+                where, args = ("WHERE platform = ?", [platform]) if platform else ("", [])
+                lo, hi = store.con.execute(f"SELECT min(ts), max(ts) FROM events {where}", args).fetchone()  # type: ignore[misc]
+                span = f"its events run from {lo} to {hi}" if lo is not None else "it holds no events"
+                what = f"platform {platform!r} of store {db}" if platform else f"store {db}"
+                F.attrs["empty_why"] = (f"no user has an event at or before --as-of {ts} in {what} ({span}); "
+                                        "pick a later --as-of.")
     return F
 
 
@@ -90,10 +97,13 @@ def anomaly_fit(
         from buyerscore.artifacts import data_hash, save_model
         from buyerscore.models.anomaly import AnomalyDetector
 
-        F = _features(db, features, as_of, platform)
         det = AnomalyDetector(detectors=[d.strip() for d in detectors.split(",") if d.strip()],
                               contamination=contamination, combine=combine,  # type: ignore[arg-type]
                               change_features=change_features)
+        det._check_params()  # a wrong --contamination fails before minutes of feature building
+        F = _features(db, features, as_of, platform)
+        if len(F) == 0 and "empty_why" in F.attrs:
+            raise ValueError(F.attrs["empty_why"])
         with step(f"fitting anomaly detectors on {len(F):,} users"):
             det.fit(F)
         flagged = int(det.predict(F).sum())
@@ -127,7 +137,15 @@ def anomaly_score(
         det, meta = load_model(model)
         if not meta.kind.startswith("anomaly"):
             raise ValueError(f"{model} holds a {meta.kind} model, not an anomaly detector.")
+        from buyerscore.explain.reason_codes import LANGS
+
+        if k <= 0:  # checked before minutes of feature building
+            raise ValueError(f"--reasons must be a positive whole number of reasons per user; got {k}.")
+        if lang not in LANGS:
+            raise ValueError(f"--lang must be one of {', '.join(LANGS)}; got {lang!r}.")
         F = _features(db, features, as_of, platform)
+        if len(F) == 0 and "empty_why" in F.attrs:
+            console.print(f"[yellow]note:[/] {F.attrs['empty_why']}", highlight=False)
         with step(f"scoring {len(F):,} users"):
             sf = det.score_frame(F, k=k, lang=lang)
         if out_path is not None:

@@ -26,6 +26,7 @@ are padded with empty values, as pandas does, and then usually fail ``MISSING_RE
 from __future__ import annotations
 
 import csv
+import difflib
 import gzip
 import hashlib
 import io
@@ -138,9 +139,15 @@ class ColumnMapping:
         """
         missing = [src for src in self.columns.values() if src not in df.columns]
         if missing:
+            present = list(map(str, df.columns))
+            folded = {c.casefold().strip(): c for c in present}
+            near = {m: folded.get(m.casefold().strip()) or next(iter(difflib.get_close_matches(m, present, n=1)), None)
+                    for m in missing}
+            hint = ", ".join(f"{m!r} -> {c!r}" for m, c in near.items() if c)
             raise SchemaError(
                 f"{source}: mapped column(s) {missing} not found in the file; columns present: "
-                f"{list(map(str, df.columns))[:20]}. Fix the names under 'columns:' in the mapping file."
+                f"{present[:20]}. Fix the names under 'columns:' in the mapping file"
+                + (f" (perhaps {hint})." if hint else ".")
             )
         replaced = [c for c in [*self.columns, *self.constants] if c in df.columns and self.columns.get(c) != c]
         out = df.drop(columns=replaced).rename(columns={src: dst for dst, src in self.columns.items()})
@@ -211,10 +218,41 @@ def _malformed(numbers: list[int], lines: list[str], detail: str) -> pd.DataFram
                                                    for ln in lines]})
 
 
-def _read_csv_slow(p: Path) -> RawInput:
+_OTHER_SEPARATORS = (";", "\t", "|")
+
+
+def csv_separator(path: str | Path) -> str:
+    r"""The field separator of a CSV file: tab for ``.tsv``; else ``,`` unless the header line has no comma
+    but a ``;``, a tab or a ``|`` (the most frequent of them): spreadsheets in many locales export
+    ``;``-separated "CSV".
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "e.csv")
+    >>> _ = open(f, "w").write("user_id;ts;event_type\nu1;2024-01-01;view\n")
+    >>> csv_separator(f)
+    ';'
+    """
+    p = Path(path)
+    if p.name.lower().removesuffix(".gz").endswith(".tsv"):
+        return "\t"
+    try:
+        with _open_text(p) as fh:
+            header = fh.readline(65_536)
+    except (UnicodeDecodeError, OSError, EOFError):  # the read itself reports these
+        return ","
+    if "," in header:
+        return ","
+    counts = {s: header.count(s) for s in _OTHER_SEPARATORS}
+    best = max(counts, key=lambda s: counts[s])
+    return best if counts[best] else ","
+
+
+def _read_csv_slow(p: Path, sep: str = ",") -> RawInput:
     """Line-by-line CSV reading used when pandas' fast parser refuses the file (ragged lines)."""
     with _open_text(p) as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, delimiter=sep)
         header = next(reader, None)
         if header is None:
             raise UnreadableInputError(f"{p} is empty; a CSV file needs a header row naming its columns.")
@@ -230,7 +268,7 @@ def _read_csv_slow(p: Path) -> RawInput:
             i += 1
             if len(rec) > k:
                 bad_n.append(i)
-                bad_lines.append(",".join(rec))
+                bad_lines.append(sep.join(rec))
                 continue
             good.append([v if v != "" else None for v in rec] + [None] * (k - len(rec)))
             numbers.append(i)
@@ -310,7 +348,7 @@ def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
     fmt = check_input(p, fmt)
     try:
         if fmt == "csv":
-            sep = "\t" if p.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+            sep = csv_separator(p)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -320,9 +358,7 @@ def read_input(path: str | Path, fmt: str | None = None) -> RawInput:
                 raise UnreadableInputError(f"{p} is empty; a CSV file needs a header row naming its columns.") \
                     from None
             except pd.errors.ParserError:
-                if sep != ",":
-                    raise
-                return _read_csv_slow(p)
+                return _read_csv_slow(p, sep)
             return RawInput(_strip_header(df), np.arange(1, len(df) + 1, dtype="int64"), empty_rejects())
         if fmt == "parquet":
             df = pd.read_parquet(p)
@@ -398,7 +434,7 @@ def iter_input(path: str | Path, fmt: str | None = None, chunk_rows: int = 500_0
 
     try:
         if fmt == "csv":
-            sep = "\t" if p.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+            sep = csv_separator(p)
             try:
                 reader = pd.read_csv(p, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8-sig",
                                      sep=sep, chunksize=chunk_rows)
@@ -414,8 +450,6 @@ def iter_input(path: str | Path, fmt: str | None = None, chunk_rows: int = 500_0
                     except StopIteration:
                         break
                     except pd.errors.ParserError:
-                        if sep != ",":
-                            raise
                         raise RaggedInput(str(p)) from None
                     yield chunk(_strip_header(df))
             return

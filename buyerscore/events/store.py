@@ -35,8 +35,15 @@ from buyerscore.events.io import (
     iter_input,
     read_input,
 )
-from buyerscore.events.schema import APPLICANT_FIELDS, EVENT_FIELDS, MAX_AMOUNT, MAX_QUANTITY, USER_FIELDS
-from buyerscore.events.validate import _raw_json, empty_rejects, validate_events
+from buyerscore.events.schema import (
+    APPLICANT_FIELDS,
+    EVENT_COLUMNS,
+    EVENT_FIELDS,
+    MAX_AMOUNT,
+    MAX_QUANTITY,
+    USER_FIELDS,
+)
+from buyerscore.events.validate import _raw_json, empty_rejects, kept_raw_columns, validate_events
 from buyerscore.exceptions import SchemaError, StrictModeError, UnreadableInputError
 
 logger = logging.getLogger(__name__)
@@ -312,6 +319,12 @@ class EventStore:
                             con.unregister("_prev_ids")
                     original = inp.frame
                     raw = mapping.apply(original, source=source) if mapping is not None else original
+                    read_cols = None if mapping is None else {*EVENT_COLUMNS, *mapping.columns.values()}
+                    if k == 0:
+                        dropped = [str(c) for c in original.columns if c not in (read_cols or EVENT_COLUMNS)]
+                        if dropped:
+                            logger.info("%s: column(s) %s are not read (no field is mapped from them) and are left "
+                                        "out of the events and of the rejects' raw rows", source, dropped[:20])
                     if len(inp.row_numbers):
                         step(f"validating rows {inp.row_numbers[0]:,}..{inp.row_numbers[-1]:,}" if k else
                              f"validating {len(raw):,} rows")
@@ -319,7 +332,7 @@ class EventStore:
                         raw, source=source, default_platform=default_platform,
                         original=original if mapping is not None else None, row_numbers=inp.row_numbers,
                         ts_format=mapping.timestamp_format if mapping else None,
-                        timezone=mapping.timezone if mapping else "UTC", **(limits or {}))
+                        timezone=mapping.timezone if mapping else "UTC", raw_columns=read_cols, **(limits or {}))
                     acc, rejects = res.accepted, res.rejects
                     if k and len(acc):  # an id accepted in an earlier chunk of this batch
                         con.register("_ids", acc[["event_id"]])
@@ -334,7 +347,8 @@ class EventStore:
                             rejects = pd.concat([rejects, pd.DataFrame({
                                 "row_number": inp.row_numbers[pos], "reason": "DUPLICATE_EVENT",
                                 "detail": ("event_id=" + acc.loc[dup, "event_id"].astype(str)).to_numpy(),
-                                "raw": _raw_json(original.iloc[pos])})], ignore_index=True)
+                                "raw": _raw_json(kept_raw_columns(original, read_cols).iloc[pos])})],
+                                ignore_index=True)
                             acc = acc.loc[~dup].reset_index(drop=True)
                     if len(inp.malformed):
                         rejects = pd.concat([inp.malformed, rejects], ignore_index=True)

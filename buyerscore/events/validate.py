@@ -18,6 +18,7 @@ import logging
 import re
 import threading
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -366,6 +367,21 @@ def derive_event_ids(df: pd.DataFrame) -> pd.Series:
     return pd.Series(np.asarray(ids, dtype=object), index=df.index, dtype="string")
 
 
+def kept_raw_columns(frame: pd.DataFrame, raw_columns: Collection[str] | None = None) -> pd.DataFrame:
+    """The columns of ``frame`` that rejects keep in ``raw`` (``raw_columns``, default the canonical ones),
+    in the frame's order; see :func:`validate_events`.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"user_id": ["u1"], "email": ["a@example.com"], "ts": ["x"]})
+    >>> list(kept_raw_columns(f).columns)
+    ['user_id', 'ts']
+    """
+    keep = set(EVENT_COLUMNS if raw_columns is None else raw_columns)
+    cols = [c for c in frame.columns if c in keep]
+    return frame if len(cols) == frame.shape[1] else frame[cols]
+
+
 def _raw_json(frame: pd.DataFrame) -> list[str]:
     """One JSON object per row, original column names and values (missing -> null)."""
     if len(frame) == 0:
@@ -392,6 +408,7 @@ def validate_events(
     timezone: str = "UTC",
     max_amount: float = MAX_AMOUNT,
     max_quantity: float = MAX_QUANTITY,
+    raw_columns: Collection[str] | None = None,
 ) -> ValidationResult:
     """Validate a frame of raw events already renamed to canonical column names.
 
@@ -425,6 +442,11 @@ def validate_events(
         Largest ``amount`` / ``quantity`` of one event (defaults
         :data:`~buyerscore.events.schema.MAX_AMOUNT` = 1e12 and ``MAX_QUANTITY`` = 1e6, at most 1e18):
         larger values are rejected, so that sums over a user's events stay finite.
+    raw_columns : collection of str, optional
+        Columns of ``original`` (or ``raw``) that rejects keep in ``raw``: the columns that were read
+        (default: the canonical ones).  Other columns, such as an e-mail or address column that no
+        field is mapped from, cannot cause a reject and are left out, so that personal data the
+        events never hold is not copied into the rejects table either.
 
     Returns
     -------
@@ -551,7 +573,8 @@ def validate_events(
     if len(numbers) != n:
         raise ValueError(f"row_numbers has {len(numbers)} entries for {n} rows.")
     if bad.any():
-        src = (original.reset_index(drop=True) if original is not None else raw).loc[bad]
+        src = kept_raw_columns(original.reset_index(drop=True) if original is not None else raw,
+                               raw_columns).loc[bad]
         rejects = pd.DataFrame({
             "row_number": numbers[bad],
             "reason": r.code[bad].astype(str),
