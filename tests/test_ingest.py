@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -199,6 +200,22 @@ def test_jsonl_float_ids_next_to_text_ids_lose_their_point(tmp_path):
             ids[path.stem] = store.con.execute("SELECT event_id, user_id, order_id FROM events "
                                                "WHERE user_id <> 'a'").fetchall()
     assert ids["mixed"] == ids["floats"] and ids["mixed"][0][1:] == ("17850", "5")
+
+
+def test_csv_float_text_ids_are_the_ids_of_the_numbers(tmp_path):
+    """A CSV whose id column pandas wrote as floats ('17850.0', NaNs in the column) gave other users than the
+    same events from Parquet (17850.0 -> '17850'); text ids with other dots are kept."""
+    frame = pd.DataFrame({"user_id": [17850.0, np.nan, 12.0], "ts": ["2024-01-01"] * 3,
+                          "event_type": ["view"] * 3, "item_id": ["v1.0", "7.00", "1.5"]})
+    frame.to_csv(tmp_path / "e.csv", index=False)
+    frame.to_parquet(tmp_path / "e.parquet")
+    got = {}
+    for path in (tmp_path / "e.csv", tmp_path / "e.parquet"):
+        with EventStore(tmp_path / f"{path.suffix[1:]}.duckdb") as store:
+            store.ingest_file(path)
+            got[path.suffix] = store.con.execute("SELECT event_id, user_id, item_id FROM events ORDER BY 2").fetchall()
+    assert got[".csv"] == got[".parquet"]
+    assert [r[1:] for r in got[".csv"]] == [("12", "1.5"), ("17850", "v1.0")]
 
 
 def test_failed_ingest_leaves_no_new_empty_store(tmp_path):

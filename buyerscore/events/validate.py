@@ -130,13 +130,18 @@ def _blank(s: pd.Series) -> np.ndarray:
     return np.asarray(s.isna(), dtype=bool)
 
 
+_FLOAT_TEXT_ID = r"^(-?\d{1,15})\.0+$"
+
+
 def _to_str(s: pd.Series, *, as_id: bool = False) -> pd.Series:
-    """Stripped strings, empty -> NA.  Integral floats of id columns lose their '.0' (17850.0 -> '17850')."""
+    """Stripped strings, empty -> NA.  Integral floats of id columns lose their '.0' (17850.0 -> '17850'),
+    also when written as text ('17850.0' in a CSV, at most 15 digits)."""
     if as_id and pd.api.types.is_float_dtype(s.dtype):
         v = s.to_numpy(dtype="float64", na_value=np.nan)
         finite = np.isfinite(v)
         if np.all(v[finite] == np.round(v[finite])) and (np.abs(v[finite]) < 2**53).all():
             s = s.astype("Int64")
+        # else each integral value still loses its '.0' below ('2.0' -> '2', '1.5' kept), as in a CSV
     elif as_id and s.dtype == object:  # JSON lines mixing numbers and text in one column: 17850.0 next to "a"
         def integral(x: Any) -> bool:
             return isinstance(x, float | np.floating) and bool(np.isfinite(x)) and x == round(x) and abs(float(x)) < 2**53
@@ -145,6 +150,11 @@ def _to_str(s: pd.Series, *, as_id: bool = False) -> pd.Series:
         if is_f.any():
             s = s.where(~is_f.to_numpy(), s[is_f].map(lambda x: str(int(x))))
     out = s.astype("string").str.strip()
+    if as_id:  # a CSV of ids that pandas wrote as floats ('17850.0', with NaNs in the column): the same id as
+        # the number 17850.0 read from Parquet/JSON, so one event gets one id from every format
+        dotted = out.str.contains(".", regex=False).fillna(False).to_numpy(dtype=bool)
+        if dotted.any():
+            out = out.where(~dotted, out[dotted].str.replace(_FLOAT_TEXT_ID, r"\1", regex=True))
     return out.mask(out == "", pd.NA)
 
 
