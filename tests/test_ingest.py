@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from buyerscore.cli import app
+from buyerscore.events.io import ColumnMapping
 from buyerscore.events.schema import REJECT_REASONS
 from buyerscore.events.store import EventStore
 
@@ -44,8 +45,8 @@ def test_planted_rows_are_reported_exactly(tmp_path):
     summary = json.loads(stdout)
     summary.pop("source")
     _compare_golden("planted_summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    # known answers, independent of the golden file: 34 data lines, every reason code planted
-    assert (summary["read"], summary["accepted"], summary["rejected"]) == (34, 11, 23)
+    # known answers, independent of the golden file: 35 data lines, every reason code planted
+    assert (summary["read"], summary["accepted"], summary["rejected"]) == (35, 11, 24)
     assert summary["read"] == summary["accepted"] + summary["rejected"]
     assert set(summary["by_reason"]) == set(REJECT_REASONS)
     assert sum(summary["by_reason"].values()) == summary["rejected"]
@@ -68,6 +69,9 @@ def test_planted_rows_are_reported_exactly(tmp_path):
         rec = lines_by_number[r.row_number]
         if r.reason == "MALFORMED_ROW":
             assert raw == {"_line": ",".join(rec)}
+        elif r.reason == "PERSONAL_ID":  # the e-mail address is not kept
+            assert raw["user_id"] == "<e-mail removed>" and "example.com" not in r.raw + r.detail
+            assert [v or "" for k, v in raw.items() if k != "user_id"] == rec[:1] + rec[2:]
         else:
             assert list(raw) == header
             assert [v if v is not None else "" for v in raw.values()] == rec
@@ -78,7 +82,7 @@ def test_strict_stores_nothing_and_exits_1(tmp_path):
     code, stdout, stderr = run("ingest", PLANTED, "--db", db, "--strict", "--json")
     assert code == 1
     summary = json.loads(stdout)
-    assert summary["stored"] is False and summary["rejected"] == 23
+    assert summary["stored"] is False and summary["rejected"] == 24
     assert "--strict" in stderr and "Traceback" not in stderr
     with EventStore(db) as s:
         assert s.counts() == {"events": 0, "rejects": 0, "users": 0}
@@ -333,7 +337,7 @@ def test_export_writes_parquet_round_trip(tmp_path):
     code, stdout, _ = run("export", "--db", db, "--out", tmp_path / "ex", "--json")
     assert code == 0
     info = json.loads(stdout)
-    assert {k: v["rows"] for k, v in info.items()} == {"events": 11, "rejects": 23, "users": 0}
+    assert {k: v["rows"] for k, v in info.items()} == {"events": 11, "rejects": 24, "users": 0}
     ev = pd.read_parquet(info["events"]["path"])
     with EventStore(db) as s:
         want = s.con.execute("SELECT * FROM events").df()
@@ -423,7 +427,7 @@ def test_console_script_exit_codes(tmp_path):
     db = str(tmp_path / "s.duckdb")
     p = subprocess.run([exe, "ingest", str(PLANTED), "--db", db, "--json", "--strict"], capture_output=True, text=True,
                        check=False)
-    assert p.returncode == 1 and json.loads(p.stdout)["rejected"] == 23 and "Traceback" not in p.stderr
+    assert p.returncode == 1 and json.loads(p.stdout)["rejected"] == 24 and "Traceback" not in p.stderr
     p = subprocess.run([exe, "ingest", str(tmp_path / "missing.csv"), "--db", db], capture_output=True, text=True,
                        check=False)
     assert p.returncode == 2 and p.stdout == ""
@@ -484,7 +488,7 @@ def test_strict_with_chunks_stores_nothing(tmp_path):
     with EventStore(tmp_path / "s.duckdb") as s:
         with pytest.raises(StrictModeError) as err:
             s.ingest_file(src, strict=True, chunk_rows=3)
-        assert err.value.summary.rejected == 22 and s.counts() == {"events": 0, "rejects": 0, "users": 0}
+        assert err.value.summary.rejected == 23 and s.counts() == {"events": 0, "rejects": 0, "users": 0}
         assert s.con.execute("SELECT count(*) FROM ingest_batches").fetchone() == (0,)
 
 
@@ -515,3 +519,43 @@ def test_event_id_index_and_small_batch_duplicates(tmp_path):
         assert (new.inserted, new.already_present) == (1, 0)
         assert st.con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (3, 3)
         assert st.con.execute("SELECT amount FROM events WHERE event_id = 'e1'").fetchone() == (5.0,)
+
+
+def test_email_user_ids_are_rejected_without_storing_the_address(tmp_path):
+    """An e-mail address as user_id is personal data: the row is a PERSONAL_ID reject, and the address is
+    stored nowhere (not in detail, not in raw, not in a malformed line's raw either)."""
+    f = tmp_path / "e.csv"
+    f.write_text("user_id,ts,event_type,note\nann.lee@example.com,2024-01-01,view,x\nu2,2024-01-01,view,y\n"
+                 "bob@example.org,2024-01-01,view,z,extra\n")
+    with EventStore(tmp_path / "s.duckdb") as store:
+        s = store.ingest_file(f)
+        assert s.by_reason == {"PERSONAL_ID": 1, "MALFORMED_ROW": 1} and s.accepted == 1
+        rows = store.con.execute("SELECT reason, detail, raw FROM rejects ORDER BY row_number").fetchall()
+    text = repr(rows)
+    assert "example.com" not in text and "example.org" not in text and "<e-mail removed>" in text
+    assert "pseudonymize: [user_id]" in rows[0][1]
+
+
+def test_mapping_pseudonymize_replaces_ids_with_keyed_hashes(tmp_path, monkeypatch):
+    """`pseudonymize: [user_id]` turns e-mail-keyed logs into pseudonymous ids: one address (any spacing, any
+    format) is one user, a rejected row's raw holds the pseudonym, and another key gives other ids."""
+    f = tmp_path / "e.csv"
+    f.write_text("Email,When,What\nann@example.com,2024-01-01,view\n ann@example.com ,2024-01-02,view\n"
+                 "bob@example.com,2024-01-01,view\nbob@example.com,not a date,view\n")
+    m = tmp_path / "m.yaml"
+    m.write_text("columns: {user_id: Email, ts: When, event_type: What}\npseudonymize: [user_id]\n")
+    monkeypatch.delenv("BUYERSCORE_ID_SALT", raising=False)
+    code, out, err = run("ingest", f, "--mapping", m, "--db", tmp_path / "none.duckdb")
+    assert code == 2 and "BUYERSCORE_ID_SALT" in " ".join((out + err).split()) and not (tmp_path / "none.duckdb").exists()
+    users = {}
+    for key in ("k" * 16, "another secret key"):
+        monkeypatch.setenv("BUYERSCORE_ID_SALT", key)
+        with EventStore(tmp_path / f"{len(key)}.duckdb") as store:
+            s = store.ingest_file(f, mapping=ColumnMapping.from_yaml(m))
+            assert (s.accepted, s.by_reason) == (3, {"BAD_TIMESTAMP": 1})
+            ids = [r[0] for r in store.con.execute("SELECT user_id FROM events ORDER BY ts, user_id").fetchall()]
+            raw = store.con.execute("SELECT raw FROM rejects").fetchone()[0]
+        assert len(set(ids)) == 2 and all(len(i) == 24 and "@" not in i for i in ids)
+        assert "example.com" not in raw and json.loads(raw)["Email"] in ids
+        users[key] = set(ids)
+    assert users["k" * 16].isdisjoint(users["another secret key"])

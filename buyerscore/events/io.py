@@ -29,6 +29,7 @@ import csv
 import difflib
 import gzip
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -44,12 +45,52 @@ import pandas as pd
 import yaml
 
 from buyerscore.events.schema import EVENT_COLUMNS
-from buyerscore.events.validate import empty_rejects
+from buyerscore.events.validate import _to_str, empty_rejects, scrub_emails
 from buyerscore.exceptions import SchemaError, UnreadableInputError
 
 Format = Literal["csv", "parquet", "jsonl"]
 FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
-_SECTIONS = frozenset({"columns", "constants", "values", "timestamp_format", "timezone"})
+_SECTIONS = frozenset({"columns", "constants", "values", "timestamp_format", "timezone", "pseudonymize"})
+PSEUDONYMIZABLE = ("user_id", "order_id", "item_id")
+"""Fields a mapping can pseudonymize (``pseudonymize: [user_id]``)."""
+SALT_ENV = "BUYERSCORE_ID_SALT"
+"""Environment variable holding the secret key of the mapping's ``pseudonymize`` (at least 16 characters)."""
+
+
+def _field_list(v: object) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        return (v,)
+    if isinstance(v, list | tuple) and all(isinstance(x, str) for x in v):
+        return tuple(v)
+    raise SchemaError("mapping: 'pseudonymize' must be a field name or a list such as [user_id].")
+
+
+def _salt() -> bytes:
+    key = os.environ.get(SALT_ENV, "")
+    if len(key) < 16:
+        raise SchemaError(
+            f"mapping: 'pseudonymize' needs a secret key of at least 16 characters in the environment variable "
+            f"{SALT_ENV} ({'it is unset' if not key else f'it has {len(key)}'}); e.g. "
+            f"export {SALT_ENV}=$(python -c 'import secrets; print(secrets.token_hex(16))'). Keep it secret and the "
+            "same for every file: the same key gives the same pseudonyms, so later files' events join the same users.")
+    return key.encode()
+
+
+def pseudonymize_values(s: pd.Series, key: bytes) -> pd.Series:
+    """Keyed hashes (HMAC-SHA256, 24 hex digits) of the ids in ``s``, normalised as ingestion normalises ids
+    (stripped; ``17850.0`` is ``17850``), so a file's id and the same id from another format get the same
+    pseudonym; empty values stay empty.
+
+    >>> p = pseudonymize_values(pd.Series(["ann@example.com", None, " ann@example.com"]), b"k" * 16)
+    >>> bool(p[0] == p[2]), p[1] is pd.NA, len(p[0]), "ann" in p[0]
+    (True, True, 24, False)
+    """
+    ids = _to_str(s, as_id=True)
+    uniq = ids.dropna().unique()
+    table = {v: hmac.new(key, str(v).encode("utf-8"), hashlib.sha256).hexdigest()[:24] for v in uniq}
+    return ids.map(table).astype("string")
 
 
 @dataclass(frozen=True)
@@ -68,6 +109,10 @@ class ColumnMapping:
         ``strftime`` format of the ``ts`` text (default: ISO 8601, then inferred).
     timezone : str
         IANA zone of naive timestamps; default ``"UTC"``.
+    pseudonymize : tuple of str
+        Fields (``user_id``, ``order_id``, ``item_id``) whose values are replaced, before validation, by a
+        keyed hash (HMAC-SHA256 with the secret in ``$BUYERSCORE_ID_SALT``, 24 hex digits): for logs keyed by
+        e-mail address or customer number.  The original values are stored nowhere, rejects included.
 
     Examples
     --------
@@ -81,8 +126,15 @@ class ColumnMapping:
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     timestamp_format: str | None = None
     timezone: str = "UTC"
+    pseudonymize: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "pseudonymize", tuple(self.pseudonymize))  # frozen: a list from YAML -> tuple
+        odd = [f for f in self.pseudonymize if f not in PSEUDONYMIZABLE]
+        if odd:
+            raise SchemaError(f"mapping: pseudonymize {odd}: only {list(PSEUDONYMIZABLE)} can be pseudonymized.")
+        if self.pseudonymize:
+            _salt()  # fail before reading the file when the key is missing
         bad = [k for k in [*self.columns, *self.constants, *self.values] if k not in EVENT_COLUMNS]
         if bad:
             raise SchemaError(f"mapping: {bad} are not canonical event fields; allowed: {list(EVENT_COLUMNS)}.")
@@ -124,12 +176,25 @@ class ColumnMapping:
                         for k, v in (data.get("values") or {}).items()},
                 timestamp_format=str(data["timestamp_format"]) if data.get("timestamp_format") else None,
                 timezone=str(data.get("timezone") or "UTC"),
+                pseudonymize=_field_list(data.get("pseudonymize")),
             )
         except SchemaError as exc:
             raise SchemaError(f"Mapping file {p}: {str(exc).removeprefix('mapping: ')}") from None
         except AttributeError:
             raise SchemaError(f"Mapping file {p}: each entry under 'values' must be a mapping "
                               "like 'event_type: {pv: view}'.") from None
+
+    def protect(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The file's frame with the columns of the ``pseudonymize`` fields replaced by their keyed hashes
+        (``df`` itself when there are none); run before :meth:`apply`, so that rejects see pseudonyms too."""
+        if not self.pseudonymize:
+            return df
+        key, out = _salt(), df.copy()
+        for f in self.pseudonymize:
+            col = self.columns.get(f, f)
+            if col in out.columns:
+                out[col] = pseudonymize_values(out[col], key)
+        return out
 
     def apply(self, df: pd.DataFrame, source: str = "<frame>") -> pd.DataFrame:
         """Rename, add constants and recode; returns a new frame (``df`` is not changed).
@@ -167,6 +232,9 @@ class ColumnMapping:
                sorted((k, sorted(v.items())) for k, v in self.values.items()))
         if self.timestamp_format or self.timezone != "UTC":
             key = (*key, self.timestamp_format, self.timezone)  # type: ignore[assignment]
+        if self.pseudonymize:  # another key gives other ids: another batch
+            mark = hmac.new(_salt(), b"buyerscore batch", hashlib.sha256).hexdigest()[:16]
+            key = (*key, tuple(self.pseudonymize), mark)  # type: ignore[assignment]
         return hashlib.sha1(repr(key).encode()).hexdigest()
 
 
@@ -214,7 +282,7 @@ def _malformed(numbers: list[int], lines: list[str], detail: str) -> pd.DataFram
     if not numbers:
         return empty_rejects()
     return pd.DataFrame({"row_number": np.asarray(numbers, dtype="int64"), "reason": "MALFORMED_ROW",
-                         "detail": detail, "raw": [json.dumps({"_line": ln[:10_000]}, ensure_ascii=False)
+                         "detail": detail, "raw": [json.dumps({"_line": scrub_emails(ln[:10_000])}, ensure_ascii=False)
                                                    for ln in lines]})
 
 

@@ -135,6 +135,8 @@ LIMIT_CEILING = 1e18
 REJECT_REASONS: dict[str, str] = {
     "MALFORMED_ROW": "the line could not be split into the header's columns (CSV) or is not a JSON object (JSON lines)",
     "MISSING_REQUIRED": "a required field (user_id, ts or event_type) is empty",
+    "PERSONAL_ID": "user_id is an e-mail address: personal data, not a pseudonymous id (pseudonymize it with the "
+                   "mapping's 'pseudonymize: [user_id]'); the address is not stored, not even in the reject",
     "BAD_TIMESTAMP": "ts could not be parsed as a date/time, or lies outside 1970-01-01 .. 2100-01-01 (exclusive)",
     "UNKNOWN_EVENT_TYPE": "event_type is not one of " + ", ".join(EVENT_TYPES),
     "BAD_NUMBER": "quantity, amount, rating or installments is not a finite number",

@@ -317,7 +317,7 @@ class EventStore:
                             con.execute("INSERT INTO _batch_ids SELECT event_id FROM _prev_ids")
                         finally:
                             con.unregister("_prev_ids")
-                    original = inp.frame
+                    original = mapping.protect(inp.frame) if mapping is not None else inp.frame
                     raw = mapping.apply(original, source=source) if mapping is not None else original
                     read_cols = None if mapping is None else {*EVENT_COLUMNS, *mapping.columns.values()}
                     if k == 0:

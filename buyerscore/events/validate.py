@@ -392,12 +392,38 @@ def kept_raw_columns(frame: pd.DataFrame, raw_columns: Collection[str] | None = 
     return frame if len(cols) == frame.shape[1] else frame[cols]
 
 
+_EMAIL = r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[A-Za-z]{2,}"
+_EMAIL_ANY = re.compile(_EMAIL)
+EMAIL_REMOVED = "<e-mail removed>"
+
+
+def scrub_emails(text: str) -> str:
+    """``text`` with every e-mail address replaced by ``<e-mail removed>`` (for rejects' raw rows).
+
+    >>> scrub_emails('u1,ann.lee@example.com,2024-01-01')
+    'u1,<e-mail removed>,2024-01-01'
+    """
+    return _EMAIL_ANY.sub(EMAIL_REMOVED, text) if "@" in text else text
+
+
+def looks_like_email(s: pd.Series) -> np.ndarray:
+    """True where a value is an e-mail address (an id that is personal data, not a pseudonym)."""
+    text = s.astype("string").str.strip()
+    at = text.str.contains("@", regex=False).fillna(False).to_numpy(dtype=bool)
+    out = np.zeros(len(s), dtype=bool)
+    if at.any():
+        out[at] = text[at].str.fullmatch(_EMAIL).fillna(False).to_numpy(dtype=bool)
+    return out
+
+
 def _raw_json(frame: pd.DataFrame) -> list[str]:
-    """One JSON object per row, original column names and values (missing -> null)."""
+    """One JSON object per row, original column names and values (missing -> null; e-mail addresses
+    replaced by ``<e-mail removed>``)."""
     if len(frame) == 0:
         return []
     text = frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso", date_unit="us",
                          default_handler=str)
+    text = scrub_emails(text)  # an e-mail address in a kept column is not copied into the rejects table
     if "\\/" in text:  # pandas escapes every '/'; undo that (keeping escaped backslashes as they are)
         text = _SLASH.sub(lambda m: "/" if m.group(0) == "\\/" else m.group(0), text)
     lines = text.split("\n")
@@ -507,6 +533,9 @@ def validate_events(
 
     for c in REQUIRED_EVENT_COLUMNS:
         r.flag(_blank(raw[c]), "MISSING_REQUIRED", f"{c} is empty")
+    r.flag(looks_like_email(raw["user_id"]), "PERSONAL_ID",
+           "user_id is an e-mail address (not shown); ids must be pseudonymous: add 'pseudonymize: [user_id]' to "
+           "the mapping file (a keyed hash, key in $BUYERSCORE_ID_SALT), or hash the ids before ingesting")
 
     ts = parse_timestamps(raw["ts"], ts_format=ts_format, timezone=timezone)
     if timezone != "UTC" and ts.isna().any():
