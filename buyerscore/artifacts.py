@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,17 +81,53 @@ def save_model(model: Any, path: str | Path, *, kind: str, features: list[str], 
 
 
 def load_metadata(path: str | Path) -> ModelMetadata:
+    """The :class:`ModelMetadata` of a model directory; a missing or damaged ``metadata.json`` is a
+    :class:`~buyerscore.exceptions.ModelInputError` naming the file and what to do."""
     p = Path(path) / META_FILE
     if not p.exists():
         raise ModelInputError(f"{Path(path)} is not a buyerscore model directory (no {META_FILE}); "
                               "train one with 'buyerscore credit train' or 'buyerscore power train'.")
-    return ModelMetadata(**json.loads(p.read_text(encoding="utf-8")))
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelInputError(f"{p} is damaged ({exc}); train the model again or restore the directory from a "
+                              "copy.") from None
+    known = {f.name for f in fields(ModelMetadata)}
+    lacking = [f.name for f in fields(ModelMetadata) if f.name not in raw and f.default is MISSING
+               and f.default_factory is MISSING]
+    if not isinstance(raw, dict) or lacking:
+        raise ModelInputError(f"{p} is damaged: it lacks {lacking or 'every field'}; train the model again or "
+                              "restore the directory from a copy.")
+    # fields added by a later buyerscore are kept out of the dataclass (the saving version is recorded)
+    return ModelMetadata(**{k: v for k, v in raw.items() if k in known})
 
 
 def load_model(path: str | Path) -> tuple[Any, ModelMetadata]:
-    """Load a model directory written by :func:`save_model`."""
+    """Load a model directory written by :func:`save_model`.
+
+    A missing or unreadable ``model.joblib`` is a :class:`~buyerscore.exceptions.ModelInputError` naming
+    the file, the buyerscore version that saved it and this one; a model saved by another buyerscore
+    version loads with a ``UserWarning`` that names both (its scores may differ).
+    """
     meta = load_metadata(path)
-    return joblib.load(Path(path) / MODEL_FILE), meta
+    f = Path(path) / MODEL_FILE
+    saved_by = f"buyerscore {meta.buyerscore_version} (Python {meta.python_version})"
+    if not f.exists():
+        raise ModelInputError(f"{Path(path)} has {META_FILE} but no {MODEL_FILE}: the model directory is incomplete "
+                              "(an interrupted save or copy?); train the model again or restore the directory.")
+    try:
+        model = joblib.load(f)
+    except Exception as exc:  # noqa: BLE001 - truncated file, pickle of another version: one readable error
+        other = meta.buyerscore_version != __version__ or meta.python_version != platform.python_version()
+        fix = (f"The file is damaged or from an incompatible version: train the model again, or load it with "
+               f"buyerscore {meta.buyerscore_version}." if other else
+               "The file is damaged: train the model again or restore the directory from a copy.")
+        raise ModelInputError(f"could not load {f} ({type(exc).__name__}: {exc}); it was saved by {saved_by}, this "
+                              f"is buyerscore {__version__} (Python {platform.python_version()}). {fix}") from None
+    if meta.buyerscore_version != __version__:
+        warnings.warn(f"{Path(path)} was saved by {saved_by}; this is buyerscore {__version__}. Its scores may "
+                      "differ from the saving version's: train it again to be sure.", UserWarning, stacklevel=2)
+    return model, meta
 
 
 def check_columns(X: pd.DataFrame, features: list[str], *, model: str = "model") -> pd.DataFrame:

@@ -41,6 +41,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -143,12 +144,31 @@ class ModelRegistry:
         return self.root / PROMOTED_FILE
 
     def _version_dir(self, version: str) -> Path:
+        if not self.root.is_dir():
+            raise RegistryError(f"Registry folder {self.root} does not exist; check the --registry path, or create "
+                                f"a bundle with 'buyerscore train --config FILE --as-of DATE --out {self.root}'.")
+        if not re.fullmatch(r"v\d+", version):
+            hint = f" (did you mean 'v{version}'?)" if version.isdigit() else ""
+            raise RegistryError(f"{version!r} is not a bundle version{hint}: versions are v1, v2, ...; known "
+                                f"versions: {self.versions()[-10:]}.")
         d = self.versions_dir / version
         if not (d / MANIFEST_FILE).exists():
             known = self.versions()
-            raise RegistryError(f"No bundle {version!r} in registry {self.root}; known versions: {known[-10:]}. "
-                                "List them with 'buyerscore models list --registry DIR'.")
+            what = ("its folder holds no bundle.json (a partial or damaged bundle)" if d.is_dir() else "no such bundle")
+            raise RegistryError(f"No bundle {version!r} in registry {self.root}: {what}; known versions: "
+                                f"{known[-10:]}. List them with 'buyerscore models list --registry {self.root}'.")
         return d
+
+    def _manifest_of(self, version: str) -> dict[str, Any]:
+        p = self.versions_dir / version / MANIFEST_FILE
+        try:
+            m = json.loads(p.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RegistryError(f"Bundle {version} of registry {self.root} is damaged: {p} is not valid JSON ({exc}). "
+                                "Promote another version, or train a new bundle.") from None
+        if not isinstance(m, dict):
+            raise RegistryError(f"Bundle {version} of registry {self.root} is damaged: {p} holds no manifest.")
+        return m
 
     # -- writing --------------------------------------------------------------------------------
     @contextmanager
@@ -236,8 +256,18 @@ class ModelRegistry:
         }
 
     def promote(self, version: str) -> None:
-        """Make ``version`` the one served (atomic pointer replacement)."""
-        self._version_dir(version)
+        """Make ``version`` the one served (atomic pointer replacement).
+
+        Refused for a version that does not exist or whose bundle is damaged (a manifest that does not
+        parse, a model folder without its files), which a running service could not load.
+        """
+        d = self._version_dir(version)
+        manifest = self._manifest_of(version)
+        broken = [k for k, info in (manifest.get("models") or {}).items()
+                  if not all((d / str(info.get("path", "")) / f).is_file() for f in ("model.joblib", "metadata.json"))]
+        if broken:
+            raise RegistryError(f"Bundle {version} of registry {self.root} is damaged: the folder of model(s) {broken} "
+                                "lacks model.joblib or metadata.json; it was not promoted. Train a new bundle.")
         atomic_write_text(self.pointer, version + "\n")
         logger.info("promoted bundle %s", version)
 
@@ -261,7 +291,8 @@ class ModelRegistry:
     def show(self, version: str | None = None) -> dict[str, Any]:
         """The manifest of ``version`` (default: the promoted one), plus ``promoted: bool``."""
         version = version or self._require_promoted()
-        m = json.loads((self._version_dir(version) / MANIFEST_FILE).read_text(encoding="utf-8"))
+        self._version_dir(version)
+        m = self._manifest_of(version)
         m["promoted"] = version == self.promoted()
         return m
 
@@ -273,7 +304,13 @@ class ModelRegistry:
             p = self.versions_dir / v / MANIFEST_FILE
             if not p.exists():  # being written
                 continue
-            m = json.loads(p.read_text(encoding="utf-8"))
+            try:
+                m = self._manifest_of(v)
+            except RegistryError as exc:  # one damaged bundle does not hide the others
+                logger.warning("%s", exc)
+                rows.append({"version": v, "created_at": None, "as_of": None, "models": [], "training_data_hash": "",
+                             "promoted": v == promoted, "damaged": True})
+                continue
             rows.append({"version": v, "created_at": m.get("created_at"), "as_of": m.get("as_of"),
                          "models": sorted(m.get("models", {})), "training_data_hash": m.get("training_data_hash", ""),
                          "promoted": v == promoted})
@@ -293,6 +330,6 @@ class ModelRegistry:
         """Load a bundle (default: the promoted one) with all its models."""
         version = version or self._require_promoted()
         d = self._version_dir(version)
-        manifest = json.loads((d / MANIFEST_FILE).read_text(encoding="utf-8"))
+        manifest = self._manifest_of(version)
         models = {kind: load_model(d / info["path"]) for kind, info in manifest.get("models", {}).items()}
         return Bundle(version=version, path=d, manifest=manifest, models=models)

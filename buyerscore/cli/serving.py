@@ -47,28 +47,48 @@ def train(
     if as_json:
         print_json(m)
         return
-    rows = [[k, ", ".join(f"{n}={v:.4g}" for n, v in (info.get("metrics") or {}).items()
-                          if isinstance(v, (int, float)))[:90], len(info["features"])]
-            for k, info in m["models"].items()]
+    rows = [[k, _metric_text(info.get("metrics") or {}), len(info["features"])] for k, info in m["models"].items()]
     out.print(table(f"bundle {version} ({'promoted' if promote else 'not promoted'})", ["model", "metrics", "features"],
                     rows))
     if not promote:
         console.print(f"Promote it with: buyerscore models promote {version} --registry {out_dir}")
 
 
+def _metric_text(metrics: dict[str, object], width: int = 90) -> str:
+    """``name=value`` pairs up to about ``width`` characters, never cut inside a pair (a cut ``n_test=472``
+    would read ``n_test=4``); counts print as integers."""
+    parts = [f"{n}={v:,.0f}" if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 1)
+             else f"{n}={v:.4g}" for n, v in metrics.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    text = ""
+    for i, part in enumerate(parts):
+        if text and len(text) + 2 + len(part) > width:
+            return text + f", ... (+{len(parts) - i})"
+        text = f"{text}, {part}" if text else part
+    return text
+
+
 # -- models ----------------------------------------------------------------------------------------
 @models_app.command("list")
 def models_list(registry: Path = REGISTRY_OPT, as_json: bool = typer.Option(False, "--json")) -> None:
     """List bundles, oldest first; * marks the promoted one."""
-    from buyerscore.registry import ModelRegistry
+    from buyerscore.registry import ModelRegistry, RegistryError
     with friendly_errors():
+        if not registry.is_dir():
+            raise RegistryError(f"Registry folder {registry} does not exist; check the --registry path, or create a "
+                                f"bundle with 'buyerscore train --config FILE --as-of DATE --out {registry}'.")
         rows = ModelRegistry(registry).list()
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        console.print(f"no bundles in {registry} yet; train one with 'buyerscore train --config FILE --as-of DATE "
+                      f"--out {registry}'.", highlight=False)
+        return
     out.print(table(f"bundles in {registry}", ["", "version", "created", "as_of", "models", "data hash"],
                     [["*" if r["promoted"] else "", r["version"], r["created_at"], r["as_of"] or "",
-                      ", ".join(r["models"]), r["training_data_hash"][:12]] for r in rows]))
+                      ", ".join(r["models"]) or ("damaged: see the warning" if r.get("damaged") else ""),
+                      r["training_data_hash"][:12]] for r in rows]))
 
 
 @models_app.command("show")

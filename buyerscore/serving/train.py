@@ -40,7 +40,9 @@ def _holdout(n: int, seed: int = 0, share: float = 0.2) -> np.ndarray:
 
 
 def _metrics(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in d.items()}
+    """JSON-ready metrics: numpy numbers as Python ones, counts staying integers (``n_test=472``, not 472.0)."""
+    return {k: (int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else
+                float(v) if isinstance(v, (float, np.floating)) else v) for k, v in d.items()}
 
 
 def train_power(X: pd.DataFrame, spend: np.ndarray, cfg: BuyerscoreConfig,
@@ -145,8 +147,12 @@ def train_credit(store: EventStore, cfg: BuyerscoreConfig,
         if hasattr(final, "scorecard_table"):
             part.scorecard_table = final.scorecard_table()
         report.append(part)
-    entry = ModelEntry(final, list(final.features_), metrics=met, training_data_hash=data_hash(app),
-                       params={**kw, "model": cfg.credit.model, "dataset": name})
+    # the model's own parameters (coding, trend, members, ...) beside the config's, as 'credit train' records them
+    params = {**final.get_params(deep=False), **kw, "model": cfg.credit.model, "dataset": name}
+    entry = ModelEntry(final, list(final.features_), metrics=met, training_data_hash=data_hash(app), params=params,
+                       extra={"dataset": name, "target": cfg.credit.target,
+                              "feature_names_in": list(final.feature_names_in_),
+                              "excluded_features": list(final.excluded_features_)})
     return {"credit": entry}, name
 
 

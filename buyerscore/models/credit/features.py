@@ -8,7 +8,7 @@ Tables without those columns are returned unchanged.  The new columns are descri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,31 @@ def add_ratio_features(X: pd.DataFrame, *, drop_redundant: bool = False) -> pd.D
         if drop_redundant:
             X = X.drop(columns=bills[1:])
     return X
+
+
+def derived_sources(columns: Sequence[str], *, drop_redundant: bool = False) -> dict[str, list[str]]:
+    """Which of ``columns`` each derived column is computed from, for a model's input columns (derived ones
+    included, as ``feature_names_in_`` holds them): derived column -> its source columns.
+
+    A column counts as derived when :func:`add_ratio_features` computes it again from the others.
+
+    Examples
+    --------
+    >>> derived_sources(["DebtRatio", "MonthlyIncome", "NumberOfDependents", "MonthlyDebt", "IncomePerPerson"])
+    {'MonthlyDebt': ['DebtRatio', 'MonthlyIncome'], 'IncomePerPerson': ['DebtRatio', 'MonthlyIncome', 'NumberOfDependents']}
+    """
+    cols = list(dict.fromkeys(columns))
+    one = pd.DataFrame({c: [1.0] for c in cols})
+    derived = [c for c in cols if c in add_ratio_features(one.drop(columns=[c]), drop_redundant=drop_redundant)]
+    raw = [c for c in cols if c not in derived]
+    base = one[raw]
+    out: dict[str, list[str]] = {d: [] for d in derived}
+    for c in raw:
+        made = set(add_ratio_features(base.drop(columns=[c]), drop_redundant=drop_redundant).columns)
+        for d in derived:
+            if d not in made:
+                out[d].append(c)
+    return out
 
 
 def derive_as_trained(X: pd.DataFrame, extra: Mapping[str, Any] | None) -> pd.DataFrame:

@@ -518,8 +518,12 @@ def table_markdown(t: pd.DataFrame, floatfmt: str = ".4g") -> str:
     """A GitHub Markdown table of a frame (no tabulate dependency)."""
     def cell(v: Any) -> str:
         if isinstance(v, float):
-            return "" if np.isnan(v) else format(v, floatfmt)
-        return str(v).replace("|", "\\|")
+            if np.isnan(v):
+                return ""
+            if v.is_integer() and abs(v) < 1e15:  # counts: 95799, not 9.58e+04
+                return str(int(v))
+            return format(v, floatfmt)
+        return str(v).replace("|", "\\|").replace("\n", " ")
 
     head = "| " + " | ".join(map(str, t.columns)) + " |"
     sep = "|" + "|".join("---" for _ in t.columns) + "|"
