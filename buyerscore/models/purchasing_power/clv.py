@@ -262,6 +262,16 @@ class ProbabilisticCLV(RegressorMixin, BaseEstimator):
         x, tx, T, m = self._rfm(X, need_m=self.fit_monetary)
         if len(x) < 2:
             raise ModelInputError(f"ProbabilisticCLV needs at least 2 customers; got {len(x)}.")
+        if not np.any(T > 0):
+            # T = 0 for everyone: the likelihood is flat (nothing was observed), so any start "converges"
+            raise ModelInputError(
+                f"All {len(x)} customers have T = 0 (their first purchase is at the cut-off): no time after a first "
+                "purchase is observed, so purchase rates and drop-out cannot be estimated. Move the cut-off later, "
+                "or check that recency and T are in the time unit of the horizon (rfm_summary gives days).")
+        if not np.any(x > 0):
+            logger.warning("BG/NBD: none of the %d customers has a repeat purchase (frequency is 0 for all): the "
+                           "drop-out parameters a and b are not identified (left near their start) and every "
+                           "forecast is close to 0. Fit on a longer history for a usable model.", len(x))
         w = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
 
         # compress identical rows (common with daily or weekly data): same likelihood, far fewer terms

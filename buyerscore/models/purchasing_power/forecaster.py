@@ -112,6 +112,11 @@ def _numeric(X: Any, owner: str, columns: Any = None) -> pd.DataFrame:
     if columns is None and X.shape[0] < 2:
         raise ModelInputError(f"{owner}.fit needs at least 2 rows (one per user and cut-off); got "
                               f"n_samples={X.shape[0]}.")
+    if columns is not None and list(X.columns) != list(columns):
+        # scoring: columns the model was not fitted on (an id, a segment label, a cut-off) are not its
+        # input, so their kind does not matter; the fitted columns are checked by the caller
+        keep = set(columns)
+        X = X[[c for c in X.columns if c in keep]]
     ids = [c for c in _ID_COLS if c in X.columns]
     if ids:
         X = X.drop(columns=ids)
@@ -121,8 +126,21 @@ def _numeric(X: Any, owner: str, columns: Any = None) -> pd.DataFrame:
     bad = [c for c, t in zip(X.columns, dtypes, strict=True)
            if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t))]
     if bad:
-        raise ModelInputError(f"{owner} needs numeric feature columns; {bad[:3]} are not (encode or drop them).")
+        raise ModelInputError(f"{owner} needs numeric feature columns; {len(bad)} are not: "
+                              f"{'; '.join(_not_numeric(X[c]) for c in bad[:3])}. Convert them to numbers (e.g. "
+                              "pd.to_numeric, or re-read the file with numeric dtypes) or drop them before fit.")
     return X.astype(float)
+
+
+def _not_numeric(col: pd.Series) -> str:
+    """``'name' (dtype object), e.g. row 3 = 'abc'``: a column that is not numeric, with its first value that
+    is not a number (for an error message)."""
+    vals = col.to_numpy(dtype=object)
+    with np.errstate(all="ignore"):
+        num = pd.to_numeric(pd.Series(vals), errors="coerce").to_numpy()
+    bad = np.flatnonzero(pd.isna(num) & ~pd.isna(vals))
+    where = f", e.g. row {int(bad[0])} = {vals[bad[0]]!r}" if bad.size else " (its values read as numbers)"
+    return f"{col.name!r} (dtype {col.dtype}){where}"
 
 
 def _columns(X: pd.DataFrame, names: Any) -> pd.DataFrame:
@@ -705,8 +723,19 @@ class SpendTier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The tier with the highest weighted probability (``class_weights_``; see ``decision``)."""
+        return self.tiers_from_proba(self.predict_proba(X))
+
+    def tiers_from_proba(self, proba: Any) -> np.ndarray:
+        """The tiers :meth:`predict` names for probabilities already computed by :meth:`predict_proba`
+        (columns in ``classes_`` order): the highest weighted probability, as ``decision`` says.  Use it
+        when both the probabilities and the tier are needed, instead of ``proba.argmax(axis=1)``, which
+        ignores ``class_weights_``."""
+        ensure_fitted(self, "model_")
+        p = np.asarray(proba, dtype=float)
+        if p.ndim != 2 or p.shape[1] != len(self.classes_):
+            raise ModelInputError(f"proba must have one column per tier ({len(self.classes_)}: {list(self.classes_)}); "
+                                  f"got shape {p.shape}. Pass the output of predict_proba.")
         w = getattr(self, "class_weights_", None)  # models saved before the decision rule: argmax
-        p = self.predict_proba(X)
         return np.asarray(self.classes_)[np.argmax(p if w is None else p * w, axis=1)]
 
 
