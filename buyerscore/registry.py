@@ -299,7 +299,7 @@ class ModelRegistry:
     def list(self) -> list[dict[str, Any]]:
         """One summary row per bundle: version, created_at, as_of, models, promoted."""
         promoted = self.promoted()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for v in self.versions():
             p = self.versions_dir / v / MANIFEST_FILE
             if not p.exists():  # being written

@@ -7,6 +7,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -96,3 +97,77 @@ def check_platforms(con: Any, platforms: list[str] | None, table: str = "events"
     unknown = [p for p in platforms if p not in known]
     if unknown:
         raise ValueError(f"--platform {', '.join(unknown)}: not in the store; its platforms are {known}.")
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".csv.gz")
+
+
+def table_kind(path: Path, option: str = "--out") -> str:
+    """``"parquet"`` or ``"csv"`` from an output file name; any other name is an error (it would get the wrong
+    bytes: Parquet in a file named ``.csv``)."""
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    raise ValueError(f"{option} {path}: write a .parquet or .csv file (the format comes from the name), e.g. "
+                     f"{path.with_suffix('.parquet')}.")
+
+
+def write_table(df: Any, path: Path, kind: str | None = None) -> None:
+    """Write ``df`` as Parquet or CSV (``kind``, default from the name); in a CSV a list cell (the reason
+    features) becomes one comma-separated text cell."""
+    kind = kind or table_kind(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "csv":
+        lists = [c for c in df.columns if len(df) and isinstance(df[c].iloc[0], list | tuple)]
+        if lists:
+            df = df.copy()
+            for c in lists:
+                df[c] = [",".join(map(str, v)) if isinstance(v, list | tuple) else v for v in df[c]]
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+
+
+def check_model_out(out_dir: Path) -> None:
+    """A model directory's ``--out`` must be absent, empty or a model directory (replaced whole); never
+    another folder (the data folder, a home directory)."""
+    from buyerscore.artifacts import META_FILE
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; give a folder path for the model directory.")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / META_FILE).exists():
+        raise ValueError(f"--out {out_dir} is a folder that holds other files, not a buyerscore model directory; "
+                         "choose a new or empty folder (an existing model directory is replaced as a whole).")
+
+
+@contextmanager
+def staged_model_dir(out_dir: Path) -> Iterator[Path]:
+    """Write a model directory beside ``out_dir`` and swap it in when complete: readers never see a
+    half-written model, a failed fit leaves the earlier model as it was, and no file of an earlier model
+    (``scorecard.csv`` of a scorecard retrained as a GBM, ``tier/`` after ``--no-tiers``) survives."""
+    import shutil
+    import tempfile
+
+    check_model_out(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        yield stage
+        old = None
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+            out_dir.rename(old / "model")
+        try:
+            stage.rename(out_dir)
+        except BaseException:
+            if old is not None:  # put the earlier model back
+                (old / "model").rename(out_dir)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

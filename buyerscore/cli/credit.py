@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from buyerscore.cli._common import console, friendly_errors, out, print_json, step, table
+from buyerscore.cli._common import (
+    check_model_out,
+    console,
+    friendly_errors,
+    out,
+    print_json,
+    staged_model_dir,
+    step,
+    table,
+    write_table,
+)
 
 app = typer.Typer(help="Credit scoring: monotone WOE scorecard, calibrated monotone LightGBM, random forest, ensemble.",
                   no_args_is_help=True)
@@ -194,54 +202,6 @@ def _check_number_columns(frame: Any, path: Path, share: float = 0.95) -> None:
                 "Fix or blank those cells (blank = missing); write numbers without thousands separators.")
 
 
-def _write_table(df: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.name.lower().endswith(".parquet"):
-        df.to_parquet(path, index=False)
-    else:
-        df.to_csv(path, index=False)
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    """``--out`` must be absent, empty or a model directory (replaced whole); never another folder."""
-    from buyerscore.artifacts import META_FILE
-
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} is a file; give a folder path for the model directory.")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / META_FILE).exists():
-        raise ValueError(f"--out {out_dir} is a folder that holds other files, not a buyerscore model directory; "
-                         "choose a new or empty folder (an existing model directory is replaced as a whole).")
-
-
-@contextmanager
-def _staged(out_dir: Path) -> Iterator[Path]:
-    """Write a model directory beside ``out_dir`` and swap it in when complete: readers never see a half-written
-    model, and files of an earlier model there (``scorecard.csv`` of a scorecard retrained as a GBM) go."""
-    import shutil
-    import tempfile
-
-    _check_out_dir(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        yield stage
-        old = None
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-            out_dir.rename(old / "model")
-        try:
-            stage.rename(out_dir)
-        except BaseException:
-            if old is not None:  # put the earlier model back
-                (old / "model").rename(out_dir)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-
-
 @app.command("train")
 def train_cmd(
     out_dir: Path = typer.Option(..., "--out", help="Model directory to write."),
@@ -311,7 +271,7 @@ def train_cmd(
             raise ValueError(f"--members applies to --model ensemble only; got --model {model}.")
         if not 0.05 <= test_size <= 0.5:
             raise ValueError(f"--test-size must be in [0.05, 0.5]; got {test_size}.")
-        _check_out_dir(out_dir)
+        check_model_out(out_dir)
         with step("reading applicants"):
             if dataset is not None:
                 from buyerscore.datasets import read_applicants
@@ -385,7 +345,7 @@ def train_cmd(
         metrics["holdout"] = f"stratified {test_size:.0%}, seed {seed}"
         metrics["fit_seconds"] = round(float(est.fit_time_), 3)
         metrics["n_train"], metrics["n_holdout"] = len(ytr), len(yte)
-        with _staged(out_dir) as stage:
+        with staged_model_dir(out_dir) as stage:
             est.save(stage, training_data_hash=data_hash(Xtr), metrics=metrics,
                      extra={"dataset": dataset, "table": str(table_path) if table_path else None, "target": target,
                             **target_info, "id_columns": ids, "excluded_features": list(est.excluded_features_),
@@ -460,7 +420,7 @@ def score_cmd(
         if reasons > 0:
             rc = model.reason_codes(X, k=reasons, lang=lang)
             result["reasons"] = [json.dumps([r.to_dict() for r in row], ensure_ascii=False, default=str) for row in rc]
-        _write_table(result, out_path)
+        write_table(result, out_path)
         out.print(f"scored {len(result):,} applicant(s) with {meta.kind} -> {out_path}")
         unseen = model.unseen_inputs(X) if hasattr(model, "unseen_inputs") else {}
         if unseen:

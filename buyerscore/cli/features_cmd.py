@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from buyerscore.cli._common import check_platforms, console, friendly_errors, out, parse_cutoff, step, table
+from buyerscore.cli._common import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    check_platforms,
+    console,
+    friendly_errors,
+    out,
+    parse_cutoff,
+    step,
+    table,
+    table_kind,
+    write_table,
+)
 
 
 def _windows(text: str) -> tuple[int, ...]:
@@ -15,28 +26,6 @@ def _windows(text: str) -> tuple[int, ...]:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise ValueError(f"--windows must be comma-separated whole days, e.g. 7,30,90,365; got {text!r}.") from None
-
-
-_PARQUET = (".parquet", ".pq")
-_CSV = (".csv", ".csv.gz")
-
-
-def _table_kind(path: Path, option: str) -> str:
-    """``"parquet"`` or ``"csv"`` from a file name; any other name is an error (it would get the wrong bytes)."""
-    name = path.name.lower()
-    if name.endswith(_PARQUET):
-        return "parquet"
-    if name.endswith(_CSV):
-        return "csv"
-    raise ValueError(f"{option} {path}: write a .parquet or .csv file (the format comes from the name), e.g. "
-                     f"{path.with_suffix('.parquet')}.")
-
-
-def _write(df: Any, path: Path, kind: str) -> None:
-    if kind == "csv":
-        df.to_csv(path, index=False)
-    else:
-        df.to_parquet(path, index=False)
 
 
 def features(
@@ -62,12 +51,12 @@ def features(
                                     "'buyerscore datasets load'.")
         wins = _windows(windows)
         ts = parse_cutoff(cutoff)
-        kind = _table_kind(out_path, "--out")
-        base = next((out_path.name[:-len(x)] for x in (*_PARQUET, *_CSV) if out_path.name.lower().endswith(x)),
+        kind = table_kind(out_path, "--out")
+        base = next((out_path.name[:-len(x)] for x in (*PARQUET_SUFFIXES, *CSV_SUFFIXES) if out_path.name.lower().endswith(x)),
                     out_path.stem)
         lpath = labels_out or out_path.with_name(base + "_labels.parquet")
         if horizon is not None:
-            lkind = _table_kind(lpath, "--labels-out")
+            lkind = table_kind(lpath, "--labels-out")
             if lpath.resolve() == out_path.resolve():
                 raise ValueError(f"--labels-out {lpath} is the --out file: the labels would overwrite the "
                                  "features; give another name (e.g. labels.parquet).")
@@ -80,10 +69,10 @@ def features(
                 with step(f"labels over {horizon:g} days after {ts}"):
                     lab = build_labels(store.con, as_of=ts, horizon_days=horizon, platforms=platform or None)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        _write(f, out_path, kind)
+        write_table(f, out_path, kind)
         if lab is not None:
             lpath.parent.mkdir(parents=True, exist_ok=True)
-            _write(lab, lpath, lkind)
+            write_table(lab, lpath, lkind)
     n_feat = f.shape[1] - 2
     rows = [[str(p), len(g), int((g["n_purchases"] > 0).sum()), float(g["monetary_sum"].sum(skipna=True)),
              float(g["recency_days"].median()) if g["recency_days"].notna().any() else float("nan")]

@@ -32,9 +32,9 @@ def _read(path: Path) -> Any:
 
 
 def _write(df: Any, path: Path) -> None:
-    from buyerscore.cli.credit import _write_table
+    from buyerscore.cli._common import write_table
 
-    _write_table(df, path)
+    write_table(df, path, "parquet" if path.name.lower().endswith((".parquet", ".pq")) else "csv")
 
 
 def _features(db: Path | None, features: Path | None, as_of: str | None, platform: str | None) -> Any:
