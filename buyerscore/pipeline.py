@@ -320,7 +320,12 @@ class ScoringPipeline:
         classes = [str(c) for c in getattr(model, "classes_", TIERS)]
         for t in TIERS:
             out[f"power_p_{t}"] = proba[:, classes.index(t)] if t in classes else 0.0
-        out["power_tier"] = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)] if len(Xf) else []
+        if not len(Xf):
+            out["power_tier"] = []
+        elif hasattr(model, "tiers_from_proba"):  # SpendTier: its decision rule (class weights), as its predict
+            out["power_tier"] = np.asarray(model.tiers_from_proba(proba), dtype=object).astype(str)
+        else:
+            out["power_tier"] = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
 
     def _score_credit(self, model: Any, Xf: pd.DataFrame, out: pd.DataFrame) -> None:
         proba = np.asarray(model.predict_proba(Xf), dtype=float)

@@ -170,6 +170,11 @@ def test_buyerscore_models_one_user_equals_batch(monkeypatch: pytest.MonkeyPatch
     batch = p.score_frame(X, reasons=False)  # > 1024 rows: scikit-learn's traversal
     rows = pd.concat([p.score_frame(X.iloc[[i]], reasons=False) for i in range(0, n, 97)])
     pd.testing.assert_frame_equal(rows, batch.loc[rows.index], check_exact=False, rtol=1e-12, atol=1e-12)
+    # the tier is SpendTier.predict's (probabilities weighted by class_weights_), not the plain argmax
+    tier.class_weights_ = np.array([1.0, 3.0, 1.0])  # a decision rule that moves tiers
+    moved = p.score_frame(X, reasons=False)["power_tier"].to_numpy()
+    np.testing.assert_array_equal(moved, tier.predict(X))
+    assert (moved != batch["power_tier"].to_numpy()).any()
 
 
 def test_batch_reads_arrow_columns_of_any_numeric_type(pipe: ScoringPipeline, frame: pd.DataFrame,
