@@ -109,6 +109,11 @@ def test_grades_follow_bands(scorecard: CreditScorecard, data: tuple[pd.DataFram
         sel = g == grade
         assert np.all((s[sel] >= lo) & (s[sel] < hi))
     assert set(g) <= set("ABCDE") and len(set(g)) >= 3
+    # a missing score has no grade (it was graded A: NaN sorted above every band), in both paths
+    got = scorecard._grade_of(np.array([np.nan, bands[0] + 1, bands[-1] - 1]))
+    assert got.tolist() == [None, "A", "E"]
+    assert scorecard._record_result(float("nan"))["grade"] is None
+    assert scorecard._record_result(-50.0)["grade"] == "A" and scorecard._record_result(50.0)["grade"] == "E"
 
 
 # ---------------------------------------------------------------- binning

@@ -313,8 +313,11 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
     def _grade_of(self, s: np.ndarray) -> np.ndarray:
         cuts = np.asarray(self.grade_bands_[::-1])  # increasing
         # score >= cut A/B -> A ...; searchsorted on increasing cuts gives 0 (lowest) .. 4 (highest)
-        pos = np.searchsorted(cuts, s, side="right")
-        return np.asarray(GRADES[::-1], dtype=object)[pos]
+        s = np.asarray(s, dtype=float)
+        pos = np.searchsorted(cuts, np.nan_to_num(s, nan=-np.inf), side="right")
+        out = np.asarray(GRADES[::-1], dtype=object)[pos]
+        out[np.isnan(s)] = None  # no score, no grade (searchsorted put NaN above every cut: grade A)
+        return out
 
     def grade(self, X: Any) -> np.ndarray:
         """Grade A (safest) to E per row, by score band (``grade_bands_``)."""
@@ -350,8 +353,8 @@ class CreditModelBase(ClassifierMixin, BaseEstimator):
     def _record_result(self, logit: float) -> dict[str, Any]:
         p = 1.0 / (1.0 + math.exp(-logit))
         s = self.offset_ - self.factor_ * logit
-        g = "E"
-        for grade, cut in zip(GRADES, self.grade_bands_, strict=False):
+        g: str | None = None if math.isnan(s) else "E"
+        for grade, cut in zip(GRADES, self.grade_bands_, strict=False) if g else ():
             if s >= cut:
                 g = grade
                 break
