@@ -205,3 +205,17 @@ def test_sequence_model_names_duplicated_users_and_refuses_empty_fits():
         SequenceSpendModel(epochs=1).fit(X, y, sequences=seq.iloc[:0])
     with pytest.raises(ModelInputError, match=r"rows \[1\] with y = \[nan\]"):
         SequenceSpendModel(epochs=1).fit(X, np.r_[y[:1], np.nan, y[2:]], sequences=seq)
+
+
+def test_contributions_in_threads_equal_one_thread(frame, fitted):
+    """From 256 rows the SHAP contributions run in n_jobs threads (the slow part of 'power score --reasons');
+    the numbers are the one-thread ones, also after set_params on a fitted model."""
+    F, _ = frame
+    X = pd.concat([F] * (300 // len(F) + 1), ignore_index=True)  # >= 256 rows
+    assert len(X) >= 256
+    m = fitted["tweedie"]
+    one = m.set_params(n_jobs=1).contributions(X)
+    two = m.set_params(n_jobs=2).contributions(X)
+    m.set_params(n_jobs=1)
+    pd.testing.assert_frame_equal(one, two, check_exact=False, rtol=1e-12, atol=1e-12)
+    assert one.abs().to_numpy().sum() > 0
