@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from buyerscore.exceptions import LeakageError, SchemaError
+from buyerscore.features.build import round_features
 from buyerscore.features.sql import to_timestamp as _features_ts
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,9 @@ def power_features(con: duckdb.DuckDBPyConnection, *, as_of: str | datetime | pd
     out["spend_rate"] = out["net_spend"] / tenure
     out["spend_trend"] = (out["spend_90d"] / np.minimum(tenure, 90)) / out["spend_rate"].where(out["spend_rate"] > 0) \
         if "spend_90d" in out else np.nan
-    out = out.astype(float)
+    # 12 significant digits, as build_features: DuckDB's parallel sums add in a varying order, so without it
+    # the same store gave values ~1e-11 apart from run to run (and forecasts ~2.5e-11 apart)
+    out = round_features(out.astype(float))
     return out.reset_index()
 
 
