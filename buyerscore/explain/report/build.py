@@ -77,6 +77,10 @@ class ReportInputs:
         ``fairness_di_threshold`` the disparate-impact ratio below which a group is flagged (0.8).
     drift : DataFrame, optional
         ``DriftReport.table``; ``drift_verdict`` its verdict; ``drift_reasons`` the reasons for it.
+    evaluated_on : dict, optional
+        Section id -> which rows its numbers come from (e.g. ``"300 held-out applicants, not used in
+        fitting"`` or ``"the detector's own training users (in-sample)"``), shown at the top of that section so
+        that held-out and in-sample numbers are not mistaken for one another.
     notes : dict, optional
         Section id -> text shown when that section's inputs are missing (overrides the default reason).
     metadata : dict, optional
@@ -106,6 +110,7 @@ class ReportInputs:
     drift: pd.DataFrame | None = None
     drift_verdict: str | None = None
     drift_reasons: list[str] | None = None
+    evaluated_on: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -155,6 +160,38 @@ def without_identifiers(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return df.drop(columns=dropped), dropped
 
 
+def cell_text(v: Any) -> str:
+    """A table cell as text: lists (e.g. ``groups_left_out``) as ``a, b`` (empty: blank), not ``['a', 'b']``.
+
+    >>> cell_text(["<25", "50+"]), cell_text([]), cell_text(3)
+    ('<25, 50+', '', '3')
+    """
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return ", ".join(str(x) for x in v)
+    return str(v)
+
+
+def _thin(n: int, keep: tuple[int, ...] = (), max_points: int = 1000) -> np.ndarray:
+    """At most about ``max_points`` indices of a curve of ``n`` points (first, last and ``keep`` included): a
+    curve over every row would put every row into the page, so the file grows with the data."""
+    if n <= max_points:
+        return np.arange(n)
+    idx = np.unique(np.r_[np.linspace(0, n - 1, max_points).round().astype(int), np.asarray(keep, dtype=int)])
+    return idx
+
+
+def _hist(values: np.ndarray, edges: np.ndarray, name: str, **kw: Any) -> Any:
+    """A histogram counted here (``np.histogram``) and drawn as bars, so the page holds the counts, not the
+    raw values."""
+    import plotly.graph_objects as go
+
+    counts, e = np.histogram(values[~np.isnan(values)], bins=edges)
+    return go.Bar(x=(e[:-1] + e[1:]) / 2, y=counts, width=np.diff(e), name=name,
+                  customdata=np.c_[e[:-1], e[1:]],
+                  hovertemplate="[%{customdata[0]:.4g}, %{customdata[1]:.4g}): %{y:,}<extra>" + name + "</extra>",
+                  **kw)
+
+
 def _notes_html(items: list[str] | None, lead: str) -> str:
     if not items:
         return ""
@@ -171,7 +208,7 @@ def _table_html(df: pd.DataFrame, max_rows: int = 60, cls: str = "tbl") -> str:
             return "" if np.isnan(v) else f"{v:,.4g}"
         if isinstance(v, (bool, np.bool_)):
             return "yes" if v else ""
-        return html.escape(str(v))
+        return html.escape(cell_text(v))
 
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
@@ -190,7 +227,8 @@ def _roc(inp: ReportInputs) -> str:
 
     y, p = _labels(inp)
     fpr, tpr, _ = roc_curve(y, p)
-    fig = go.Figure([go.Scatter(x=fpr, y=tpr, mode="lines", name=f"model (AUC {auc(y, p):.3f})"),
+    j = _thin(fpr.size)
+    fig = go.Figure([go.Scatter(x=fpr[j], y=tpr[j], mode="lines", name=f"model (AUC {auc(y, p):.3f})"),
                      go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="random", line={"dash": "dot"})])
     fig.update_layout(title="ROC", xaxis_title="false positive rate (goods rejected)",
                       yaxis_title="true positive rate (bads caught)")
@@ -211,8 +249,9 @@ def _ks(inp: ReportInputs) -> str:
     cg = np.cumsum(1 - ys) / (1 - ys).sum()
     k = ks(y, p)
     i = int(np.argmax(cb - cg))
-    fig = go.Figure([go.Scatter(x=share, y=cb, name="cumulative bads"),
-                     go.Scatter(x=share, y=cg, name="cumulative goods"),
+    j = _thin(y.size, keep=(i,))
+    fig = go.Figure([go.Scatter(x=share[j], y=cb[j], name="cumulative bads"),
+                     go.Scatter(x=share[j], y=cg[j], name="cumulative goods"),
                      go.Scatter(x=[share[i], share[i]], y=[cg[i], cb[i]], name=f"KS {k:.3f}", mode="lines+markers")])
     fig.update_layout(title="KS", xaxis_title="share of population, riskiest first", yaxis_title="cumulative share")
     return f"<p>KS <b>{k:.3f}</b> at the riskiest {share[i]:.0%} of the population.</p>" + _fig_html(fig, "fig-ks")
@@ -244,12 +283,13 @@ def _score_distribution(inp: ReportInputs) -> str:
         s = _arr(inp.score, "scores")
         fig = go.Figure()
         y = None if inp.y_true is None else np.asarray(inp.y_true, dtype=float).ravel()
+        edges = np.histogram_bin_edges(s[~np.isnan(s)], bins=40)
         if y is not None and y.size == s.size and np.unique(y[~np.isnan(y)]).size == 2:
-            fig.add_histogram(x=s[y == 0], name="goods", opacity=0.6, nbinsx=40)
-            fig.add_histogram(x=s[y == 1], name="bads", opacity=0.6, nbinsx=40)
+            fig.add_trace(_hist(s[y == 0], edges, "goods", opacity=0.6))
+            fig.add_trace(_hist(s[y == 1], edges, "bads", opacity=0.6))
             fig.update_layout(barmode="overlay")
         else:
-            fig.add_histogram(x=s, name="all", nbinsx=40)
+            fig.add_trace(_hist(s, edges, "all"))
         fig.update_layout(title="Score distribution", xaxis_title="points", yaxis_title="applicants")
         parts.append(_fig_html(fig, "fig-score"))
     if inp.grade is not None:
@@ -331,24 +371,49 @@ def _shap(inp: ReportInputs) -> str:
     fig.update_layout(title="Global importance: mean |contribution|", xaxis_title="mean |contribution|",
                       height=max(380, 24 * len(gi)))
     parts = [_fig_html(fig, "fig-shap-bar")]
-    # beeswarm-like summary: one dot per row and feature, coloured by the feature's within-column rank
+    # beeswarm-like summary: one dot per row and feature (jittered up and down so that piled-up dots show),
+    # coloured blue (low) to red (high) by the feature's within-column rank; a feature whose values are not
+    # numbers (a category) has no rank and is drawn grey.  No white in the scale: a white dot on the white
+    # page cannot be seen.
     sample = inp.shap.sample(n=min(len(inp.shap), 1000), random_state=0)
     feats = gi["feature"].head(10).tolist()[::-1]
-    xs, ys, cs = [], [], []
-    for f in feats:
+    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(sample))
+    xs: list[float] = []
+    ys: list[float] = []
+    cs: list[float] = []
+    gx: list[float] = []
+    gy: list[float] = []
+    for k, f in enumerate(feats):
         v = sample[f].to_numpy(dtype=float)
-        xs.extend(v.tolist())
-        ys.extend([f] * len(v))
+        vals = None
         if inp.shap_values is not None and f in inp.shap_values.columns:
-            vals = pd.to_numeric(inp.shap_values.loc[sample.index, f], errors="coerce")
-            cs.extend(vals.rank(pct=True).fillna(0.5).tolist())
-        else:
-            cs.extend([0.5] * len(v))
-    fig2 = go.Figure([go.Scatter(x=xs, y=ys, mode="markers", marker={"color": cs, "colorscale": "RdBu_r", "size": 5,
-                                                                     "opacity": 0.6, "showscale": True,
-                                                                     "colorbar": {"title": "value rank"}})])
+            raw = inp.shap_values.loc[sample.index, f]
+            if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+                vals = pd.to_numeric(raw, errors="coerce").rank(pct=True)
+        if vals is None:
+            gx.extend(v.tolist())
+            gy.extend((k + jitter).tolist())
+            continue
+        known = vals.notna().to_numpy()
+        xs.extend(v[known].tolist())
+        ys.extend((k + jitter[known]).tolist())
+        cs.extend(vals[known].tolist())
+        gx.extend(v[~known].tolist())
+        gy.extend((k + jitter[~known]).tolist())
+    traces = []
+    if xs:
+        traces.append(go.Scatter(x=xs, y=ys, mode="markers", name="value rank (blue low, red high)",
+                                 marker={"color": cs, "colorscale": _BLUE_RED, "cmin": 0, "cmax": 1, "size": 5,
+                                         "opacity": 0.6, "showscale": True,
+                                         "colorbar": {"title": "value rank", "x": 1.02}}))
+    if gx:
+        traces.append(go.Scatter(x=gx, y=gy, mode="markers", name="category or missing (no rank)",
+                                 marker={"color": _GREY, "size": 5, "opacity": 0.6}))
+    fig2 = go.Figure(traces)
     fig2.update_layout(title="Contribution per row (> 0 pushes toward the adverse outcome)",
-                       xaxis_title="contribution", height=max(380, 30 * len(feats)))
+                       xaxis_title="contribution", height=max(380, 34 * len(feats) + 120),
+                       legend={"orientation": "h", "y": -0.2})
+    fig2.update_yaxes(tickvals=list(range(len(feats))), ticktext=feats, range=[-0.6, len(feats) - 0.4])
     parts.append(_fig_html(fig2, "fig-shap-summary"))
     parts.append(_table_html(gi[["feature", "mean_abs_contribution", "share", "description"]]))
     return "".join(parts)
@@ -371,8 +436,9 @@ def _power(inp: ReportInputs) -> str:
     cum = np.cumsum(a[order]) / max(a.sum(), 1e-12)
     best = np.cumsum(np.sort(a)[::-1]) / max(a.sum(), 1e-12)
     share = np.arange(1, a.size + 1) / a.size
-    fig = go.Figure([go.Scatter(x=share, y=cum, name="model"), go.Scatter(x=share, y=best, name="perfect"),
-                     go.Scatter(x=[0, 1], y=[0, 1], name="random", line={"dash": "dot"})])
+    j = _thin(a.size)
+    fig = go.Figure([go.Scatter(x=share[j], y=cum[j], name="model"), go.Scatter(x=share[j], y=best[j], name="perfect"),
+                     go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="random", line={"dash": "dot"})])
     fig.update_layout(title="Cumulative share of actual spend, highest predicted first",
                       xaxis_title="share of customers", yaxis_title="share of spend")
     t = decile_calibration(a, p)
@@ -408,7 +474,9 @@ def _anomaly(inp: ReportInputs) -> str:
 
     s = _arr(inp.anomaly_scores, "anomaly scores")
     thr = inp.anomaly_threshold
-    fig = go.Figure([go.Histogram(x=s, nbinsx=50, name="users")])
+    # 50 bins of width 0.02 from 0 to 1 (automatic bins put half-width bins at both ends, which look like dips)
+    edges = np.linspace(min(0.0, float(np.nanmin(s))), max(1.0, float(np.nanmax(s))), 51)
+    fig = go.Figure([_hist(s, edges, "users")])
     if thr is not None:
         fig.add_vline(x=float(thr), line_dash="dash", line_color="red")
     fig.update_layout(title="Anomaly score distribution (dashed: flag threshold)", xaxis_title="anomaly score",
@@ -433,6 +501,8 @@ def _anomaly(inp: ReportInputs) -> str:
         drivers = _fig_html(bar, "fig-anomaly-reasons")
     if inp.anomaly_table is not None and len(inp.anomaly_table):
         shown, dropped = without_identifiers(inp.anomaly_table)
+        if "flagged" in shown.columns and pd.to_numeric(shown["flagged"], errors="coerce").isin([0, 1]).all():
+            shown = shown.assign(flagged=shown["flagged"].astype(bool))  # 0/1 from score_frame reads "yes"
         why = (f" ({', '.join(dropped)} left out: the report carries no personal identifiers; "
                "<code>buyerscore anomaly score --out</code> lists them)") if dropped else ""
         tab = f"<p>Most unusual users and why{why}:</p>" + _table_html(shown, max_rows=20)
@@ -460,6 +530,10 @@ def _drift(inp: ReportInputs) -> str:
             + _table_html(inp.drift.sort_values("psi", ascending=False), max_rows=80))
 
 
+_BLUE_RED = [[0.0, "#2166ac"], [0.5, "#9467bd"], [1.0, "#b2182b"]]
+_GREY = "#7f7f7f"
+
+
 RENDERERS: dict[str, Callable[[ReportInputs], str]] = {
     "roc": _roc, "ks": _ks, "calibration": _calibration, "score-distribution": _score_distribution, "lift": _lift,
     "scorecard": _scorecard, "shap": _shap, "power": _power, "tiers": _tiers, "anomaly": _anomaly,
@@ -475,7 +549,7 @@ section{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:12px 
 section h2{font-size:17px;margin:4px 0 8px}.na{color:#8a6d3b;background:#fcf8e3;padding:8px;border-radius:4px}
 div.tblwrap{overflow-x:auto;max-width:100%}table.tbl{border-collapse:collapse;font-size:12px;margin:8px 0}table.tbl th,table.tbl td{border:1px solid #dde3ea;
 padding:3px 7px;text-align:right}table.tbl th{background:#f0f3f7}table.tbl td:first-child{text-align:left}
-.muted{color:#6b7785;font-size:12px}.verdict{color:#b22222}
+.muted{color:#6b7785;font-size:12px}.rows{color:#44546a;font-size:13px;font-style:italic;margin:0 0 6px}.verdict{color:#b22222}
 """
 
 
@@ -489,6 +563,8 @@ def render_report(inputs: ReportInputs) -> str:
         try:
             content = RENDERERS[sid](inputs)
             status[sid] = "ok"
+            if inputs.evaluated_on.get(sid):
+                content = (f"<p class='rows'>Rows: {html.escape(str(inputs.evaluated_on[sid]))}</p>" + content)
         except _Unavailable as exc:
             why = inputs.notes.get(sid, str(exc))
             content = f"<p class='na'>not available: {html.escape(why)}</p>"

@@ -7,7 +7,7 @@ Files (each optional): ``credit.parquet`` (y_true, proba, score, grade), ``score
 ``shap.parquet``, ``shap_values.parquet``, ``power.parquet`` (spend_true, spend_pred, tiers, tiers_true),
 ``anomaly.parquet`` (anomaly_score), ``anomaly_table.parquet``, ``fairness.parquet``,
 ``fairness_summary.parquet``, ``drift.parquet``; ``report.json`` holds title, anomaly_threshold,
-drift_verdict, drift_reasons, fairness_notes, notes and metadata.  Columns that identify a person
+drift_verdict, drift_reasons, fairness_notes, fairness_di_threshold, evaluated_on, notes and metadata.  Columns that identify a person
 (``user_id``, ``email``, ...) are not written.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buyerscore.explain.report.build import ReportInputs, without_identifiers
+from buyerscore.explain.report.build import ReportInputs, cell_text, without_identifiers
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ _FRAMES = ("scorecard_table", "shap", "shap_values", "anomaly_table", "anomaly_d
 _FILE = {"scorecard_table": "scorecard", "anomaly_scores": "anomaly_score"}
 INPUTS_DIR = "report_inputs"
 _META = ("title", "anomaly_threshold", "drift_verdict", "drift_reasons", "fairness_notes", "fairness_di_threshold",
-         "notes", "metadata")
+         "evaluated_on", "notes", "metadata")
 #: The files save_inputs writes (other parquet files in a folder, such as scores or features, are not inputs).
 _INPUT_FILES = ("report.json", *(f"{g}.parquet" for g in _GROUPS), *(f"{_FILE.get(f, f)}.parquet" for f in _FRAMES))
 
@@ -45,7 +45,7 @@ def _clean(df: pd.DataFrame) -> pd.DataFrame:
     out.columns = [str(c) for c in out.columns]
     for c in out.columns:
         if out[c].dtype == object:
-            out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+            out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else cell_text(v))
     return out.reset_index(drop=True)
 
 
@@ -77,7 +77,7 @@ def save_inputs(inputs: ReportInputs, path: str | Path) -> Path:
     meta = {"title": inputs.title, "anomaly_threshold": inputs.anomaly_threshold,
             "drift_verdict": inputs.drift_verdict, "drift_reasons": inputs.drift_reasons,
             "fairness_notes": inputs.fairness_notes, "fairness_di_threshold": inputs.fairness_di_threshold,
-            "notes": inputs.notes, "metadata": inputs.metadata}
+            "evaluated_on": inputs.evaluated_on, "notes": inputs.notes, "metadata": inputs.metadata}
     (p / "report.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     return p
 
