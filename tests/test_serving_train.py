@@ -170,3 +170,8 @@ def test_report_of_a_trained_registry_shows_the_holdout(trained, tmp_path: Path)
 
     missing = re.findall(r"<p[^>]*>not available: ([^<]*)", html)
     assert len(missing) == 2 and all(("fairness" in m) or ("drift" in m) for m in missing), missing
+    # each section says which rows it shows: hold-out for the metrics, training users for the anomalies
+    ev = inputs.evaluated_on
+    assert f"{n_test:,} held-out applicants" in ev["roc"] and "in-sample" in ev["anomaly"]
+    assert "fitted on every applicant" in ev["scorecard"] and "Rows: " in html
+    assert "00:00:00" not in inputs.title  # a date cut-off reads as a date

@@ -188,9 +188,25 @@ def train_bundle(cfg: BuyerscoreConfig, registry: str | Path, *, as_of: Any, des
                           "Load data first ('buyerscore datasets load ...').")
     from buyerscore.explain.report import ReportInputs, merge_inputs
 
-    header = ReportInputs(title=f"buyerscore bundle trained as of {ts}", metadata={
-        "as of": str(ts), "users": f"{len(X):,}", "credit dataset": credit_dataset or "none",
-        "measured on": "a 20 % hold-out of users (applicants), before the final fit on all rows"})
+    as_of_text = str(ts.date()) if ts == ts.normalize() else str(ts)
+    header = ReportInputs(title=f"buyerscore bundle trained as of {as_of_text}", metadata={
+        "as of": as_of_text, "users": f"{len(X):,}", "credit dataset": credit_dataset or "none",
+        "metrics measured on": "a 20 % hold-out of users (applicants), before the final fit on all rows; "
+                               "the anomaly section shows the detector's own training users"})
+    evaluated: dict[str, str] = {}
+    if "credit" in entries:
+        n_ct = int(entries["credit"].metrics.get("n_test", 0))
+        evaluated.update(dict.fromkeys(("roc", "ks", "calibration", "score-distribution", "lift", "shap"),
+                                       f"{n_ct:,} held-out applicants ({credit_dataset}), not used in fitting"))
+        evaluated["scorecard"] = "bins, counts and bad rates of the final model, fitted on every applicant"
+    if "power_spend" in entries:
+        n_pt = int(entries["power_spend"].metrics.get("n_test", 0))
+        evaluated.update(dict.fromkeys(("power", "tiers"), f"{n_pt:,} held-out users (20 %), not used in fitting; "
+                                       f"actual spend over the {cfg.power.horizon_days} days after {as_of_text}"))
+    if "anomaly" in entries:
+        evaluated["anomaly"] = (f"all {len(X):,} users, the rows the detector was fitted on (in-sample: "
+                                f"{cfg.anomaly.contamination:.0%} of them are flagged by construction)")
+    header.evaluated_on = evaluated
     names = sorted({f for e in entries.values() for f in e.features})
     spec = {f: {"description": describe(f), "unit": unit(f)} for f in names}
     return ModelRegistry(registry).create(
