@@ -177,3 +177,22 @@ def test_cli_monitor_empty_file_names_the_file(tmp_path) -> None:
                                    str(tmp_path / "cur.csv")])
     msg = " ".join(res.output.split())
     assert res.exit_code == 2 and "--current" in msg and "cur.csv has no data rows" in msg
+
+
+def test_monitor_reason_names_every_alert_column_first() -> None:
+    """Below the retrain share, the 'monitor' reason lists the columns at alert before those at warn, largest
+    PSI first, with their PSI and a count of the rest (it named the first 5 shifted columns in table order,
+    leaving alert columns out)."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    ref = pd.DataFrame({f"w{i}": rng.normal(size=n) for i in range(8)} | {"a1": rng.normal(size=n),
+                                                                         "a2": rng.normal(size=n)})
+    cur = pd.DataFrame({f"w{i}": rng.normal(0.35, 1, size=n) for i in range(8)} | {"a1": rng.normal(1.5, 1, n),
+                                                                                   "a2": rng.normal(1.0, 1, n)})
+    rep = drift_report(ref, cur, alert_share=0.5)
+    st = rep.table.set_index("column")["status"]
+    assert st["a1"] == st["a2"] == "alert" and (st.filter(like="w") == "warn").all()
+    assert rep.verdict == "monitor"
+    reason = rep.reasons[-1]
+    assert reason.startswith("10 column(s) shifted") and "2 at alert" in reason and reason.endswith("and 2 more.")
+    assert reason.index("a1 (alert") < reason.index("a2 (alert") < reason.index("(warn")

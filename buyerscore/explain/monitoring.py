@@ -217,8 +217,13 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: li
         verdict = RETRAIN
     elif (table["status"].isin(["warn", "alert"])).any():
         verdict = "monitor"
-        reasons.append("some columns shifted (PSI >= warn) but not enough to retrain: "
-                       f"{table.loc[table['status'].isin(['warn', 'alert']), 'column'].head(5).tolist()}.")
+        moved = table[table["status"].isin(["warn", "alert"])].assign(_a=lambda t: t["status"] == "alert")
+        moved = moved.sort_values(["_a", "psi"], ascending=[False, False])  # alert first, largest shift first
+        shown = [f"{c} ({st}, PSI {v:.2f})" for c, st, v in moved[["column", "status", "psi"]].head(8).itertuples(
+            index=False)]
+        more = f" and {len(moved) - 8} more" if len(moved) > 8 else ""
+        reasons.append(f"{len(moved)} column(s) shifted (PSI >= warn; {int(moved['_a'].sum())} at alert) but not "
+                       f"enough to retrain: {', '.join(shown)}{more}.")
     else:
         verdict = "stable"
     if one_sided.get("reference_only"):  # a data problem, not a reason to retrain: at least "monitor"
