@@ -199,6 +199,12 @@ def test_real_german_scorecard_report(data_dir, tmp_path: Path) -> None:
     n = len(model.features_)
     assert "fig-scorecard" in card and f"{min(n, 12)} of {n} features" in card
     assert "not available: no actual spend" in text and "<title>German credit</title>" in text
+    # the contribution axes say their unit: points lost for a scorecard (log-odds for the tree models)
+    shap = text.split("<section id='shap'>")[1].split("</section>")[0]
+    assert ci.contribution_unit.startswith("points lost") and "Unit: points lost" in shap
+    assert "SHAP" not in text.split("<section id='shap'>")[1].split("<p")[0]  # the title does not say SHAP
+    save_inputs(ci, tmp_path / "inp")
+    assert load_inputs(tmp_path / "inp").contribution_unit == ci.contribution_unit
 
 
 # ------------------------------------------------------------------------------------------- edge cases

@@ -55,6 +55,8 @@ def credit_inputs(model: Any, X: pd.DataFrame, y: Any, *, max_rows_shap: int = 5
         Xs = X.sample(n=min(len(X), max_rows_shap), random_state=0) if len(X) > max_rows_shap else X
         inp.shap = model.contributions(Xs)
         inp.shap_values = Xs[[c for c in inp.shap.columns if c in Xs.columns]]
+        inp.contribution_unit = ("points lost (against each feature's best bin)" if hasattr(model, "scorecard_table")
+                                 else "log-odds of default (SHAP)")
     inp.metadata["credit model"] = type(model).__name__
     return inp
 

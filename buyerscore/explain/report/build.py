@@ -32,7 +32,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("score-distribution", "Score and grade distribution"),
     ("lift", "Decile lift"),
     ("scorecard", "Scorecard table"),
-    ("shap", "Feature contributions (SHAP summary)"),
+    ("shap", "Feature contributions"),
     ("power", "Purchasing power: Gini and lift"),
     ("tiers", "Spend tier mix"),
     ("anomaly", "Anomaly summary"),
@@ -61,6 +61,9 @@ class ReportInputs:
         ``CreditScorecard.scorecard_table()`` (feature, bin, points, ...).
     shap : DataFrame, optional
         Per-row, per-feature contributions (SHAP values or points lost); columns = features.
+    contribution_unit : str, optional
+        What one unit of ``shap`` is (``"points lost"`` for a scorecard, ``"log-odds of default (SHAP)"``
+        for the tree models); the contribution axes and the section say it.
     shap_values : DataFrame, optional
         The feature values of the same rows (colours the summary plot).
     spend_true, spend_pred : array-like, optional
@@ -95,6 +98,7 @@ class ReportInputs:
     scorecard_table: pd.DataFrame | None = None
     shap: pd.DataFrame | None = None
     shap_values: pd.DataFrame | None = None
+    contribution_unit: str | None = None
     spend_true: Any = None
     spend_pred: Any = None
     tiers: Any = None
@@ -366,11 +370,12 @@ def _shap(inp: ReportInputs) -> str:
     if inp.shap is None or len(inp.shap) == 0:
         raise _Unavailable("no per-feature contributions given")
     gi = global_importance(inp.shap).head(15)
+    unit = inp.contribution_unit or "contribution"
     fig = go.Figure([go.Bar(x=gi["mean_abs_contribution"][::-1], y=gi["feature"][::-1], orientation="h",
                             name="mean |contribution|")])
-    fig.update_layout(title="Global importance: mean |contribution|", xaxis_title="mean |contribution|",
+    fig.update_layout(title="Global importance: mean |contribution|", xaxis_title=f"mean |{unit}|",
                       height=max(380, 24 * len(gi)))
-    parts = [_fig_html(fig, "fig-shap-bar")]
+    parts = [f"<p>Unit: {html.escape(unit)}.</p>" if inp.contribution_unit else "", _fig_html(fig, "fig-shap-bar")]
     # beeswarm-like summary: one dot per row and feature (jittered up and down so that piled-up dots show),
     # coloured blue (low) to red (high) by the feature's within-column rank; a feature whose values are not
     # numbers (a category) has no rank and is drawn grey.  No white in the scale: a white dot on the white
@@ -411,7 +416,7 @@ def _shap(inp: ReportInputs) -> str:
                                  marker={"color": _GREY, "size": 5, "opacity": 0.6}))
     fig2 = go.Figure(traces)
     fig2.update_layout(title="Contribution per row (> 0 pushes toward the adverse outcome)",
-                       xaxis_title="contribution", height=max(380, 34 * len(feats) + 120),
+                       xaxis_title=unit, height=max(380, 34 * len(feats) + 120),
                        legend={"orientation": "h", "y": -0.2})
     fig2.update_yaxes(tickvals=list(range(len(feats))), ticktext=feats, range=[-0.6, len(feats) - 0.4])
     parts.append(_fig_html(fig2, "fig-shap-summary"))

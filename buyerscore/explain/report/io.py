@@ -35,7 +35,7 @@ _FRAMES = ("scorecard_table", "shap", "shap_values", "anomaly_table", "anomaly_d
 _FILE = {"scorecard_table": "scorecard", "anomaly_scores": "anomaly_score"}
 INPUTS_DIR = "report_inputs"
 _META = ("title", "anomaly_threshold", "drift_verdict", "drift_reasons", "fairness_notes", "fairness_di_threshold",
-         "evaluated_on", "notes", "metadata")
+         "evaluated_on", "contribution_unit", "notes", "metadata")
 #: The files save_inputs writes (other parquet files in a folder, such as scores or features, are not inputs).
 _INPUT_FILES = ("report.json", *(f"{g}.parquet" for g in _GROUPS), *(f"{_FILE.get(f, f)}.parquet" for f in _FRAMES))
 
@@ -77,7 +77,8 @@ def save_inputs(inputs: ReportInputs, path: str | Path) -> Path:
     meta = {"title": inputs.title, "anomaly_threshold": inputs.anomaly_threshold,
             "drift_verdict": inputs.drift_verdict, "drift_reasons": inputs.drift_reasons,
             "fairness_notes": inputs.fairness_notes, "fairness_di_threshold": inputs.fairness_di_threshold,
-            "evaluated_on": inputs.evaluated_on, "notes": inputs.notes, "metadata": inputs.metadata}
+            "evaluated_on": inputs.evaluated_on, "contribution_unit": inputs.contribution_unit, "notes": inputs.notes,
+            "metadata": inputs.metadata}
     (p / "report.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     return p
 
