@@ -26,3 +26,14 @@ def store(tmp_path: Path) -> EventStore:
     s = EventStore(tmp_path / "store.duckdb")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def cdnow_sample_db(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding the CDNOW 1/10 sample (2,357 customers, 1997-01..1998-06); one per test module."""
+    from buyerscore.datasets import load_dataset
+
+    db = tmp_path_factory.mktemp("cdnow_sample") / "cdnow.duckdb"
+    with EventStore(db) as s:
+        load_dataset("cdnow_sample", s, data_dir)
+    return db

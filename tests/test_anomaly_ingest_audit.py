@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from buyerscore.cli import app
-from buyerscore.datasets import load_dataset
 from buyerscore.events.io import ColumnMapping
 from buyerscore.events.store import EventStore
 
@@ -38,11 +37,8 @@ def retail(data_dir: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def cdnow(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("audit") / "cdnow.duckdb"
-    with EventStore(db) as s:
-        load_dataset("cdnow_sample", s, data_dir)
-    return db
+def cdnow(cdnow_sample_db: Path) -> Path:
+    return cdnow_sample_db
 
 
 def _events(db: Path) -> pd.DataFrame:

@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 
 from buyerscore.cli import app
 from buyerscore.cli._common import parse_cutoff
-from buyerscore.datasets import load_dataset
 from buyerscore.events.store import EventStore
 
 runner = CliRunner()
@@ -20,11 +19,8 @@ def _text(r) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def store(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("cli") / "store.duckdb"
-    with EventStore(db) as s:
-        load_dataset("cdnow_sample", s, data_dir)
-    return db
+def store(cdnow_sample_db: Path) -> Path:
+    return cdnow_sample_db
 
 
 @pytest.mark.parametrize(("text", "want"), [("1997-09-30", "1997-09-30"), ("30/09/1997", "1997-09-30"),

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from buyerscore.artifacts import data_hash, load_metadata, save_model
 from buyerscore.cli import app
-from buyerscore.datasets import load_dataset
 from buyerscore.events.store import EventStore
 from buyerscore.exceptions import ModelInputError
 from buyerscore.models.purchasing_power import ProbabilisticCLV, SpendForecaster, SpendTier
@@ -29,12 +28,8 @@ def _text(r) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def cdnow(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The CDNOW 1/10 sample (2,357 customers, 1997-01..1998-06) in a store."""
-    db = tmp_path_factory.mktemp("power_audit") / "cdnow.duckdb"
-    with EventStore(db) as s:
-        load_dataset("cdnow_sample", s, data_dir)
-    return db
+def cdnow(cdnow_sample_db: Path) -> Path:
+    return cdnow_sample_db
 
 
 @pytest.fixture(scope="module")
