@@ -147,7 +147,7 @@ def run_full_demo(out_dir: str | Path, data_dir: str | Path | None = None, *, n_
             sens = users.reindex(A["user_id"])[["age_band", "sex"]].reset_index(drop=True)
             Xc = A[feats]
             credit_source = "synthetic applicants (labels from latent traits) with behaviour features"
-            sens_notes = []
+            sens_notes: list[str] = []
         else:
             from buyerscore.datasets import read_applicants
             A = read_applicants("german_credit", data_dir)
