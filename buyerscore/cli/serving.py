@@ -230,6 +230,11 @@ def score(
     else:
         out.print(table(f"scored {input.name} -> {out_path.name}", ["rows", "seconds", "rows/s", "bundle", "models"],
                         [[s.rows, s.seconds, s.rows_per_s, s.model_version, ", ".join(s.models)]]))
+        if s.events_rejected:
+            reasons_txt = ", ".join(f"{k}: {v:,}" for k, v in sorted(s.events_by_reason.items()))
+            out.print(f"[yellow]events rejected[/]: {s.events_rejected:,} ({reasons_txt}); they are not in the "
+                      f"features. `buyerscore ingest {input}` lists each rejected row with its reason.",
+                      highlight=False)
         for kind, lacks in s.skipped.items():
             more = f" and {len(lacks) - 5} more" if len(lacks) > 5 else ""
             out.print(f"[yellow]not scored[/]: {kind} (the input lacks {', '.join(lacks[:5])}{more})")

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from buyerscore._validation import check_param, examples
-from buyerscore.exceptions import LeakageError, SchemaError
+from buyerscore.exceptions import LeakageError, ModelInputError, SchemaError
 from buyerscore.pipeline import ID_COLUMNS, ScoringPipeline
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class BatchSummary:
     models: list[str]
     feature_seconds: float = 0.0
     events_rejected: int = 0
+    events_by_reason: dict[str, int] = field(default_factory=dict)
+    """Raw-event input: rejected events per reason code (as ``buyerscore ingest`` reports them)."""
     skipped: dict[str, list[str]] = field(default_factory=dict)
     """Models of the bundle left out because the input lacks some of their features -> those features."""
 
@@ -112,12 +114,16 @@ def default_jobs() -> int:
 
 
 def score_frames(pipeline: ScoringPipeline, chunks: Any, out: str | Path, *, total: int, reasons: bool = True,
-                 on_progress: ProgressFn | None = None, n_jobs: int = 1) -> tuple[int, int]:
+                 on_progress: ProgressFn | None = None, n_jobs: int = 1, source: str = "input",
+                 input_schema: pa.Schema | None = None) -> tuple[int, int]:
     """Score an iterable of frames (or Arrow record batches), appending each result to the Parquet file ``out``.
 
     With ``n_jobs > 1`` up to ``n_jobs`` chunks are scored at once in threads (the models' numeric
     work -- LightGBM, tree traversal, numpy -- runs without the GIL); results are written in input
-    order, so the output is the same as with ``n_jobs=1``.
+    order, so the output is the same as with ``n_jobs=1``.  A value that is not a number in a numeric
+    feature column is reported with its column, its row (1-based, counted over all chunks) and the
+    value, named after ``source``.  ``input_schema`` (the input's Arrow schema) gives an empty input the
+    same output columns and types as a non-empty one.
     """
     check_param("score_frames", "n_jobs", n_jobs, lambda v: isinstance(v, int) and v >= 1, "an int >= 1")
     writer: pq.ParquetWriter | None = None
@@ -125,10 +131,15 @@ def score_frames(pipeline: ScoringPipeline, chunks: Any, out: str | Path, *, tot
     rows = n = 0
     tmp = Path(str(out) + ".partial")
 
-    def work(X: Any) -> pa.Table:
+    def work(X: Any, offset: int) -> pa.Table:
         if isinstance(X, pa.RecordBatch):
             X = batch_frame(X)
-        return pa.Table.from_pandas(_normalise(pipeline.score_frame(X, reasons=reasons)), preserve_index=False)
+        try:
+            res = pipeline.score_frame(X, reasons=reasons)
+        except ModelInputError:
+            _raise_bad_values(pipeline, X, offset, source)
+            raise
+        return pa.Table.from_pandas(_normalise(res), preserve_index=False)
 
     def write(table: pa.Table) -> None:
         nonlocal writer, schema, rows, n
@@ -148,22 +159,23 @@ def score_frames(pipeline: ScoringPipeline, chunks: Any, out: str | Path, *, tot
             on_progress(rows, total)
 
     try:
+        offset = 0
         if n_jobs == 1:
             for X in chunks:
-                write(work(X))
+                write(work(X, offset))
+                offset += len(X)
         else:
             with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="buyerscore-batch") as pool:
                 pending: deque[Future[pa.Table]] = deque()
                 for X in chunks:  # at most n_jobs chunks in flight: memory stays bounded
                     if len(pending) >= n_jobs:
                         write(pending.popleft().result())
-                    pending.append(pool.submit(work, X))
+                    pending.append(pool.submit(work, X, offset))
+                    offset += len(X)
                 while pending:
                     write(pending.popleft().result())
-        if writer is None:  # empty input: still write a valid (empty) file
-            res = _normalise(pipeline.score_frame(pd.DataFrame(columns=[*ID_COLUMNS, *pipeline.input_features]),
-                                                  reasons=reasons))
-            pq.write_table(pa.Table.from_pandas(res, preserve_index=False), tmp)
+        if writer is None:  # empty input: still write a valid (empty) file, with the columns of a non-empty one
+            pq.write_table(_empty_result(pipeline, input_schema, reasons=reasons), tmp)
         else:
             writer.close()
             writer = None
@@ -174,6 +186,55 @@ def score_frames(pipeline: ScoringPipeline, chunks: Any, out: str | Path, *, tot
         tmp.unlink(missing_ok=True)
     return rows, n
 
+
+def _raise_bad_values(pipeline: ScoringPipeline, X: pd.DataFrame, offset: int, source: str) -> None:
+    """Raise a :class:`SchemaError` naming the column, row and value of the first non-numbers in numeric
+    feature columns of chunk ``X`` (rows ``offset + 1 ...`` of the input); return when there is none."""
+    from buyerscore.pipeline import categorical_features
+
+    cols: dict[str, None] = {}
+    for kind, feats in pipeline.features.items():
+        cat = categorical_features(pipeline.models[kind])
+        cols.update((c, None) for c in feats if c in X.columns and c not in cat)
+    for c in cols:
+        v = X[c]
+        if pd.api.types.is_numeric_dtype(v.dtype) or pd.api.types.is_bool_dtype(v.dtype):
+            continue
+        bad = pd.to_numeric(v, errors="coerce").isna().to_numpy() & v.notna().to_numpy()
+        if not bad.any():
+            continue
+        pos = np.flatnonzero(bad)
+        rows = [offset + int(i) + 1 for i in pos[:3]]
+        first = v.iloc[int(pos[0])]
+        more = f" ({len(pos)} such values in rows {offset + 1}-{offset + len(X)}, e.g. rows " \
+               f"{', '.join(map(str, rows))})" if len(pos) > 1 else ""
+        raise SchemaError(f"{source}: column {c!r} must hold numbers, but row {rows[0]} has {str(first)[:40]!r}{more}. "
+                          "Rows are counted from 1 without the header. Write numbers (leave the cell empty or null "
+                          "for an unknown value), or rebuild the file with `buyerscore features`.")
+
+
+def _empty_result(pipeline: ScoringPipeline, schema: pa.Schema | None, *, reasons: bool) -> pa.Table:
+    """The output of an empty input: no rows, but the columns and types a non-empty input of ``schema`` gets.
+
+    One all-null row is scored (models see missing values, as for a user with no data) and dropped, so
+    the sections of models the input cannot feed are absent and text columns (tier, reasons) stay text.
+    """
+    names = list(schema.names) if schema is not None else [*ID_COLUMNS, *pipeline.input_features]
+    probe = (batch_frame(pa.RecordBatch.from_pylist([{}], schema=schema)) if schema is not None
+             else pd.DataFrame({c: [np.nan] for c in names}))
+    try:
+        res = pipeline.score_frame(probe, reasons=reasons).iloc[:0]
+    except Exception:  # a model that refuses missing values: score the empty frame itself
+        logger.debug("empty input: the all-null probe row could not be scored", exc_info=True)
+        res = pipeline.score_frame(pd.DataFrame({c: pd.Series(dtype=float) for c in names}), reasons=reasons)
+    table = pa.Table.from_pandas(_normalise(res), preserve_index=False)
+    if schema is not None:  # ids get the types their values get (an all-null probe id would read as float)
+        for c in ID_COLUMNS:
+            if c in table.column_names and c in schema.names:
+                ids = pa.table({c: pa.array([], type=schema.field(c).type)}).to_pandas()
+                table = table.set_column(table.column_names.index(c), c,
+                                         pa.Table.from_pandas(_normalise(ids), preserve_index=False).column(c))
+    return table
 
 def _feature_chunks(path: Path, columns: list[str], chunk_rows: int) -> Any:
     """Arrow record batches of ``chunk_rows`` rows (converted to pandas by the thread that scores them)."""
@@ -229,9 +290,11 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
     input, out = Path(input), Path(out)
     if not input.exists():
         raise FileNotFoundError(f"Input {input} does not exist.")
+    _check_out(input, out)
     t0 = time.perf_counter()
     feat_s = 0.0
     rejected = 0
+    by_reason: dict[str, int] = {}
     with tempfile.TemporaryDirectory(dir=workdir, prefix="buyerscore-batch-") as tmpd:
         src = _as_parquet(input, Path(tmpd))
         kind = input_kind(src)
@@ -240,8 +303,8 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
                 raise LeakageError(f"{input} holds raw events: pass as_of (the feature cut-off, e.g. --as-of "
                                    "2024-01-01) so that no event after it enters the features.")
             # the original file: ingest validates it row by row (bad rows -> rejects with a reason)
-            src, rejected = _events_to_features(input, Path(tmpd), as_of=as_of,
-                                                windows=windows or _pipeline_windows(pipeline))
+            src, rejected, by_reason = _events_to_features(input, Path(tmpd), as_of=as_of,
+                                                           windows=windows or _pipeline_windows(pipeline))
             feat_s = time.perf_counter() - t0
         names = pq.ParquetFile(src).schema_arrow.names
         scored, skipped = pipeline.scorable(names, source=str(input), fix="Build the features with `buyerscore "
@@ -255,14 +318,38 @@ def score_file(pipeline: ScoringPipeline, input: str | Path, out: str | Path, *,
         jobs = default_jobs() if n_jobs is None else n_jobs
         # a file smaller than jobs x chunk_rows is split so that every thread gets a share
         rows_per_chunk = max(1, min(chunk_rows, -(-total // max(jobs, 1))))  # n_jobs < 1: score_frames says so
+        arrow_schema = pq.ParquetFile(src).schema_arrow
+        out.parent.mkdir(parents=True, exist_ok=True)
         rows, n = score_frames(pipeline, _feature_chunks(src, need, rows_per_chunk), out, total=total,
-                               reasons=reasons, on_progress=on_progress, n_jobs=jobs)
+                               reasons=reasons, on_progress=on_progress, n_jobs=jobs, source=input.name,
+                               input_schema=pa.schema([arrow_schema.field(c) for c in need]))
     dt = time.perf_counter() - t0
     s = BatchSummary(input=str(input), output=str(out), input_kind=kind, rows=rows, chunks=n, seconds=round(dt, 3),
                      rows_per_s=round(rows / dt, 1) if dt > 0 else 0.0, model_version=pipeline.version,
-                     models=scored, feature_seconds=round(feat_s, 3), events_rejected=rejected, skipped=skipped)
+                     models=scored, feature_seconds=round(feat_s, 3), events_rejected=rejected,
+                     events_by_reason=by_reason, skipped=skipped)
     logger.info("scored %d rows in %.2fs (%.0f rows/s)", rows, dt, s.rows_per_s)
     return s
+
+
+_NOT_PARQUET = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".xlsx", ".xls")
+
+
+def _check_out(input: Path, out: Path) -> None:
+    """Refuse an output path that cannot receive the Parquet file of scores, before any work is done."""
+    if out.resolve() == input.resolve():
+        raise ValueError(f"--out {out} is the input file; scoring would replace the input with its scores. "
+                         "Choose another output path.")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file path, e.g. {out / 'scores.parquet'}.")
+    if out.suffix.lower() in _NOT_PARQUET:
+        raise ValueError(f"--out {out}: scores are written as Parquet, not {out.suffix[1:].upper()}; name the output "
+                         f"{out.with_suffix('.parquet').name} (convert it afterwards if needed, e.g. with DuckDB: "
+                         f"COPY (FROM '{out.with_suffix('.parquet').name}') TO '{out.name}').")
+
+
+# id columns read as text from CSV/JSON (an id such as 9007199254740993 or 00042 is a name, not a number)
+_TEXT_COLUMNS = (*ID_COLUMNS, "event_id", "order_id", "item_id")
 
 
 def _as_parquet(path: Path, tmpd: Path) -> Path:
@@ -276,11 +363,27 @@ def _as_parquet(path: Path, tmpd: Path) -> Path:
         raise SchemaError(f"{path}: unknown file type {suffix!r}; score reads Parquet, CSV or JSON (lines) files.")
     import duckdb
 
+    if path.stat().st_size == 0:
+        raise SchemaError(f"{path} is empty (not even a header row); score needs a header with the feature "
+                          "columns (or raw events with ts and event_type).")
     dst = tmpd / "input.parquet"
     con = duckdb.connect()
     try:
-        con.execute(f"COPY (SELECT * FROM {readers[suffix]}(?)) TO '{dst.as_posix()}' (FORMAT PARQUET)",
-                    [str(path)])
+        # ids stay text: auto-detection would read numeric-looking ids as integers or doubles (dropping
+        # leading zeros, rounding ids above 2**53) and they would no longer match the Parquet path
+        cols = con.execute(f"DESCRIBE SELECT * FROM {readers[suffix]}(?)", [str(path)]).fetchall()
+        types = {str(r[0]): ("VARCHAR" if r[0] in _TEXT_COLUMNS else str(r[1])) for r in cols}
+
+        def lit(v: str) -> str:
+            return "'" + v.replace("'", "''") + "'"
+
+        if readers[suffix] == "read_csv":
+            text = {k: v for k, v in types.items() if k in _TEXT_COLUMNS}
+            opts = (", types = {" + ", ".join(f"{lit(k)}: 'VARCHAR'" for k in text) + "}") if text else ""
+            read = f"read_csv(?{opts})"
+        else:
+            read = "read_json(?, columns = {" + ", ".join(f"{lit(k)}: {lit(v)}" for k, v in types.items()) + "})"
+        con.execute(f"COPY (SELECT * FROM {read}) TO '{dst.as_posix()}' (FORMAT PARQUET)", [str(path)])
     except duckdb.Error as e:
         raise SchemaError(f"{path} could not be read as {suffix[1:].upper()}: {e}") from None
     finally:
@@ -292,7 +395,8 @@ def _pipeline_windows(pipeline: ScoringPipeline) -> tuple[int, ...]:
     return tuple(getattr(pipeline, "windows", None) or (7, 30, 90, 365))
 
 
-def _events_to_features(path: Path, tmpd: Path, *, as_of: Any, windows: tuple[int, ...]) -> tuple[Path, int]:
+def _events_to_features(path: Path, tmpd: Path, *, as_of: Any,
+                        windows: tuple[int, ...]) -> tuple[Path, int, dict[str, int]]:
     from buyerscore.events.store import EventStore
     from buyerscore.features import build_features
     from buyerscore.features.sql import to_timestamp
@@ -301,4 +405,4 @@ def _events_to_features(path: Path, tmpd: Path, *, as_of: Any, windows: tuple[in
         summary = store.ingest_file(path)
         feats = tmpd / "features.parquet"
         build_features(store.con, as_of=to_timestamp(as_of), windows=windows).to_parquet(feats, index=False)
-    return feats, summary.rejected
+    return feats, summary.rejected, dict(summary.by_reason)
