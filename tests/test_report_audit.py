@@ -136,3 +136,26 @@ def test_each_section_says_which_rows_it_shows(tmp_path: Path) -> None:
     assert "Rows: 4 held-out applicants, not used in fitting" in section(text, "roc")
     assert "Rows: the detector&#x27;s training users (in-sample)" in section(text, "anomaly")
     assert "Rows:" not in section(text, "ks")  # not given for KS: nothing claimed
+
+
+def test_scorecard_bars_name_their_bins_and_points() -> None:
+    """The per-feature points charts hid every bin name (hover only) and had no y unit; long category lists
+    are shortened on the axis, and bins whose short names collide stay separate bars."""
+    from buyerscore.explain.report.build import _scorecard_figure
+
+    table = pd.DataFrame({
+        "feature": ["purpose"] * 3 + ["age"] * 2,
+        "label": ["A40, A41, A42, A43, A44", "A40, A41, A42, A45", "Missing", "[-inf, 30.00)", "[30.00, inf)"],
+        "points": [10.0, 25.0, 0.0, 5.0, 20.0], "count": [100, 50, 5, 60, 95]})
+    text = _scorecard_figure(table)
+    traces = figure(text, "fig-scorecard")
+    purpose = next(t for t in traces if "purpose" in t["hovertemplate"])
+    assert list(purpose["x"]) == [0, 1, 2] and purpose["customdata"][0] == "A40, A41, A42, A43, A44"
+    m = re.search(r'Plotly\.newPlot\(\s*"fig-scorecard",\s*', text)
+    assert m
+    dec = json.JSONDecoder()
+    _, end = dec.raw_decode(text, m.end())
+    layout, _ = dec.raw_decode(text, end + text[end:].index("{"))
+    ticks = [layout[k].get("ticktext") for k in sorted(layout) if k.startswith("xaxis")]
+    assert ["A40, A41, A42,…", "A40, A41, A42,…", "Missing"] in ticks and ["[-inf, 30.00)", "[30.00, inf)"] in ticks
+    assert layout["yaxis"]["title"]["text"] == "points"

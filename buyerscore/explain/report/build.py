@@ -341,19 +341,36 @@ def _scorecard_figure(table: pd.DataFrame, max_features: int = 12) -> str:
     feats = spread.sort_values(ascending=False, kind="stable").index[:max_features].tolist()
     cols = min(3, len(feats))
     rows = -(-len(feats) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=feats, horizontal_spacing=0.06, vertical_spacing=0.12)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=feats, horizontal_spacing=0.07,
+                        vertical_spacing=min(0.3, 0.55 / rows))
     label_col = "label" if "label" in t.columns else "bin"
     for i, f in enumerate(feats):
         g = t[t["feature"] == f]
         labels = g[label_col].astype(str).tolist()
         grey = [lab.startswith("special") or lab == "Missing" for lab in labels]
-        fig.add_trace(go.Bar(x=labels, y=g["points"], marker_color=["#9e9e9e" if x else "#1f77b4" for x in grey],
-                             showlegend=False, hovertemplate="%{x}: %{y:.1f} points<extra>" + f + "</extra>"),
-                      row=i // cols + 1, col=i % cols + 1)
-    fig.update_xaxes(showticklabels=False)
-    note = (f"<p>Points per bin (higher = safer; grey: special and missing bins; hover for the bin), "
-            f"{len(feats)} of {t['feature'].nunique()} features, widest points range first.</p>")
-    return note + _fig_html(fig, "fig-scorecard", height=max(380, 240 * rows))
+        pos = list(range(len(labels)))  # bars at positions: shortened labels that collide stay separate bars
+        r, c = i // cols + 1, i % cols + 1
+        fig.add_trace(go.Bar(x=pos, y=g["points"], customdata=labels,
+                             marker_color=["#9e9e9e" if x else "#1f77b4" for x in grey], showlegend=False,
+                             hovertemplate="%{customdata}: %{y:.1f} points<extra>" + f + "</extra>"), row=r, col=c)
+        fig.update_xaxes(tickvals=pos, ticktext=[_short(lab) for lab in labels], tickangle=-40,
+                         tickfont={"size": 9}, row=r, col=c)
+    fig.update_yaxes(title_text="points", col=1)
+    fig.update_annotations(font_size=12)
+    note = (f"<p>Points per bin (higher = safer; grey: special and missing bins; bin names are shortened on the "
+            f"axis, hover for the whole bin), {len(feats)} of {t['feature'].nunique()} features, widest points "
+            "range first.</p>")
+    html_fig = _fig_html(fig, "fig-scorecard", height=max(420, 300 * rows))
+    return note + html_fig
+
+
+def _short(label: str, n: int = 16) -> str:
+    """A bin name short enough for a small chart's axis: ``[-inf, 0.30)`` stays, a long category list is cut.
+
+    >>> _short("[-inf, 0.30)"), _short("A40, A41, A42, A43, A44")
+    ('[-inf, 0.30)', 'A40, A41, A42,…')
+    """
+    return label if len(label) <= n else label[: n - 1].rstrip() + "…"
 
 
 def _scorecard(inp: ReportInputs) -> str:
