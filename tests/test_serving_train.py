@@ -175,3 +175,31 @@ def test_report_of_a_trained_registry_shows_the_holdout(trained, tmp_path: Path)
     assert f"{n_test:,} held-out applicants" in ev["roc"] and "in-sample" in ev["anomaly"]
     assert "fitted on every applicant" in ev["scorecard"] and "Rows: " in html
     assert "00:00:00" not in inputs.title  # a date cut-off reads as a date
+
+
+def test_bundle_scorecard_uses_the_datasets_special_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`buyerscore train` fitted the bundle's scorecard without the dataset's special codes (Give Me Some
+    Credit's 96/98 past-due codes), unlike `credit train --dataset`; codes of columns the table lacks (derived
+    ones) are left out."""
+    from buyerscore.config import BuyerscoreConfig
+    from buyerscore.events.store import EventStore
+    from buyerscore.models.credit import SPECIAL_CODES
+    from buyerscore.serving.train import train_credit
+
+    rng = np.random.default_rng(0)
+    n = 1500
+    late = rng.poisson(0.4, n).astype(float)
+    late[rng.choice(n, 40, replace=False)] = 98.0
+    y = (rng.random(n) < np.where(late >= 96, 0.5, 0.05 + 0.1 * np.minimum(late, 3))).astype(int)
+    t = pd.DataFrame({"user_id": [f"a{i}" for i in range(n)], "as_of": "2024-01-01", "label": y,
+                      "dataset": "tiny", "late": late, "income": rng.lognormal(8, 0.5, n)})
+    monkeypatch.setitem(SPECIAL_CODES, "tiny", {"late": [96.0, 98.0], "not_in_table": [0.0]})
+    cfg = BuyerscoreConfig.model_validate({"credit": {"dataset": "tiny", "model": "scorecard"}})
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.write_applicants("tiny", t)
+        entries, name = train_credit(store, cfg)
+    model = entries["credit"].model
+    assert name == "tiny" and model.special_codes == {"late": [96.0, 98.0]}
+    table = model.scorecard_table()
+    late_rows = table[table["feature"] == "late"].set_index("label")
+    assert late_rows.loc["special 98: [98.0]", "count"] == 40  # its own bin, not merged with 2+ lates

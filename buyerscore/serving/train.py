@@ -134,6 +134,12 @@ def train_credit(store: EventStore, cfg: BuyerscoreConfig,
     kw: dict[str, Any] = {"pdo": cfg.credit.pdo, "base_score": cfg.credit.base_score, "base_odds": cfg.credit.base_odds}
     if cfg.credit.model == "ensemble":
         kw["members"] = list(cfg.credit.members)
+    if cfg.credit.model == "scorecard":  # the dataset's special codes get their own bins, as in 'credit train'
+        from buyerscore.models.credit import special_codes_for
+
+        codes = {c: v for c, v in special_codes_for(name).items() if c in X.columns}
+        if codes:
+            kw["special_codes"] = codes
     test = _holdout(len(X))
     m = cls(**kw).fit(X[~test], y[~test])
     p = m.predict_proba(X[test])[:, 1]
