@@ -157,8 +157,8 @@ def _binary_target(frame: Any, target: str, bad_value: str | None, where: str) -
         raise SchemaError(f"{where}: target column {target!r} must hold 0 (good) / 1 (bad); it holds {counts()}."
                           f"{hint}")
     info: dict[str, Any] = {"target_coding": coding}
-    if missing.any():
-        rows = (np.flatnonzero(missing) + 1).tolist()
+    rows = (np.flatnonzero(missing) + 1).tolist()  # data rows, 1 = the first after the header
+    if rows:
         info["rows_without_target"] = len(rows)
         console.print(f"[yellow]warning:[/] {len(rows):,} row(s) have no value in target column {target!r} "
                       f"(data row(s) {examples(rows)}; 1 = the first row after the header); they are left out of "
@@ -171,7 +171,7 @@ def _binary_target(frame: Any, target: str, bad_value: str | None, where: str) -
         raise SchemaError(f"{where}: every one of the {len(y):,} rows with a target is {which} in column {target!r} "
                           f"(coded {coding['bad']!r} = bad); a PD model needs both good and bad applicants. Check "
                           "--target and --bad-value, or add rows of the other outcome.")
-    info["quarantined_rows"] = (np.flatnonzero(missing) + 1).tolist()
+    info["quarantined_rows"] = rows
     return kept, info
 
 
