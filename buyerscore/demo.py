@@ -207,8 +207,10 @@ def run_full_demo(out_dir: str | Path, data_dir: str | Path | None = None, *, n_
             scores.loc[idx, "grade"] = sc.grade(cx)
         scores_path = out / "scores.parquet"
         scores.to_parquet(scores_path, index=False)
-        header = ReportInputs(title=f"buyerscore demo report ({base.source})", metadata={
-            "data": base.source, "platform": platform, "as of": as_of, "users": f"{len(F):,}",
+        # the datasets' names, not the local folder they were read from (a report travels further than the path)
+        data_label = base.source if base.source == "synthetic" else "public datasets " + ", ".join(base.cutoffs)
+        header = ReportInputs(title=f"buyerscore demo report ({data_label})", metadata={
+            "data": data_label, "platform": platform, "as of": as_of, "users": f"{len(F):,}",
             "credit data": credit_source, "power gini (hold-out)": f"{metrics['power']['normalized_gini']:.3f}",
             "credit AUC (hold-out)": f"{metrics['credit']['auc']:.3f}", "drift reference": ref_as_of})
         n_ct, n_cf = int(ctest.sum()), int((~ctest).sum())
