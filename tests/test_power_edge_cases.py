@@ -153,6 +153,10 @@ def test_missing_rfm_at_predict_sets_only_that_rows_clv_features(fitted, frame, 
     _, Xa = m._prepare(X)
     clv = [c for c in Xa.columns if c.startswith("clv_")]
     assert Xa.iloc[2][clv].isna().all() and Xa.drop(index=X.index[2])[clv].notna().all().all()
+    caplog.clear()  # reason codes check the input once: one warning, not one per internal step
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        m.reason_codes(X, k=2)
+    assert caplog.text.count("clv_* features set to NaN") == 1
 
 
 def test_missing_rfm_at_fit_keeps_the_stacked_clv(frame, caplog):

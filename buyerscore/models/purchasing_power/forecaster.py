@@ -550,6 +550,9 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
         log contributions of E[spend | purchase] (an additive approximation of log expected spend).
         """
         _, Xa = self._prepare(X)
+        return self._contributions(Xa, X.index)
+
+    def _contributions(self, Xa: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
         # TreeSHAP costs ~0.4 ms per row and booster: threads (``n_jobs``, the current value, so a loaded model
         # can be given more with set_params) pay off from a few hundred rows
         threads = (os.cpu_count() or 1) if self.n_jobs is None or self.n_jobs < 1 else int(self.n_jobs)
@@ -566,15 +569,15 @@ class SpendForecaster(RegressorMixin, BaseEstimator):
             c = 0.5 * (tw.predict(Xa, **kw) + clf.predict(Xa, **kw) + reg.predict(Xa, **kw))
         else:
             c = self.model_[0].predict(Xa, **kw) + self.model_[1].predict(Xa, **kw)
-        return pd.DataFrame(c[:, :-1], columns=self.feature_names_, index=X.index)
+        return pd.DataFrame(c[:, :-1], columns=self.feature_names_, index=index)
 
     def reason_codes(self, X: pd.DataFrame, *, k: int = 4, lang: str = "en") -> list[list[Any]]:
         """Top ``k`` reasons that *lower* each user's expected spend (reason-code convention:
         contribution > 0 = toward the adverse outcome, so the spend contributions are negated)."""
         from buyerscore.explain.reason_codes import top_reasons
 
-        contrib = -self.contributions(X)
-        _, Xa = self._prepare(X)
+        _, Xa = self._prepare(X)  # once: its input checks and warnings are not repeated
+        contrib = -self._contributions(Xa, X.index)
         return top_reasons(contrib, Xa.set_index(contrib.index), k=k, direction="adverse", lang=lang,
                            outcome="spend")
 
