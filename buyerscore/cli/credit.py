@@ -175,6 +175,15 @@ def _binary_target(frame: Any, target: str, bad_value: str | None, where: str) -
     return kept, info
 
 
+def _as_numbers(s: Any) -> tuple[Any, Any]:
+    """A text column as numbers (blank cells missing) and the mask of its filled cells that are not numbers."""
+    import pandas as pd
+
+    blank = s.isna() | (s.astype("string").str.strip() == "")
+    num = pd.to_numeric(s.where(~blank), errors="coerce")
+    return num, (num.isna() & ~blank).to_numpy(dtype=bool)
+
+
 def _check_number_columns(frame: Any, path: Path, share: float = 0.95) -> None:
     """Fail on a text column whose values are numbers except a few (a typo, ``1,200``, ``n/a``): read as text,
     it would silently become a categorical predictor.  A column of codes (``A11``, ``A12``) is left alone."""
@@ -188,14 +197,10 @@ def _check_number_columns(frame: Any, path: Path, share: float = 0.95) -> None:
         s = frame[c]
         if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             continue
-        filled = s.notna() & (s.astype("string").str.strip() != "")
-        if not filled.any():
-            continue
-        num = pd.to_numeric(s.where(filled), errors="coerce")
-        bad = filled & num.isna()
-        n_ok = int((filled & num.notna()).sum())
-        if bad.any() and n_ok >= share * int(filled.sum()):
-            rows = (np.flatnonzero(bad.to_numpy()) + 1).tolist()
+        num, bad = _as_numbers(s)
+        n_ok = int(num.notna().sum())
+        if bad.any() and n_ok >= share * (n_ok + int(bad.sum())):
+            rows = (np.flatnonzero(bad) + 1).tolist()
             raise SchemaError(
                 f"{path}: column {c!r} holds numbers except {int(bad.sum())} value(s), e.g. "
                 f"{examples(s[bad].tolist())} at data row(s) {examples(rows)} (1 = the first row after the header). "
@@ -450,9 +455,7 @@ def _numeric_inputs(X: Any, model: Any, path: Path) -> Any:
         s = X[c]
         if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             continue
-        blank = s.isna() | (s.astype("string").str.strip() == "")
-        num = pd.to_numeric(s.where(~blank), errors="coerce")
-        bad = (num.isna() & ~blank).to_numpy()
+        num, bad = _as_numbers(s)
         if bad.any():
             rows = (np.flatnonzero(bad) + 1).tolist()
             raise ModelInputError(
